@@ -1,0 +1,82 @@
+"""Sphinx configuration of the livekit book.
+
+Build with ``sphinx-build -n -W -c conf docs build/html`` (``tox -e docs``
+does this).  Every page executes at build time; a failing cell fails the
+build.  The built pages make no request to any other host and work opened
+from disk.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import livekit
+
+project = "livekit"
+author = "The livekit authors"
+copyright = "2026, The livekit authors"  # noqa: A001 - Sphinx's name
+release = livekit.__version__
+version = release
+
+extensions = [
+    "myst_nb",
+    "livekit.sphinxext",
+    "sphinx_copybutton",
+    "sphinx.ext.autodoc",
+    "sphinx.ext.napoleon",
+    "sphinx.ext.viewcode",
+]
+
+root_doc = "index"
+exclude_patterns = ["jupyter_execute", "**.ipynb_checkpoints", "_build"]
+templates_path: list[str] = []
+html_static_path: list[str] = []
+
+# -- Execution -----------------------------------------------------------------
+# "cache" (jupyter-cache) makes a local rebuild with nothing changed quick;
+# tox and CI set LIVEKIT_NB_EXECUTION=force, because the cache keys on the
+# page's code only and cannot see a change to livekit itself.
+nb_execution_mode = os.environ.get("LIVEKIT_NB_EXECUTION", "cache")
+nb_execution_raise_on_error = True
+nb_execution_show_tb = True
+nb_execution_timeout = 180
+nb_execution_cache_path = str(Path(__file__).resolve().parent.parent / "build" / ".jupyter_cache")
+nb_merge_streams = True
+myst_enable_extensions = ["colon_fence", "deflist", "fieldlist"]
+myst_heading_anchors = 3
+
+# -- HTML ----------------------------------------------------------------------
+html_theme = "sphinx_book_theme"
+html_title = "livekit"
+html_theme_options = {
+    "show_toc_level": 2,
+    "use_download_button": True,
+    "use_fullscreen_button": False,
+    "use_repository_button": False,
+    "navigation_with_keys": False,
+}
+html_last_updated_fmt = None
+html_copy_source = True
+
+# Copy code, not outputs: outputs sit in div.output, inputs do not.
+copybutton_selector = "div:not(.output) > div.highlight pre"
+copybutton_prompt_text = r">>> |\.\.\. |\$ "
+copybutton_prompt_is_regexp = True
+
+# -- API reference -------------------------------------------------------------
+autodoc_member_order = "bysource"
+autodoc_typehints = "description"
+napoleon_numpy_docstring = True
+napoleon_google_docstring = False
+
+# The book builds offline, so there is no intersphinx to link the standard
+# library and third-party types; they stay unlinked rather than warn.
+nitpick_ignore_regex = [
+    ("py:class", r"(os|pathlib|collections\.abc|typing|types|threading|queue|asyncio|concurrent\.futures|multiprocessing|psutil|altair|docutils|sphinx)(\..*)?"),
+    ("py:class", r"(Path|PathLike|Any|Callable|Iterable|Iterator|Mapping|Sequence)"),
+]
+
+# pydata-sphinx-theme logs a console error on pages opened from disk unless
+# the starting mode is named.
+html_context = {"default_mode": "auto"}

@@ -1,0 +1,22 @@
+"""livekit: watch a running Python program from the inside.
+
+Sequence diagrams of who sends what to whom, trees of who owns and restarts
+whom, and live charts of CPU and memory, in Jupyter, in scripts and in the
+book that comes with it.  The Python counterpart of Elixir's ``Kino.Process``
+and ``Kino.VegaLite``.
+"""
+
+from __future__ import annotations
+
+from livekit import _display
+from livekit.mermaid import Mermaid
+
+__version__ = "0.1.0"
+
+# In the book's kernels, Altair charts go through livekit's offline renderer.
+_display.enable_book_renderer()
+
+__all__ = [
+    "Mermaid",
+    "__version__",
+]

@@ -1,0 +1,112 @@
+"""The JavaScript that livekit ships, and where it lives.
+
+Every asset is vendored inside the package, pinned, with its licence beside
+it, so that the book, saved HTML files, notebooks and the local kernel all
+draw offline.  Each loads as a classic ``<script>`` (not an ES module),
+because browsers refuse module imports from ``file://`` pages.
+
+Refresh the files from the npm registry with ``python -m livekit._assets``
+after changing a version below.
+"""
+
+from __future__ import annotations
+
+import functools
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+STATIC = Path(__file__).parent / "static"
+VENDOR = STATIC / "vendor"
+
+
+@dataclass(frozen=True)
+class Asset:
+    """One vendored file: the npm package it comes from and its path in it."""
+
+    package: str
+    version: str
+    member: str
+
+    @property
+    def filename(self) -> str:
+        return Path(self.member).name
+
+    @property
+    def path(self) -> Path:
+        return (VENDOR if self.package else STATIC) / self.filename
+
+
+MERMAID = Asset("mermaid", "12.3.0", "dist/mermaid.min.js")
+VEGA = Asset("vega", "6.4.0", "build/vega.min.js")
+VEGA_LITE = Asset("vega-lite", "6.5.0", "build/vega-lite.min.js")
+VEGA_EMBED = Asset("vega-embed", "7.3.0", "build/vega-embed.min.js")
+
+#: livekit's own scripts (no npm package): they draw what the pages hold.
+MERMAID_BOOT = Asset("", "", "livekit-mermaid.js")
+VEGA_BOOT = Asset("", "", "livekit-vega.js")
+
+#: Load order matters: vega-embed needs vega and vega-lite as globals.
+VEGA_STACK = (VEGA, VEGA_LITE, VEGA_EMBED)
+#: What ``refresh`` downloads.
+ALL = (MERMAID, *VEGA_STACK)
+
+
+@functools.cache
+def read(asset: Asset) -> str:
+    """Return the text of a vendored asset (cached: mermaid is 5 MB)."""
+    return asset.path.read_text(encoding="utf-8")
+
+
+def inline_script(source: str, *, hide_amd: bool = False) -> str:
+    """Wrap JavaScript source as an inline classic ``<script>`` element.
+
+    ``</script`` inside the source is escaped so it cannot end the element
+    early.  With ``hide_amd`` the code runs in a function scope where
+    ``define``, ``module`` and ``exports`` are undefined, so that a UMD
+    bundle (vega) sets its browser global even on a page that has require.js
+    (classic Jupyter does).  Mermaid's bundle must not be wrapped: it reads
+    back the global it declares with ``var``.
+    """
+    body = source.replace("</script", "<\\/script")
+    if hide_amd:
+        body = f"(function (define, module, exports) {{\n{body}\n}}).call(window);"
+    return f"<script>\n{body}\n</script>"
+
+
+def refresh(assets: tuple[Asset, ...] = ALL) -> None:
+    """Download the pinned versions with ``npm pack`` and vendor them."""
+    npm = shutil.which("npm")
+    if npm is None:
+        raise SystemExit("npm is needed to refresh the vendored JavaScript")
+    licences = VENDOR / "LICENSES"
+    licences.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        for asset in assets:
+            spec = f"{asset.package}@{asset.version}"
+            out = subprocess.run(  # noqa: S603 - fixed arguments, npm from PATH
+                [npm, "pack", spec, "--silent"], cwd=tmp, check=True,
+                capture_output=True, text=True,
+            )
+            tarball = Path(tmp) / out.stdout.strip().splitlines()[-1]
+            with tarfile.open(tarball) as tar:
+                for member, target in (
+                    (asset.member, asset.path),
+                    ("LICENSE", licences / f"{asset.package}.LICENSE"),
+                ):
+                    handle = tar.extractfile(f"package/{member}")
+                    if handle is None:
+                        raise SystemExit(f"{spec} has no file {member}")
+                    target.write_bytes(handle.read())
+            print(f"vendored {spec}: {asset.filename}")
+    lines = [f"{a.package} {a.version} {a.filename}" for a in assets]
+    (VENDOR / "VERSIONS").write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+if __name__ == "__main__":
+    refresh()
+    sys.exit(0)

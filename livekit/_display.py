@@ -1,0 +1,76 @@
+"""Where livekit is running, and how to show a value there.
+
+``render_*`` functions call :func:`show`: inside a Jupyter kernel (JupyterLab,
+VS Code, the book build) the value is displayed through IPython's rich
+display; anywhere else, such as a script in a terminal or a log on a server,
+its text is printed so that a pasted snippet still says something useful.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any, Literal
+
+Host = Literal["book", "vscode", "jupyter", "ipython", "terminal"]
+
+#: Set by livekit's Sphinx configuration before cells execute; the kernels
+#: that myst-nb starts inherit it.
+BOOK_ENV = "LIVEKIT_BOOK"
+
+
+def host() -> Host:
+    """Return which kind of front end will show livekit's output.
+
+    Examples
+    --------
+    >>> host() in {"book", "vscode", "jupyter", "ipython", "terminal"}
+    True
+    """
+    shell = _ipython()
+    if shell is None:
+        return "terminal"
+    if getattr(shell, "kernel", None) is None:
+        return "ipython"
+    if os.environ.get(BOOK_ENV):
+        return "book"
+    # VS Code starts its kernels with its own variables in the environment.
+    if any(name.startswith("VSCODE_") for name in os.environ):
+        return "vscode"
+    return "jupyter"
+
+
+def show(value: Any) -> None:
+    """Display ``value`` richly in a notebook, or print its text elsewhere.
+
+    Examples
+    --------
+    >>> show("plain text outside a notebook")
+    plain text outside a notebook
+    """
+    if host() in {"terminal", "ipython"} and not hasattr(value, "_ipython_display_"):
+        print(value)
+        return
+    from IPython.display import display
+
+    display(value)
+
+
+def _ipython() -> Any:
+    if "IPython" not in sys.modules:
+        return None
+    from IPython import get_ipython
+
+    return get_ipython()
+
+
+def enable_book_renderer() -> None:
+    """Enable livekit's Altair renderer when running inside a book build.
+
+    Only the book build sets :data:`BOOK_ENV`; a user's Jupyter keeps the
+    renderer it had.
+    """
+    if os.environ.get(BOOK_ENV):
+        import altair
+
+        altair.renderers.enable("livekit")

@@ -1,0 +1,61 @@
+"""Sphinx extension that makes livekit's outputs draw in a built book, offline.
+
+Add ``"livekit.sphinxext"`` to ``extensions``.  It
+
+* loads sphinxcontrib-mermaid for its node, but not its page script, which
+  imports mermaid as an ES module from a CDN: browsers refuse module imports
+  from ``file://`` pages, and the book must make no request to another host;
+* copies the vendored mermaid, vega, vega-lite and vega-embed into
+  ``_static`` and adds them as classic scripts, only to pages that draw;
+* marks the environment so that notebook kernels started by myst-nb enable
+  livekit's Altair renderer (see :mod:`livekit.mystnb`).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from livekit import __version__, _assets, _display
+from livekit.mystnb import CHART_CLASS
+
+
+def setup(app: Any) -> dict[str, Any]:
+    # Kernels that myst-nb starts inherit this process's environment.
+    os.environ[_display.BOOK_ENV] = "1"
+    app.setup_extension("sphinxcontrib.mermaid")
+    _drop_cdn_mermaid_loader(app)
+    app.connect("builder-inited", _add_static_path)
+    app.connect("html-page-context", _add_page_scripts)
+    app.add_css_file("livekit.css")
+    return {"version": __version__, "parallel_read_safe": True, "parallel_write_safe": True}
+
+
+def _drop_cdn_mermaid_loader(app: Any) -> None:
+    from sphinxcontrib.mermaid import install_js
+
+    listeners = app.events.listeners.get("html-page-context", [])
+    for listener in list(listeners):
+        if listener.handler is install_js:
+            app.disconnect(listener.id)
+
+
+def _add_static_path(app: Any) -> None:
+    app.config.html_static_path.append(str(_assets.STATIC))
+
+
+def _add_page_scripts(
+    app: Any, pagename: str, templatename: str, context: dict[str, Any], doctree: Any
+) -> None:
+    if doctree is None:
+        return
+    from docutils import nodes
+    from sphinxcontrib.mermaid import mermaid
+
+    if any(True for _ in doctree.findall(mermaid)):
+        app.add_js_file(f"vendor/{_assets.MERMAID.filename}")
+        app.add_js_file(_assets.MERMAID_BOOT.filename)
+    if any(CHART_CLASS in node.astext() for node in doctree.findall(nodes.raw)):
+        for asset in _assets.VEGA_STACK:
+            app.add_js_file(f"vendor/{asset.filename}")
+        app.add_js_file(_assets.VEGA_BOOT.filename)
