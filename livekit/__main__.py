@@ -1,0 +1,50 @@
+"""The ``livekit`` command (also ``python -m livekit``).
+
+Each subcommand lives with the code it drives and registers itself here
+through an ``add_parser(subparsers)`` function.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from livekit import __version__
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the argument parser of the ``livekit`` command.
+
+    Examples
+    --------
+    >>> build_parser().parse_args(["--version"])  # doctest: +SKIP
+    """
+    parser = argparse.ArgumentParser(
+        prog="livekit", description="Watch a running Python program from the inside."
+    )
+    parser.add_argument("--version", action="version", version=f"livekit {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for register in _SUBCOMMANDS:
+        register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``livekit`` command and return its exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handler = getattr(args, "handler", None)
+    if handler is None:
+        parser.print_help()
+        return 2
+    return int(handler(args))
+
+
+# Subcommands add themselves here: each is a function that adds a subparser
+# whose defaults set ``handler(args) -> int``.
+_SUBCOMMANDS: list = []  # type: ignore[type-arg]
+
+
+if __name__ == "__main__":
+    sys.exit(main())
