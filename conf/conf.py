@@ -15,7 +15,7 @@ import livekit
 
 project = "livekit"
 author = "The livekit authors"
-copyright = "2026, The livekit authors"  # noqa: A001 - Sphinx's name
+copyright = "2026, The livekit authors"
 release = livekit.__version__
 version = release
 
@@ -73,7 +73,10 @@ napoleon_google_docstring = False
 # The book builds offline, so there is no intersphinx to link the standard
 # library and third-party types; they stay unlinked rather than warn.
 nitpick_ignore_regex = [
-    ("py:class", r"(os|pathlib|collections\.abc|typing|types|threading|queue|asyncio|concurrent\.futures|multiprocessing|psutil|altair|docutils|sphinx)(\..*)?"),
+    (
+        "py:class",
+        r"(os|pathlib|collections\.abc|typing|types|threading|queue|asyncio|concurrent\.futures|multiprocessing|psutil|altair|docutils|sphinx)(\..*)?",
+    ),
     ("py:class", r"(Path|PathLike|Any|Callable|Iterable|Iterator|Mapping|Sequence)"),
 ]
 

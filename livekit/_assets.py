@@ -89,8 +89,11 @@ def refresh(assets: tuple[Asset, ...] = ALL) -> None:
         for asset in assets:
             spec = f"{asset.package}@{asset.version}"
             out = subprocess.run(  # noqa: S603 - fixed arguments, npm from PATH
-                [npm, "pack", spec, "--silent"], cwd=tmp, check=True,
-                capture_output=True, text=True,
+                [npm, "pack", spec, "--silent"],
+                cwd=tmp,
+                check=True,
+                capture_output=True,
+                text=True,
             )
             tarball = Path(tmp) / out.stdout.strip().splitlines()[-1]
             with tarfile.open(tarball) as tar:

@@ -53,7 +53,7 @@ def show(value: Any) -> None:
         return
     from IPython.display import display
 
-    display(value)
+    display(value)  # type: ignore[no-untyped-call]
 
 
 def _ipython() -> Any:

@@ -51,9 +51,13 @@ class Mermaid:
 
     def __init__(self, source: str, *, caption: str | None = None) -> None:
         if not isinstance(source, str):
-            raise TypeError(f"Mermaid source must be a str, got {type(source).__name__}: {source!r}")
+            raise TypeError(
+                f"Mermaid source must be a str, got {type(source).__name__}: {source!r}"
+            )
         if caption is not None and not isinstance(caption, str):
-            raise TypeError(f"caption must be a str or None, got {type(caption).__name__}: {caption!r}")
+            raise TypeError(
+                f"caption must be a str or None, got {type(caption).__name__}: {caption!r}"
+            )
         if not source.strip():
             raise ValueError("Mermaid source is empty")
         self._source = source
@@ -149,9 +153,9 @@ class Mermaid:
             return f"{figure}\n{script}\n{boot}"
         title = html.escape(self._caption or "Mermaid diagram")
         return (
-            "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+            '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
             f"<title>{title}</title>\n"
-            "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
+            '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
             "</head>\n<body>\n"
             f"{figure}\n{script}\n{boot}\n</body>\n</html>\n"
         )

@@ -96,9 +96,11 @@ def chart_html(spec: dict[str, Any], caption: str | None) -> str:
 
     Examples
     --------
-    >>> print(chart_html({"mark": "point"}, "Points"))
+    >>> print(chart_html({"mark": "point"}, "Points").replace("><", ">\\n<"))
     <figure class="livekit-chart">
-    <div class="livekit-vega" role="img" aria-label="Points"><script type="application/json">{"mark": "point"}</script></div>
+    <div class="livekit-vega" role="img" aria-label="Points">
+    <script type="application/json">{"mark": "point"}</script>
+    </div>
     <figcaption>Points</figcaption>
     </figure>
     """

@@ -1,0 +1,120 @@
+"""Fixtures shared by livekit's tests: a built book and a headless browser.
+
+The browser is Debian's chromium driven by Playwright (``playwright install``
+cannot download browsers on these machines).  Without chromium a browser test
+is skipped with the reason, except under ``CI=true``, where a missing browser
+fails the run: a green CI must mean the pages were really looked at.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+# sphinx.testing: the `app` fixture and `@pytest.mark.sphinx` for test books.
+pytest_plugins = ["sphinx.testing.fixtures"]
+
+ROOT = Path(__file__).resolve().parent.parent
+
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def on_ci() -> bool:
+    return os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+
+def require(condition: bool, reason: str) -> None:
+    """Skip when ``condition`` is false, but fail under CI=true."""
+    if condition:
+        return
+    if on_ci():
+        pytest.fail(f"{reason} (CI=true: a missing tool is a failure, not a skip)")
+    pytest.skip(reason)
+
+
+def chromium_path() -> str | None:
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.fixture(scope="session")
+def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A headless chromium, shared by the session, closed at its end."""
+    executable = chromium_path()
+    require(executable is not None, "Debian's chromium is not installed (apt-get install chromium)")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:  # pragma: no cover - the test extra installs it
+        require(False, "playwright is not installed (pip install playwright)")
+        raise
+    profile = tmp_path_factory.mktemp("chromium-profile")
+    with sync_playwright() as playwright:
+        context = playwright.chromium.launch_persistent_context(
+            str(profile),
+            executable_path=executable,
+            args=CHROMIUM_ARGS,
+            headless=True,
+            viewport={"width": 1200, "height": 900},
+        )
+        try:
+            yield context
+        finally:
+            context.close()
+
+
+def build_book(source: Path, out: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    """Build a book with livekit's configuration, executing every page."""
+    env = {**os.environ, "LIVEKIT_NB_EXECUTION": "force", "PYTHONWARNINGS": "ignore"}
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "sphinx",
+            "-n",
+            "-W",
+            "--keep-going",
+            "-q",
+            "-c",
+            str(ROOT / "conf"),
+            str(source),
+            str(out),
+            *extra,
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=900,
+        check=False,
+    )
+
+
+_book_lock = threading.Lock()
+
+
+@pytest.fixture(scope="session")
+def built_book(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The whole book built from docs/ into a temporary folder (once a session)."""
+    with _book_lock:
+        out = tmp_path_factory.mktemp("book") / "html"
+        result = build_book(ROOT / "docs", out)
+        if result.returncode != 0:
+            pytest.fail(
+                f"the book did not build:\n{result.stdout[-4000:]}\n{result.stderr[-8000:]}"
+            )
+        return out

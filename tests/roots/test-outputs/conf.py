@@ -1,0 +1,3 @@
+extensions = ["myst_nb", "livekit.sphinxext"]
+nb_execution_mode = "off"
+exclude_patterns = ["_build"]

@@ -1,0 +1,2 @@
+extensions = ["myst_nb", "livekit.sphinxext"]
+nb_execution_mode = "off"

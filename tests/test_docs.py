@@ -1,0 +1,57 @@
+"""The book builds with -n -W, executing every page, and stays offline."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.docs
+
+# Addresses a built page may name in a link a reader clicks (never loads).
+SCHEMA_URL = re.compile(r"https://vega\.github\.io/schema/vega-lite/v\d[\d.]*\.json")
+
+
+def pages(book: Path) -> list[Path]:
+    skip = {"genindex.html", "search.html", "py-modindex.html"}
+    return sorted(
+        p for p in book.rglob("*.html") if p.name not in skip and "_static" not in p.parts
+    )
+
+
+def test_every_page_of_the_book_is_built(built_book: Path) -> None:
+    docs = Path(__file__).resolve().parent.parent / "docs"
+    sources = {
+        p.relative_to(docs).with_suffix("").as_posix()
+        for p in docs.rglob("*.md")
+        if "jupyter_execute" not in p.parts
+    }
+    built = {p.relative_to(built_book).with_suffix("").as_posix() for p in pages(built_book)}
+    assert sources <= built, f"pages not built: {sorted(sources - built)}"
+    assert {"index", "first-look"} <= built
+
+
+def test_no_page_loads_anything_from_another_host(built_book: Path) -> None:
+    for page in pages(built_book):
+        text = page.read_text(encoding="utf-8")
+        remote = re.findall(
+            r'<(?:script|link|img|iframe)\b[^>]*(?:src|href)="((?:https?:)?//[^"]+)"', text
+        )
+        assert remote == [], f"{page.name} loads {remote}"
+        assert 'type="module"' not in text, page.name
+        assert "require.min.js" not in text, page.name
+        assert "html-manager" not in text, page.name
+
+
+def test_no_page_holds_a_widget_view_output(built_book: Path) -> None:
+    for page in pages(built_book):
+        assert "application/vnd.jupyter.widget-view+json" not in page.read_text(encoding="utf-8"), (
+            page.name
+        )
+
+
+def test_vendored_licences_ship_with_the_scripts(built_book: Path) -> None:
+    static = built_book / "_static"
+    for name in ("mermaid", "vega", "vega-lite", "vega-embed"):
+        assert (static / "vendor" / "LICENSES" / f"{name}.LICENSE").is_file()

@@ -1,0 +1,140 @@
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from livekit import Mermaid
+from livekit import mermaid as mermaid_module
+
+SOURCE = "sequenceDiagram\n  a->>b: ping\n  b->>a: pong"
+
+
+def test_str_is_the_mermaid_source() -> None:
+    assert str(Mermaid(SOURCE)) == SOURCE
+
+
+def test_bundle_has_the_mermaid_type_and_readable_text() -> None:
+    data, metadata = Mermaid(SOURCE)._repr_mimebundle_()
+    assert data == {"text/vnd.mermaid": SOURCE, "text/plain": SOURCE}
+    assert metadata == {}
+
+
+def test_caption_rides_in_the_metadata_and_as_a_comment_in_the_text() -> None:
+    data, metadata = Mermaid(SOURCE, caption="a pings b")._repr_mimebundle_()
+    assert data["text/plain"] == "%% a pings b\n" + SOURCE
+    assert metadata == {"text/vnd.mermaid": {"caption": "a pings b"}}
+
+
+def test_a_multiline_caption_stays_a_valid_comment() -> None:
+    text = Mermaid("graph TD\n  a", caption="one\ntwo").text()
+    assert text == "%% one\n%% two\ngraph TD\n  a"
+
+
+def test_bundle_honours_include_and_exclude() -> None:
+    diagram = Mermaid(SOURCE)
+    assert diagram._repr_mimebundle_(include=["text/plain"])[0] == {"text/plain": SOURCE}
+    assert diagram._repr_mimebundle_(exclude=["text/plain"])[0] == {"text/vnd.mermaid": SOURCE}
+
+
+def test_a_non_string_source_is_a_type_error_naming_the_type() -> None:
+    with pytest.raises(TypeError, match=r"Mermaid source must be a str, got int: 123"):
+        Mermaid(123)  # type: ignore[arg-type]
+
+
+def test_a_non_string_caption_is_a_type_error() -> None:
+    with pytest.raises(TypeError, match=r"caption must be a str or None, got list"):
+        Mermaid(SOURCE, caption=["x"])  # type: ignore[arg-type]
+
+
+def test_an_empty_source_is_a_value_error() -> None:
+    with pytest.raises(ValueError, match="empty"):
+        Mermaid("  \n")
+
+
+def test_equal_diagrams_compare_and_hash_equal() -> None:
+    assert Mermaid(SOURCE, caption="c") == Mermaid(SOURCE, caption="c")
+    assert Mermaid(SOURCE) != Mermaid(SOURCE, caption="c")
+    assert len({Mermaid(SOURCE), Mermaid(SOURCE)}) == 1
+
+
+def test_repr_names_the_diagram_kind_and_size() -> None:
+    assert (
+        repr(Mermaid(SOURCE, caption="c")) == "<Mermaid 'sequenceDiagram' (3 lines), caption='c'>"
+    )
+
+
+def test_save_writes_mmd_with_the_caption_as_comment(tmp_path: Path) -> None:
+    path = Mermaid(SOURCE, caption="ping").save(tmp_path / "trace.mmd")
+    assert path.read_text(encoding="utf-8") == "%% ping\n" + SOURCE + "\n"
+
+
+def test_save_writes_a_self_contained_html_page(tmp_path: Path) -> None:
+    page = Mermaid(SOURCE, caption="a <pings> b").save(tmp_path / "trace.html").read_text()
+    assert page.startswith("<!DOCTYPE html>")
+    assert "<title>a &lt;pings&gt; b</title>" in page
+    assert "a-&gt;&gt;b: ping" in page
+    assert 'globalThis["mermaid"]' in page  # the library itself is inlined
+    assert "<script src" not in page
+    assert "http://" not in page.split("<script>")[0]
+
+
+def test_save_rejects_another_suffix_naming_the_path(tmp_path: Path) -> None:
+    with pytest.raises(
+        ValueError, match=r"expected a path ending in \.mmd or \.html, got '.*trace\.png'"
+    ):
+        Mermaid(SOURCE).save(tmp_path / "trace.png")
+
+
+def test_html_fragment_can_leave_the_library_out() -> None:
+    fragment = Mermaid(SOURCE).to_html(full_page=False, library=False)
+    assert "<!DOCTYPE" not in fragment
+    assert 'globalThis["mermaid"]' not in fragment
+    assert "livekitMermaid" in fragment
+
+
+def test_vscode_gets_html_with_the_library_once_per_process(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(mermaid_module._display, "host", lambda: "vscode")
+    monkeypatch.setattr(mermaid_module, "_library_sent", False)
+    first = Mermaid(SOURCE)._repr_mimebundle_()[0]["text/html"]
+    second = Mermaid(SOURCE)._repr_mimebundle_()[0]["text/html"]
+    assert 'globalThis["mermaid"]' in first
+    assert 'globalThis["mermaid"]' not in second
+    assert "livekitMermaid" in second
+
+
+def test_jupyterlab_and_the_book_get_no_html(monkeypatch: pytest.MonkeyPatch) -> None:
+    for host in ("jupyter", "book", "terminal"):
+        monkeypatch.setattr(mermaid_module._display, "host", lambda host=host: host)
+        assert "text/html" not in Mermaid(SOURCE)._repr_mimebundle_()[0]
+
+
+def test_a_script_in_a_terminal_prints_the_source() -> None:
+    code = textwrap.dedent(
+        f"""
+        from livekit import _display, Mermaid
+        _display.show(Mermaid({SOURCE!r}, caption="ping"))
+        print(_display.host())
+        """
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    ).stdout
+    assert out == f"{SOURCE}\nterminal\n"
+
+
+def test_a_notebook_output_is_valid_nbformat() -> None:
+    import nbformat
+
+    data, metadata = Mermaid(SOURCE, caption="c")._repr_mimebundle_()
+    output = nbformat.v4.new_output("display_data", data=data, metadata=metadata)
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x", outputs=[output])])
+    nbformat.validate(notebook)
+    written = json.loads(nbformat.writes(notebook))["cells"][0]["outputs"][0]["data"]
+    assert {mime: "".join(lines) for mime, lines in written.items()} == data

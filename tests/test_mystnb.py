@@ -1,0 +1,118 @@
+"""The myst-nb plugins and the Sphinx extension, on small test books.
+
+The books in tests/roots hold notebooks with stored outputs, so these tests
+need no kernel: they check what livekit turns each MIME type into.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import altair as alt
+import pytest
+
+from livekit import mystnb
+
+ROOTS = Path(__file__).parent / "roots"
+
+
+@pytest.fixture
+def rootdir() -> Path:
+    return ROOTS
+
+
+@pytest.mark.sphinx("html", testroot="outputs")
+def test_mermaid_output_becomes_a_mermaid_block_with_its_caption(app: Any) -> None:
+    app.build()
+    assert app._warning.getvalue() == ""
+    page = (Path(app.outdir) / "index.html").read_text(encoding="utf-8")
+    assert re.search(r'<pre\s+class="mermaid">\s*graph TD\n  root --&gt; worker\s*</pre>', page)
+    assert "A root supervises one worker." in page
+
+
+@pytest.mark.sphinx("html", testroot="outputs")
+def test_mermaid_is_preferred_to_the_html_form_of_the_same_output(app: Any) -> None:
+    app.build()
+    page = (Path(app.outdir) / "index.html").read_text(encoding="utf-8")
+    assert "html form" not in page
+    assert re.search(r'<pre\s+class="mermaid">\s*graph LR', page)
+
+
+@pytest.mark.sphinx("html", testroot="outputs")
+def test_vegalite_v5_and_v6_become_offline_chart_blocks(app: Any) -> None:
+    app.build()
+    page = (Path(app.outdir) / "index.html").read_text(encoding="utf-8")
+    specs = re.findall(r'<script type="application/json">(.*?)</script>', page)
+    assert [json.loads(s)["title"] for s in specs] == ["Memory (MB)", "v5 chart"]
+    assert 'aria-label="Memory (MB)"' in page
+
+
+@pytest.mark.sphinx("html", testroot="outputs")
+def test_pages_that_draw_load_the_vendored_scripts_and_nothing_remote(app: Any) -> None:
+    app.build()
+    out = Path(app.outdir)
+    page = (out / "index.html").read_text(encoding="utf-8")
+    scripts = re.findall(r'<script[^>]*src="([^"]+)"', page)
+    for name in (
+        "vendor/mermaid.min.js",
+        "livekit-mermaid.js",
+        "vendor/vega.min.js",
+        "vendor/vega-lite.min.js",
+        "vendor/vega-embed.min.js",
+        "livekit-vega.js",
+    ):
+        assert any(name in src for src in scripts), name
+        assert (out / "_static" / name).exists()
+    assert not [src for src in scripts if "://" in src or src.startswith("//")]
+    assert 'type="module"' not in page
+    assert "cdn.jsdelivr" not in page
+
+
+@pytest.mark.sphinx("html", testroot="plain")
+def test_pages_without_diagrams_do_not_load_mermaid_or_vega(app: Any) -> None:
+    app.build()
+    page = (Path(app.outdir) / "index.html").read_text(encoding="utf-8")
+    assert "mermaid.min.js" not in page
+    assert "vega.min.js" not in page
+
+
+def test_chart_html_escapes_a_closing_script_inside_the_spec() -> None:
+    block = mystnb.chart_html({"title": "</script><b>"}, None)
+    assert "</script><b>" not in block
+    assert json.loads(re.search(r'json">(.*)</script>', block).group(1)) == {
+        "title": "</script><b>"
+    }  # type: ignore[union-attr]
+
+
+def test_altair_renderer_emits_valid_vegalite_mime_that_nbformat_accepts() -> None:
+    import nbformat
+
+    chart = alt.Chart(alt.Data(values=[{"x": 1}])).mark_point().encode(x="x:Q")
+    with alt.renderers.enable("livekit"):
+        bundle = chart._repr_mimebundle_()
+    assert set(bundle) == {"application/vnd.vegalite.v6+json", "text/plain"}
+    output = nbformat.v4.new_output("display_data", data=bundle)
+    nbformat.validate(
+        nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("c", outputs=[output])])
+    )
+
+
+def test_jupyter_gets_offline_html_with_vega_inlined_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(mystnb._display, "host", lambda: "jupyter")
+    monkeypatch.setattr(mystnb, "_library_sent", False)
+    spec = {"$schema": "https://vega.github.io/schema/vega-lite/v6.json", "mark": "point"}
+    first = mystnb.vegalite_bundle(spec)["text/html"]
+    second = mystnb.vegalite_bundle(spec)["text/html"]
+    assert "vegaEmbed" in first
+    assert len(first) > 500_000
+    assert len(second) < 20_000
+    assert "livekitVega" in second
+    assert "://cdn" not in first
+
+
+def test_a_v5_schema_keeps_the_v5_mime_type() -> None:
+    bundle = mystnb.vegalite_bundle({"$schema": "https://vega.github.io/schema/vega-lite/v5.json"})
+    assert "application/vnd.vegalite.v5+json" in bundle
