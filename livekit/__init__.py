@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from livekit import _display
 from livekit.mermaid import Mermaid
+from livekit.runtime import memory, process_info, processes, threads
 
 __version__ = "0.1.0"
 
@@ -19,4 +20,8 @@ _display.enable_book_renderer()
 __all__ = [
     "Mermaid",
     "__version__",
+    "memory",
+    "process_info",
+    "processes",
+    "threads",
 ]
