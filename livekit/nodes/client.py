@@ -1,0 +1,502 @@
+"""The calling side: links to other nodes, kept, reused and shared by threads.
+
+Each remote node gets a small pool of authenticated links. A call takes an
+idle link (or opens one), sends its request, reads the reply on the same
+thread and gives the link back: no hand-off between threads on the way, so
+a call costs about one round trip, and many threads can call one node at
+once, each on its own link. A link that broke, or whose call timed out
+(its late reply would confuse the next caller), is closed, never reused.
+"""
+
+from __future__ import annotations
+
+import pickle
+import socket
+import sys
+import threading
+import time
+from multiprocessing import AuthenticationError
+from typing import Any, TextIO
+
+from livekit.nodes import protocol, registry
+from livekit.nodes.cookie import cookie_for
+from livekit.nodes.errors import NodeError, RemoteError, RemoteTraceback, SerializationError
+from livekit.nodes.protocol import Link
+
+#: Seconds to wait for a node to accept a link and authenticate.
+CONNECT_TIMEOUT = 5.0
+#: Idle links kept per node; more are closed when given back.
+MAX_IDLE = 16
+
+
+class _Pool:
+    """The links to one node: idle ones ready for reuse, busy ones in calls."""
+
+    def __init__(self, node: str) -> None:
+        self.node = node
+        self._lock = threading.Lock()
+        self._idle: list[Link] = []
+        self._busy: set[Link] = set()
+        self._closed = False
+
+    def take(self, timeout: float) -> Link:
+        while True:
+            with self._lock:
+                if self._closed:
+                    raise NodeError(f"disconnected from node {self.node}")
+                link = self._idle.pop() if self._idle else None
+                if link is not None:
+                    self._busy.add(link)
+            if link is None:
+                break
+            # An idle link with something to read has been closed by the node
+            # (it stopped or restarted): it cannot carry a call.
+            if not link.poll(0):
+                return link
+            self.discard(link)
+        link = _open(self.node, timeout)
+        with self._lock:
+            self._busy.add(link)
+        return link
+
+    def give(self, link: Link) -> None:
+        with self._lock:
+            self._busy.discard(link)
+            if not self._closed and len(self._idle) < MAX_IDLE:
+                self._idle.append(link)
+                return
+        link.close()
+
+    def discard(self, link: Link) -> None:
+        with self._lock:
+            self._busy.discard(link)
+        link.close()
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            idle, busy = self._idle, list(self._busy)
+            self._idle = []
+        for link in idle:
+            link.close()
+        for link in busy:
+            link.abort()  # their threads see the link end and close it
+
+
+_pools_lock = threading.Lock()
+_pools: dict[str, _Pool] = {}
+
+
+def _pool(node: str) -> _Pool:
+    with _pools_lock:
+        pool = _pools.get(node)
+        if pool is None:
+            registry.parse_node(node)  # a malformed name raises before anything is kept
+            pool = _pools[node] = _Pool(node)
+        return pool
+
+
+def _address(node: str) -> tuple[str, int]:
+    address = registry.parse_node(node)
+    if address.port is not None:
+        return address.host, address.port
+    if not registry.is_this_host(address.host):
+        raise NodeError(
+            f"unknown node {node}: {address.host} is not this host, so give the node's port, "
+            f"as in '{address.name}@{address.host}:PORT'"
+        )
+    entry = registry.lookup(address.name)
+    if entry is None:
+        raise NodeError(f"unknown node {node}: no node named {address.name!r} runs on this host")
+    return entry.connect_host(), entry.port
+
+
+def _open(node: str, timeout: float) -> Link:
+    """Connect to ``node``, authenticate both ways, and check its name."""
+    host, port = _address(node)
+    where = f"node {node} at {host}:{port}"
+    try:
+        sock = socket.create_connection((host, port), timeout=timeout)
+    except ConnectionRefusedError:
+        raise NodeError(f"nothing is listening for {where}") from None
+    except TimeoutError:
+        raise NodeError(f"timed out after {timeout:g} s connecting to {where}") from None
+    except OSError as error:
+        raise NodeError(f"cannot reach {where}: {error.strerror or error}") from None
+    sock.settimeout(None)
+    protocol.tune(sock)
+    protocol.set_recv_timeout(sock, timeout)
+    link = Link(sock)
+    try:
+        protocol.client_handshake(link, cookie_for(node))
+        link.send(protocol.dumps(("hello", node)))
+        welcome = link.recv()
+        protocol.set_recv_timeout(sock, None)
+    except AuthenticationError:
+        link.close()
+        raise NodeError(
+            f"authentication failed for {where}: it has another cookie "
+            f"(set the right one with livekit.set_cookie({node!r}, cookie))"
+        ) from None
+    except BlockingIOError:  # SO_RCVTIMEO expired
+        link.close()
+        raise NodeError(f"timed out after {timeout:g} s authenticating with {where}") from None
+    except (OSError, EOFError, pickle.UnpicklingError):
+        link.close()
+        raise NodeError(
+            f"{where} closed the link during the handshake; is it a livekit node?"
+        ) from None
+    match welcome:
+        case ("welcome", str(name), int()) if name.partition("@")[0] == node.partition("@")[0]:
+            return link
+        case ("welcome", str(name), int()):
+            link.close()
+            raise NodeError(f"{host}:{port} is node {name}, not {node}")
+    link.close()
+    raise NodeError(f"{where} answered the handshake with {welcome!r:.60}")
+
+
+def connect(node: str, *, timeout: float = CONNECT_TIMEOUT) -> bool:
+    """Connect to ``node`` and return True, like Erlang's ``Node.connect``.
+
+    The link is kept and reused by later calls. Connecting again to a node
+    already connected is cheap and also returns True.
+
+    Parameters
+    ----------
+    node
+        ``name@host`` for a node of this host (found in the registry), or
+        ``name@host:port`` for any node.
+    timeout
+        Seconds to wait for the node to accept and authenticate.
+
+    Raises
+    ------
+    NodeError
+        Saying why: an unknown name, nothing listening, a failed
+        authentication (the cookies differ), or a timeout.
+
+    Examples
+    --------
+    >>> import livekit
+    >>> me = livekit.node()
+    >>> livekit.connect(me)
+    True
+    >>> livekit.connect("nobody@localhost")
+    Traceback (most recent call last):
+    livekit.NodeError: unknown node nobody@localhost: no node named 'nobody' runs on this host
+    """
+    _check_timeout(timeout)
+    pool = _pool(node)
+    pool.give(pool.take(timeout))
+    return True
+
+
+def disconnect(node: str) -> bool:
+    """Close every link to ``node``; return True if there were any.
+
+    Calls in progress on those links raise :class:`NodeError`.
+
+    Examples
+    --------
+    >>> import livekit
+    >>> me = livekit.node()
+    >>> livekit.connect(me), livekit.disconnect(me), livekit.disconnect(me)
+    (True, True, False)
+    """
+    with _pools_lock:
+        pool = _pools.pop(node, None)
+    if pool is None:
+        return False
+    pool.close()
+    return True
+
+
+def disconnect_all() -> None:
+    """Close every link to every node."""
+    with _pools_lock:
+        pools = list(_pools.values())
+        _pools.clear()
+    for pool in pools:
+        pool.close()
+
+
+def call(
+    node: str,
+    module: str,
+    function: str,
+    args: tuple[Any, ...] | list[Any] = (),
+    kwargs: dict[str, Any] | None = None,
+    *,
+    timeout: float | None = None,
+) -> Any:
+    """Call ``module.function(*args, **kwargs)`` on ``node`` and return its result.
+
+    The Python counterpart of Erlang's ``:erpc.call(node, Mod, :fun, args)``.
+    The node imports ``module`` if needed; ``function`` may be dotted
+    (``"datetime.now"`` in module ``"datetime"``). Arguments travel with
+    cloudpickle, so lambdas and local functions can be passed.
+
+    Parameters
+    ----------
+    node
+        ``name@host`` or ``name@host:port``; connected on first use.
+    module, function
+        What to call on the node, by name.
+    args, kwargs
+        Its arguments.
+    timeout
+        Seconds to wait for the answer; None waits as long as it takes.
+
+    Returns
+    -------
+    object
+        What the function returned, unpickled in the caller.
+
+    Raises
+    ------
+    Exception
+        What the function raised on the node, rebuilt here, with the node's
+        traceback chained as a :class:`RemoteTraceback` (or a
+        :class:`RemoteError` when the exception cannot be rebuilt here).
+    TimeoutError
+        If no answer came within ``timeout``. The call is not cancelled on
+        the node (a Python thread cannot be killed); its link is closed.
+    SerializationError
+        If the arguments or the result cannot be pickled or unpickled.
+    NodeError
+        If the node cannot be reached, or the link broke during the call.
+
+    Examples
+    --------
+    >>> import livekit
+    >>> from livekit import rpc
+    >>> me = livekit.node()
+    >>> rpc.call(me, "math", "sqrt", (16,))
+    4.0
+    >>> rpc.call(me, "math", "sqrt", (-1,))  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ValueError: math domain error
+    (raised on node ...@... in math.sqrt())
+    >>> rpc.call(me, "time", "sleep", (0.5,), timeout=0.05)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    TimeoutError: node ... did not answer time.sleep() within 0.05 s
+    """
+    if not isinstance(module, str) or not module:
+        raise ValueError(f"expected a module name, got {module!r}")
+    if not isinstance(function, str) or not function:
+        raise ValueError(f"expected a function name, got {function!r}")
+    if not isinstance(args, tuple | list):
+        raise TypeError(f"expected args as a tuple or a list, got {type(args).__name__}")
+    if kwargs is not None and not isinstance(kwargs, dict):
+        raise TypeError(f"expected kwargs as a dict or None, got {type(kwargs).__name__}")
+    if timeout is not None:
+        _check_timeout(timeout)
+    what = f"{module}.{function}()"
+    try:
+        payload = protocol.dumps(("call", module, function, tuple(args), dict(kwargs or {})))
+    except Exception as error:
+        raise SerializationError(
+            f"cannot send the arguments of {what} to node {node}: {error}"
+        ) from error
+    deadline = None if timeout is None else time.monotonic() + timeout
+    pool = _pool(node)
+    link = pool.take(CONNECT_TIMEOUT if timeout is None else min(timeout, CONNECT_TIMEOUT))
+    raw = _exchange(pool, link, payload, deadline, what)
+    if raw is None:
+        raise TimeoutError(f"node {node} did not answer {what} within {timeout:g} s")
+    return unwrap(raw, node, what)
+
+
+def _exchange(
+    pool: _Pool,
+    link: Link,
+    payload: bytes,
+    deadline: float | None,
+    what: str,
+    *,
+    give_back: bool = True,
+) -> bytes | None:
+    """Send one request and read its reply; None if the deadline passed first.
+
+    The link goes back to the pool afterwards, unless ``give_back`` is
+    False (a spawn keeps it) or it can no longer be trusted.
+    """
+    try:
+        link.send(payload)
+        if deadline is not None and not link.poll(max(0.0, deadline - time.monotonic())):
+            pool.discard(link)  # its late reply would be read by the next caller
+            return None
+        raw = link.conn.recv_bytes()
+    except (OSError, EOFError) as error:
+        pool.discard(link)
+        reason = str(error) or "the node closed it"
+        raise NodeError(f"lost the link to node {pool.node} during {what}: {reason}") from error
+    except BaseException:
+        pool.discard(link)  # e.g. KeyboardInterrupt: the reply may still come
+        raise
+    if give_back:
+        pool.give(link)
+    return raw
+
+
+def unwrap(raw: bytes, node: str, what: str) -> Any:
+    """Return the value of a reply, or raise what it carries."""
+    try:
+        reply = pickle.loads(raw)  # noqa: S301 -- the node proved it holds the cookie
+    except Exception as error:
+        raise SerializationError(
+            f"the result of {what} from node {node} cannot be unpickled here: {error}"
+        ) from error
+    match reply:
+        case ("ok", value):
+            return value
+        case ("raise", pickled, str(type_name), str(message), str(text)):
+            remote = _rebuild(pickled, type_name, message)
+            remote.add_note(f"(raised on node {node} in {what})")
+            raise remote from RemoteTraceback(text)
+        case ("unsendable", str(message)):
+            raise SerializationError(message)
+    raise NodeError(f"node {node} sent an unexpected reply {reply!r:.80}")
+
+
+def _rebuild(pickled: bytes | None, type_name: str, message: str) -> BaseException:
+    if pickled is not None:
+        try:
+            (error,) = pickle.loads(pickled)  # noqa: S301 -- from an authenticated node
+            if isinstance(error, BaseException):
+                return error
+        except Exception:  # noqa: S110 -- its class is unknown here: fall through
+            pass
+    return RemoteError(f"{type_name}: {message}")
+
+
+def _check_timeout(timeout: object) -> None:
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout > 0:
+        raise ValueError(f"expected a timeout in seconds greater than 0, got {timeout!r}")
+
+
+class SpawnHandle:
+    """A function running in its own thread on a node, from :func:`spawn`.
+
+    Its prints appear in the caller's output as they happen. Wait for it
+    with :meth:`join` (like :class:`threading.Thread`), or for its return
+    value with :meth:`result`.
+    """
+
+    def __init__(
+        self, node: str, name: str, pool: _Pool, link: Link, *, stdout: TextIO, stderr: TextIO
+    ) -> None:
+        #: The node the function runs on.
+        self.node = node
+        #: The name of its thread on the node.
+        self.name = name
+        self._pool = pool
+        self._link = link
+        self._streams = {"out": stdout, "err": stderr}
+        self._done = threading.Event()
+        self._raw: bytes | None = None
+        self._lost: NodeError | None = None
+        self._reader = threading.Thread(
+            target=self._read, name=f"livekit-spawn-output-{name}", daemon=True
+        )
+        self._reader.start()
+
+    def _read(self) -> None:
+        link = self._link
+        try:
+            while True:
+                raw = link.conn.recv_bytes()
+                message = pickle.loads(raw)  # noqa: S301 -- from an authenticated node
+                if message[0] in self._streams:
+                    stream = self._streams[message[0]]
+                    stream.write(message[1])
+                    stream.flush()
+                    continue
+                self._raw = raw
+                self._pool.give(link)
+                return
+        except (OSError, EOFError) as error:
+            self._pool.discard(link)
+            self._lost = NodeError(
+                f"lost the link to node {self.node} while {self.name} ran: {error}"
+            )
+        finally:
+            self._done.set()
+
+    def join(self, timeout: float | None = None) -> None:
+        """Wait until the function has ended and all its output has arrived."""
+        self._done.wait(timeout)
+        if self._done.is_set():
+            self._reader.join()
+
+    def is_alive(self) -> bool:
+        """Return True while the function is still running on the node."""
+        return not self._done.is_set()
+
+    def result(self, timeout: float | None = None) -> Any:
+        """Return what the function returned, raising what it raised.
+
+        Raises
+        ------
+        TimeoutError
+            If it is still running after ``timeout`` seconds.
+        """
+        self.join(timeout)
+        if not self._done.is_set():
+            raise TimeoutError(f"{self.name} on node {self.node} still runs after {timeout:g} s")
+        if self._lost is not None:
+            raise self._lost
+        assert self._raw is not None  # noqa: S101 -- set before _done whenever _lost is not
+        return unwrap(self._raw, self.node, f"spawned {self.name}")
+
+    def __repr__(self) -> str:
+        state = "running" if self.is_alive() else "done"
+        return f"<SpawnHandle {self.name} on {self.node} {state}>"
+
+
+def spawn(node: str, fn: Any) -> SpawnHandle:
+    """Run ``fn()`` in a new thread on ``node``; its prints come back here.
+
+    Like Erlang's ``Node.spawn(node, fn)``: what the function prints appears
+    in the caller's output (this cell, this terminal), which is where
+    Erlang's group leader sends it. The function travels with cloudpickle,
+    so a lambda or a function defined in a notebook works.
+
+    Parameters
+    ----------
+    node
+        ``name@host`` or ``name@host:port``.
+    fn
+        A function of no arguments.
+
+    Returns
+    -------
+    SpawnHandle
+        ``join()`` waits for it, ``result()`` returns its value.
+
+    Examples
+    --------
+    >>> import livekit
+    >>> handle = livekit.spawn(livekit.node(), lambda: print("hello from the node")); handle.join()
+    hello from the node
+    >>> livekit.spawn(livekit.node(), lambda: 6 * 7).result()
+    42
+    """
+    if not callable(fn):
+        raise TypeError(f"expected a function to spawn, got {type(fn).__name__}: {fn!r:.60}")
+    try:
+        payload = protocol.dumps(("spawn", fn))
+    except Exception as error:
+        raise SerializationError(f"cannot send {fn!r:.60} to node {node}: {error}") from error
+    pool = _pool(node)
+    link = pool.take(CONNECT_TIMEOUT)
+    # The link stays the spawned function's until it ends; its handle gives it back.
+    raw = _exchange(pool, link, payload, None, "spawn()", give_back=False)
+    assert raw is not None  # noqa: S101 -- no deadline, so a reply came
+    reply = pickle.loads(raw)  # noqa: S301 -- from an authenticated node
+    if isinstance(reply, tuple) and reply[0] == "spawned":
+        return SpawnHandle(node, reply[1], pool, link, stdout=sys.stdout, stderr=sys.stderr)
+    pool.give(link)
+    unwrap(raw, node, "spawn()")  # raises what the node reported
+    raise NodeError(f"node {node} did not start {fn!r:.60}")

@@ -1,0 +1,158 @@
+"""This interpreter as a node: start it, name it, stop it.
+
+The node server runs as the ``"node-server"`` child of livekit's own
+supervisor (:func:`livekit.supervisor.app_supervisor`), so it shows in
+``app_tree("livekit")`` and stops with the interpreter.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import threading
+from dataclasses import dataclass
+
+from livekit.nodes import cookie as _cookie
+from livekit.nodes import registry
+from livekit.nodes.errors import NodeError
+from livekit.nodes.server import NodeServer
+from livekit.supervisor import app_supervisor, child, stopping
+
+#: The name of the node server among livekit's supervised children.
+CHILD_NAME = "node-server"
+
+
+@dataclass(frozen=True)
+class _Running:
+    name: str
+    server: NodeServer
+    entry: registry.Entry
+    child: str
+
+
+_lock = threading.RLock()
+_running: _Running | None = None
+_atexit_registered = False
+
+
+def start_node(
+    name: str | None = None,
+    *,
+    cookie: str | None = None,
+    host: str = "127.0.0.1",
+    port: int = 0,
+) -> str:
+    """Make this interpreter a node and return its full name, ``name@host``.
+
+    Other processes can then :func:`~livekit.connect` to it, call functions
+    in it with :func:`livekit.rpc.call` and :func:`~livekit.spawn` code on it,
+    if they hold its cookie. Anyone who holds the cookie can run any code in
+    this process, as in Erlang.
+
+    Parameters
+    ----------
+    name
+        The short name, unique on this host; ``python<pid>`` when None.
+    cookie
+        This node's cookie; by default the one in ``~/.livekit/cookie``
+        (see :func:`~livekit.get_cookie`).
+    host
+        The address to listen on. The default, loopback, admits only this
+        machine; any other address is reachable from the network, so cross
+        machines through TLS or an SSH tunnel (see the how-to).
+    port
+        The TCP port; 0 picks a free one. Nodes on this host find it in the
+        registry; other hosts need it: ``name@host:port``.
+
+    Raises
+    ------
+    NodeError
+        If another live process on this host already has this name, or this
+        interpreter is already a node under another name.
+    PermissionError
+        If the cookie file is readable by other users.
+
+    Examples
+    --------
+    >>> full = start_node("example", cookie="example-cookie")
+    >>> full.startswith("example@"), node() == full
+    (True, True)
+    >>> stop_node()
+    True
+    >>> start_node("no spaces")
+    Traceback (most recent call last):
+    ValueError: expected a node name of letters, digits, '_', '.' and '-', got 'no spaces'
+    """
+    global _running, _atexit_registered  # noqa: PLW0603 -- one node per interpreter
+    if name is not None:
+        registry.check_short_name(name)
+    if not isinstance(host, str) or not host:
+        raise ValueError(f"expected a host address to listen on, got {host!r}")
+    if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port < 65536:
+        raise ValueError(f"expected a port between 0 and 65535, got {port!r}")
+    with _lock:
+        if _running is not None:
+            if name in (None, _running.entry.name):
+                return _running.name
+            raise NodeError(f"this interpreter is already node {_running.name}; stop_node() first")
+        if cookie is not None:
+            _cookie.set_cookie(cookie)
+        else:
+            _cookie.get_cookie()  # a bad cookie file fails here, not at the first peer
+        short = name or f"python{os.getpid()}"
+        full = f"{short}@{registry.this_host()}"
+        server = NodeServer(full, cookie=_cookie.get_cookie, host=host, port=port)
+        try:
+            entry = registry.register(short, *server.address)
+        except BaseException:
+            server.close()
+            raise
+        spec = child(lambda: server.serve(stopping()), name=CHILD_NAME, restart="permanent")
+        _running = _Running(full, server, entry, app_supervisor().start_child(spec))
+        if not _atexit_registered:
+            atexit.register(stop_node)
+            _atexit_registered = True
+        return full
+
+
+def node() -> str:
+    """Return this interpreter's node name, making it a node first if needed.
+
+    Starting on demand is what lets a notebook connect to itself when no
+    other node is at hand, as the seed notebook's default does.
+
+    Examples
+    --------
+    >>> name = node()
+    >>> name == node() and "@" in name
+    True
+    """
+    with _lock:
+        return _running.name if _running is not None else start_node()
+
+
+def stop_node() -> bool:
+    """Stop this interpreter's node server; return False if it was not running.
+
+    The listener closes, every link to it ends, and its registry entry is
+    removed. Links this interpreter opened to other nodes stay open.
+
+    Examples
+    --------
+    >>> stop_node()
+    False
+    """
+    global _running
+    with _lock:
+        running, _running = _running, None
+    if running is None:
+        return False
+    supervisor = app_supervisor()
+    try:
+        supervisor.terminate_child(running.child)
+        supervisor.delete_child(running.child)
+    finally:
+        # Whatever the supervisor did, the socket and the entry must go.
+        running.server.close()
+        registry.unregister(running.entry)
+    return True

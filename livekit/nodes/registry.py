@@ -1,0 +1,231 @@
+"""Node names, and the per-user registry that finds same-host nodes by name.
+
+A node's full name is ``name@host``. Nodes on this host are found through
+small files under ``~/.livekit/nodes/``, one per node, holding its port and
+process id: the role EPMD plays for Erlang, without a daemon. An entry
+whose process has died is ignored and deleted by whoever reads it next.
+Nodes on other hosts are named with their port: ``name@host:port``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import psutil
+
+from livekit.nodes._home import livekit_home
+from livekit.nodes.errors import NodeError
+
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*\Z")
+_LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
+
+
+@dataclass(frozen=True)
+class NodeAddress:
+    """A parsed node name: ``name@host`` or ``name@host:port``.
+
+    Examples
+    --------
+    >>> parse_node("demo@build-box:4370")
+    NodeAddress(name='demo', host='build-box', port=4370)
+    >>> parse_node("demo@build-box").port is None
+    True
+    """
+
+    name: str
+    host: str
+    port: int | None
+
+
+def parse_node(node: str) -> NodeAddress:
+    """Split a node name into its short name, host and optional port.
+
+    Examples
+    --------
+    >>> parse_node("demo@localhost")
+    NodeAddress(name='demo', host='localhost', port=None)
+    >>> parse_node("demo")
+    Traceback (most recent call last):
+    ValueError: expected a node name like 'name@host' or 'name@host:port', got 'demo'
+    """
+    if not isinstance(node, str):
+        raise TypeError(f"expected the node name as a str, got {type(node).__name__}")
+    name, at, rest = node.partition("@")
+    host, colon, port_text = rest.rpartition(":") if rest.count(":") == 1 else (rest, "", "")
+    if not at or not _NAME.match(name) or not host or (colon and not port_text.isdigit()):
+        raise ValueError(f"expected a node name like 'name@host' or 'name@host:port', got {node!r}")
+    port = int(port_text) if colon else None
+    if port is not None and not 0 < port < 65536:
+        raise ValueError(f"expected a port between 1 and 65535 in the node name, got {node!r}")
+    return NodeAddress(name, host, port)
+
+
+def check_short_name(name: str) -> str:
+    """Return ``name`` if it can name a node (letters, digits, ``_ . -``).
+
+    Examples
+    --------
+    >>> check_short_name("demo-1")
+    'demo-1'
+    >>> check_short_name("demo@host")
+    Traceback (most recent call last):
+    ValueError: expected a node name of letters, digits, '_', '.' and '-', got 'demo@host'
+    """
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise ValueError(f"expected a node name of letters, digits, '_', '.' and '-', got {name!r}")
+    return name
+
+
+def this_host() -> str:
+    """Return the host part of this machine's node names (its host name)."""
+    return socket.gethostname()
+
+
+def is_this_host(host: str) -> bool:
+    """Tell whether ``host`` names this machine, so that the registry applies.
+
+    Examples
+    --------
+    >>> is_this_host("localhost"), is_this_host(this_host()), is_this_host("elsewhere.invalid")
+    (True, True, False)
+    """
+    host = host.lower()
+    own = this_host().lower()
+    return host in _LOOPBACK_NAMES or host in {own, own.partition(".")[0]}
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One registered node: where it listens and which process it is."""
+
+    name: str
+    host: str
+    port: int
+    pid: int
+    started: float
+
+    def connect_host(self) -> str:
+        """Return the address a same-host client should dial."""
+        return {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(self.host, self.host)  # noqa: S104
+
+
+def registry_dir() -> Path:
+    """Return the directory of the registry, ``~/.livekit/nodes``."""
+    return livekit_home() / "nodes"
+
+
+def register(name: str, host: str, port: int) -> Entry:
+    """Record that this process serves node ``name`` at ``host:port``.
+
+    Raises
+    ------
+    NodeError
+        If a live process already holds that name.
+    """
+    directory = registry_dir()
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    me = psutil.Process()
+    entry = Entry(check_short_name(name), host, port, me.pid, me.create_time())
+    path = directory / f"{name}.json"
+    # Write the entry whole, then link it into place: a reader never sees a
+    # half-written file, and link() fails if the name is already claimed.
+    draft = directory / f".{name}.{me.pid}.tmp"
+    with os.fdopen(os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as file:
+        json.dump(asdict(entry), file)
+    try:
+        for _ in range(2):
+            try:
+                os.link(draft, path)
+            except FileExistsError:
+                holder = lookup(name)
+                if holder is not None:
+                    raise NodeError(
+                        f"the node name {name!r} is in use by process {holder.pid} on this host"
+                    ) from None
+                continue  # lookup() removed the stale entry: claim it now
+            return entry
+    finally:
+        draft.unlink(missing_ok=True)
+    raise NodeError(f"could not claim the node name {name!r} in {directory}")
+
+
+def unregister(entry: Entry) -> None:
+    """Remove ``entry`` from the registry if it is still this process's."""
+    path = registry_dir() / f"{entry.name}.json"
+    if _read(path) == entry:
+        path.unlink(missing_ok=True)
+
+
+def lookup(name: str) -> Entry | None:
+    """Return the live entry registered as ``name``, deleting it if its process died.
+
+    Examples
+    --------
+    >>> lookup("no-such-node") is None
+    True
+    """
+    path = registry_dir() / f"{check_short_name(name)}.json"
+    entry = _read(path)
+    if entry is None:
+        return None
+    if not _alive(entry):
+        _remove_if_unchanged(path, entry)
+        return None
+    return entry
+
+
+def entries() -> list[Entry]:
+    """Return the live nodes of this host, by name, cleaning dead entries.
+
+    Examples
+    --------
+    >>> entries()
+    []
+    """
+    directory = registry_dir()
+    if not directory.is_dir():
+        return []
+    found = (
+        lookup(path.stem) for path in sorted(directory.glob("*.json")) if _NAME.match(path.stem)
+    )
+    return [entry for entry in found if entry is not None]
+
+
+def _read(path: Path) -> Entry | None:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        return Entry(
+            str(data["name"]),
+            str(data["host"]),
+            int(data["port"]),
+            int(data["pid"]),
+            float(data["started"]),
+        )
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, KeyError, TypeError):
+        # A torn or foreign file: treat it as a dead entry so it gets replaced.
+        return Entry(path.stem, "", 0, -1, 0.0)
+
+
+def _alive(entry: Entry) -> bool:
+    if entry.pid <= 0:
+        return False
+    try:
+        # Compare start times too: after a reboot or a wrap, the pid may be someone else's.
+        return abs(psutil.Process(entry.pid).create_time() - entry.started) < 0.5
+    except psutil.NoSuchProcess:
+        return False
+    except psutil.AccessDenied:
+        return True
+
+
+def _remove_if_unchanged(path: Path, entry: Entry) -> None:
+    # A new node may have claimed the name since we read it: only delete what we read.
+    if _read(path) == entry:
+        path.unlink(missing_ok=True)

@@ -1,0 +1,240 @@
+"""The node server: accepts authenticated links and runs what they ask.
+
+Each accepted connection gets its own thread. It first runs the cookie
+handshake with a deadline, so a silent or garbage-sending peer is dropped
+without ever reaching :mod:`pickle`; then it serves that link's requests
+one after another. A peer that misbehaves only ever loses its own link.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import itertools
+import os
+import pickle
+import selectors
+import socket
+import sys
+import threading
+import time
+from collections.abc import Callable
+from multiprocessing import AuthenticationError
+from typing import Any
+
+from livekit.nodes import _output, protocol
+from livekit.nodes.protocol import Link
+
+#: The most links served at once; more are closed as soon as they are accepted.
+MAX_CONNECTIONS = 512
+
+_spawn_ids = itertools.count(1)
+
+
+class NodeServer:
+    """Listen on ``host:port`` for other nodes and serve their requests.
+
+    The socket is bound when the server is made, so that errors (a port in
+    use) reach the caller; :meth:`serve` then runs the accept loop until its
+    ``stop`` event is set or :meth:`close` is called, and always closes the
+    listener and ends the link threads on its way out.
+
+    Parameters
+    ----------
+    name
+        This node's full name, told to every client in its welcome.
+    cookie
+        A function returning the cookie peers must prove they hold; asked
+        at each handshake, so ``set_cookie`` applies to new links.
+    host, port
+        Where to listen; port 0 picks a free port.
+    handshake_timeout
+        Seconds a peer gets to authenticate before it is dropped.
+
+    Examples
+    --------
+    >>> server = NodeServer("example@localhost", cookie=lambda: "secret")
+    >>> server.address[0]
+    '127.0.0.1'
+    >>> server.close()
+    """
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        cookie: Callable[[], str],
+        host: str = "127.0.0.1",
+        port: int = 0,
+        handshake_timeout: float = protocol.HANDSHAKE_TIMEOUT,
+        max_connections: int = MAX_CONNECTIONS,
+    ) -> None:
+        self.name = name
+        self._cookie = cookie
+        self._handshake_timeout = handshake_timeout
+        self._max_connections = max_connections
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self._listener = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            if os.name != "nt":  # on Windows this option would let others steal the port
+                self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            self._listener.bind((host, port))
+            self._listener.listen(128)
+            self._listener.setblocking(False)
+        except OSError:
+            self._listener.close()
+            raise
+        self.address: tuple[str, int] = self._listener.getsockname()[:2]
+        self._wake_read, self._wake_write = socket.socketpair()
+        self._lock = threading.Lock()
+        self._links: dict[Link, threading.Thread] = {}
+        self._closed = threading.Event()
+        self._serving = threading.Event()
+        self._finished = threading.Event()
+
+    # -- lifecycle ---------------------------------------------------------
+
+    def serve(self, stop: threading.Event | None = None) -> None:
+        """Accept links until ``stop`` is set or :meth:`close` is called."""
+        stop = stop or self._closed
+        self._serving.set()
+        selector = selectors.DefaultSelector()
+        try:
+            selector.register(self._listener, selectors.EVENT_READ)
+            selector.register(self._wake_read, selectors.EVENT_READ)
+            while not (stop.is_set() or self._closed.is_set()):
+                # The timeout bounds how late the supervisor's ``stop`` is seen (the
+                # event cannot wake select); ten idle wake-ups a second cost nothing.
+                for key, _ in selector.select(timeout=0.1):
+                    if key.fileobj is self._listener:
+                        self._accept()
+        finally:
+            selector.close()
+            # Whatever ended the loop, the node is going away: release everything.
+            self._shutdown()
+
+    def close(self, timeout: float = 2.0) -> None:
+        """Stop serving: close the listener and every link, and join their threads."""
+        self._closed.set()
+        # OSError: the loop already ended and closed its wake-up pair.
+        with contextlib.suppress(OSError):
+            self._wake_write.send(b"x")
+        # A running loop shuts down on its way out; otherwise do it here.
+        if not self._finished.wait(timeout if self._serving.is_set() else 0):
+            self._shutdown(timeout)
+
+    def _shutdown(self, timeout: float = 2.0) -> None:
+        with self._lock:
+            if self._finished.is_set():
+                return
+            self._listener.close()
+            self._wake_read.close()
+            self._wake_write.close()
+            links = dict(self._links)
+        for link in links:
+            link.abort()
+        deadline = time.monotonic() + timeout
+        for thread in links.values():
+            # A thread running a long remote call cannot be interrupted; it is a
+            # daemon and its link is already dead, so stop waiting at the deadline.
+            thread.join(max(0.0, deadline - time.monotonic()))
+        _output.uninstall()
+        self._finished.set()
+
+    def connection_count(self) -> int:
+        """Return how many links are open now (authenticated or not)."""
+        with self._lock:
+            return len(self._links)
+
+    # -- links -------------------------------------------------------------
+
+    def _accept(self) -> None:
+        try:
+            sock, _ = self._listener.accept()
+        except (BlockingIOError, InterruptedError, ConnectionAbortedError):
+            return
+        sock.setblocking(True)
+        protocol.tune(sock)
+        link = Link(sock)
+        with self._lock:
+            if len(self._links) >= self._max_connections or self._closed.is_set():
+                link.close()
+                return
+            thread = threading.Thread(
+                target=self._serve_link,
+                args=(link,),
+                name=f"livekit-node-link-{sock.fileno()}",
+                daemon=True,
+            )
+            self._links[link] = thread
+        thread.start()
+
+    def _serve_link(self, link: Link) -> None:
+        try:
+            protocol.set_recv_timeout(link.sock, self._handshake_timeout)
+            protocol.server_handshake(link, self._cookie())
+            protocol.set_recv_timeout(link.sock, None)
+            while True:
+                request = link.conn.recv_bytes()
+                link.send(self._answer(link, request))
+        except (OSError, EOFError, AuthenticationError):
+            pass  # the peer left, stalled, or failed the handshake: drop only this link
+        finally:
+            with self._lock:
+                self._links.pop(link, None)
+            link.close()
+
+    def _answer(self, link: Link, request: bytes) -> bytes:
+        try:
+            message = pickle.loads(request)  # noqa: S301 -- the peer holds the cookie
+        except Exception as error:  # e.g. a class unknown on this node
+            return protocol.unsendable(f"node {self.name} could not unpickle the request: {error}")
+        match message:
+            case ("hello", _):
+                return pickle.dumps(("welcome", self.name, os.getpid()))
+            case ("call", str(module), str(function), tuple(args), dict(kwargs)):
+                try:
+                    result = _resolve(module, function)(*args, **kwargs)
+                except BaseException as error:  # report everything to the caller
+                    return protocol.reply_raise(error)
+                return protocol.reply_ok(result)
+            case ("spawn", fn) if callable(fn):
+                return self._spawn(link, fn)
+        return protocol.unsendable(f"node {self.name} cannot answer the request {message!r:.80}")
+
+    def _spawn(self, link: Link, fn: Callable[[], Any]) -> bytes:
+        """Run ``fn`` in a new thread whose prints go back over ``link``.
+
+        The link is the caller's for as long as ``fn`` runs: this thread sends
+        ``spawned``, the new thread streams its output and its outcome, and
+        the link serves requests again once it has ended.
+        """
+        _output.install()
+        outcome: list[bytes] = []
+
+        def sink(kind: str, text: str) -> None:
+            # OSError: the caller went away; its output has nowhere to go.
+            with contextlib.suppress(OSError):
+                link.send(pickle.dumps((kind, text)))
+
+        def run() -> None:
+            _output.route_current_thread(sink)
+            try:
+                outcome.append(protocol.reply_ok(fn()))
+            except BaseException as error:  # reported to the caller
+                outcome.append(protocol.reply_raise(error))
+            finally:
+                _output.route_current_thread(None)
+
+        thread = threading.Thread(target=run, name=f"livekit-spawn-{next(_spawn_ids)}", daemon=True)
+        link.send(pickle.dumps(("spawned", thread.name)))
+        thread.start()
+        thread.join()
+        return outcome[0]
+
+
+def _resolve(module: str, function: str) -> Callable[..., Any]:
+    target: Any = sys.modules.get(module) or importlib.import_module(module)
+    for part in function.split("."):
+        target = getattr(target, part)
+    return target  # type: ignore[no-any-return]
