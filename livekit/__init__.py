@@ -11,6 +11,7 @@ from __future__ import annotations
 from livekit import _display
 from livekit.mermaid import Mermaid
 from livekit.runtime import memory, process_info, processes, threads
+from livekit.widgets import VegaLite, listen
 
 __version__ = "0.1.0"
 
@@ -19,7 +20,9 @@ _display.enable_book_renderer()
 
 __all__ = [
     "Mermaid",
+    "VegaLite",
     "__version__",
+    "listen",
     "memory",
     "process_info",
     "processes",

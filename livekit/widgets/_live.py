@@ -1,0 +1,335 @@
+"""The server side of a live widget: state, clients, and flow control.
+
+A :class:`LiveWidget` keeps its state in Python.  Each front end that shows
+it is a :class:`Connection`, made by :meth:`LiveWidget.attach` with a
+``send`` function; the protocol is in :mod:`livekit.widgets`.  Jupyter
+attaches one connection per anywidget model; ``livekit serve`` attaches one
+per page that shows the widget.
+
+Flow control, so that a fast producer never builds a queue: a connection
+gets one message at a time until the browser acknowledges what it drew.
+Changes made meanwhile are not queued but *marked* (which datasets changed,
+how many rows came in); the next message is computed from the widget's
+state when it goes, so its size is bounded by the widget's data.  A browser
+that does not acknowledge (a kernel busy running a cell cannot read its
+replies) still gets a message every :data:`STALL` seconds.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import threading
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, ClassVar
+
+from livekit import _assets, _display
+
+Message = dict[str, Any]
+Send = Callable[[Message], None]
+
+#: The front-end module that draws every livekit widget.
+WIDGET_JS = Path(__file__).resolve().parent.parent / "static" / "livekit-widget.js"
+
+#: At most one message per connection this often (seconds), even when acked.
+MIN_INTERVAL = 0.02
+#: Send anyway when the last message has not been acknowledged for this long.
+STALL = 0.25
+
+
+class Connection:
+    """One front end of a live widget.
+
+    Made by :meth:`LiveWidget.attach`.  Pass every message the front end
+    sends to :meth:`handle`; call :meth:`detach` (or the connection itself)
+    when it goes away.
+    """
+
+    def __init__(self, widget: LiveWidget, send: Send) -> None:
+        self._widget = widget
+        self._send = send
+        self.ready = False
+        self.sent_seq = 0
+        self.acked_seq = 0
+        self.last_send = -float("inf")
+        #: What changed since the last message; the widget decides its shape.
+        self.pending: dict[str, Any] = {}
+        self.attached = True
+
+    def handle(self, msg: Mapping[str, Any]) -> None:
+        """Take one message from this front end (``ready``, ``ack``, ...)."""
+        self._widget._handle(self, msg)
+
+    def detach(self) -> None:
+        """Forget this front end; nothing more is sent to it."""
+        self._widget._detach(self)
+
+    __call__ = detach
+
+    @property
+    def in_flight(self) -> bool:
+        """True while the last message sent is not yet acknowledged."""
+        return self.sent_seq > self.acked_seq
+
+    def send(self, msg: Message) -> None:
+        # Called with the widget's lock held, so messages leave in order.
+        self.sent_seq += 1
+        msg["seq"] = self.sent_seq
+        self.last_send = time.monotonic()
+        self._send(msg)
+
+
+class LiveWidget:
+    """Base of livekit's live widgets: server-side state, any number of clients.
+
+    Subclasses set :attr:`kind` and implement :meth:`_replay` (the whole
+    state, for a client that is new or reloaded), :meth:`_changes` (the
+    messages for what changed since the connection's last message),
+    :meth:`_static_bundle` (what a book page shows) and optionally
+    :meth:`_on_message`.
+    """
+
+    kind: ClassVar[str] = ""
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self._connections: list[Connection] = []
+        self._timer: threading.Timer | None = None
+        self._timer_deadline = 0.0
+        self._model: Any = None
+        self._book_displays: list[str] = []
+
+    # ── the transport-agnostic API (livekit serve uses it) ──
+
+    def attach(self, send: Send) -> Connection:
+        """Connect a front end; ``send`` delivers one JSON message to it.
+
+        ``send`` is called from any thread, one message at a time, in order,
+        with the widget's lock held: it must not block for long and must not
+        call back into the widget.  Nothing is sent until the front end
+        says ``{"type": "ready"}``.
+
+        Returns
+        -------
+        Connection
+            Pass the front end's messages to its ``handle``; call it (or its
+            ``detach``) when the front end goes away.
+        """
+        connection = Connection(self, send)
+        with self._lock:
+            self._connections.append(connection)
+        return connection
+
+    def close(self) -> None:
+        """Detach every front end and stop sending."""
+        with self._lock:
+            for connection in self._connections:
+                connection.attached = False
+            self._connections.clear()
+            timer, self._timer = self._timer, None
+            if timer is not None:
+                timer.cancel()
+            model, self._model = self._model, None
+        if timer is not None and timer is not threading.current_thread():
+            timer.join()  # cancelled: it returns at once, and no thread outlives the widget
+        if model is not None:
+            model.close()
+
+    @property
+    def connections(self) -> int:
+        """How many front ends are attached."""
+        with self._lock:
+            return len(self._connections)
+
+    # ── subclass hooks ──
+
+    def _replay(self) -> Message:
+        raise NotImplementedError
+
+    def _changes(self, connection: Connection) -> list[Message]:
+        return []
+
+    def _static_bundle(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def _on_message(self, connection: Connection, msg: Mapping[str, Any]) -> None:
+        return None
+
+    # ── protocol and flow control ──
+
+    def _handle(self, connection: Connection, msg: Mapping[str, Any]) -> None:
+        kind = msg.get("type") if isinstance(msg, Mapping) else None
+        with self._lock:
+            if not connection.attached:
+                return
+            if kind == "ready":
+                connection.ready = True
+                connection.pending.clear()
+                connection.send(self._replay())
+            elif kind == "assets":
+                # Outside flow control: the page needs it before drawing anything.
+                connection._send({"type": "assets", "scripts": _vega_scripts()})
+            elif kind == "ack":
+                seq = msg.get("seq")
+                if isinstance(seq, int) and connection.acked_seq < seq <= connection.sent_seq:
+                    connection.acked_seq = seq
+                self._flush(connection, time.monotonic())
+            else:
+                self._on_message(connection, msg)
+
+    def _detach(self, connection: Connection) -> None:
+        with self._lock:
+            connection.attached = False
+            if connection in self._connections:
+                self._connections.remove(connection)
+
+    def _changed(self) -> None:
+        """Send what changed to every ready connection that may have it now.
+
+        Call with the lock held, after marking ``connection.pending``.
+        """
+        now = time.monotonic()
+        for connection in self._connections:
+            if connection.ready:
+                self._flush(connection, now)
+
+    def _flush(self, connection: Connection, now: float) -> None:
+        if not connection.pending or not connection.ready:
+            return
+        waited = now - connection.last_send
+        if waited < MIN_INTERVAL or (connection.in_flight and waited < STALL):
+            delay = MIN_INTERVAL - waited if not connection.in_flight else STALL - waited
+            self._wake_in(max(delay, 0.001))
+            return
+        for msg in self._changes(connection):
+            connection.send(msg)
+        connection.pending.clear()
+
+    def _wake_in(self, delay: float) -> None:
+        # One short-lived timer per widget at most, for the earliest wake-up
+        # anyone needs; it ends once nothing is pending, so an idle widget
+        # holds no thread.
+        deadline = time.monotonic() + delay
+        if self._timer is not None:
+            if self._timer_deadline <= deadline:
+                return
+            self._timer.cancel()
+        timer = threading.Timer(delay, self._on_timer)
+        timer.name = f"livekit-{self.kind}-flush"
+        timer.daemon = True
+        self._timer = timer
+        self._timer_deadline = deadline
+        timer.start()
+
+    def _on_timer(self) -> None:
+        with self._lock:
+            if self._timer is not threading.current_thread():
+                return  # replaced by an earlier one, or the widget closed
+            self._timer = None
+            self._changed()
+
+    def flush(self, timeout: float = 1.0) -> bool:
+        """Wait until every ready front end has been sent all changes.
+
+        Returns False if something is still pending after ``timeout``
+        seconds (a front end that does not acknowledge gets its next message
+        only after :data:`STALL`).
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            with self._lock:
+                self._changed()
+                if not any(c.pending for c in self._connections if c.ready):
+                    return True
+                timer = self._timer
+            if time.monotonic() >= deadline:
+                return False
+            if timer is not None:
+                timer.join(max(0.0, deadline - time.monotonic()))
+
+    # ── display ──
+
+    def _ipython_display_(self) -> None:
+        where = _display.host()
+        from IPython.display import display
+
+        if where == "book":
+            # A static chart, updated at the end of every later cell too (nbclient
+            # applies update_display_data to earlier outputs with the same id).
+            handle = display(self._static_bundle(), raw=True, display_id=True)  # type: ignore[no-untyped-call]
+            if handle is not None:
+                with self._lock:
+                    self._book_displays.append(handle.display_id)
+                _book_widgets.add(self)
+                _register_book_hook()
+            return
+        if where in {"jupyter", "vscode"}:
+            display(self._jupyter_model())  # type: ignore[no-untyped-call]
+            return
+        print(repr(self))
+
+    def _update_book_displays(self) -> None:
+        from IPython.display import update_display
+
+        with self._lock:
+            ids = list(self._book_displays)
+        bundle = self._static_bundle()
+        for display_id in ids:
+            update_display(bundle, raw=True, display_id=display_id)  # type: ignore[no-untyped-call]
+
+    def _jupyter_model(self) -> Any:
+        with self._lock:
+            if self._model is None:
+                model = _anywidget_class()(kind=self.kind)
+                connection = self.attach(model.send)
+                model.on_msg(lambda _widget, content, _buffers: connection.handle(content))
+                self._model = model
+            return self._model
+
+
+_book_widgets: set[LiveWidget] = set()
+_hook_registered = False
+
+
+def _register_book_hook() -> None:
+    global _hook_registered  # noqa: PLW0603 - one hook per kernel
+    if _hook_registered:
+        return
+    shell = _display._ipython()
+    if shell is None:
+        return
+    shell.events.register("post_run_cell", _after_cell)
+    _hook_registered = True
+
+
+def _after_cell(*_args: object) -> None:
+    for widget in list(_book_widgets):
+        widget._update_book_displays()
+
+
+@functools.cache
+def _anywidget_class() -> type:
+    import anywidget
+    import traitlets
+
+    class LivekitWidget(anywidget.AnyWidget):
+        """The Jupyter side of a livekit widget: messages in and out, no state."""
+
+        _esm = WIDGET_JS
+        kind = traitlets.Unicode("").tag(sync=True)
+
+    return LivekitWidget
+
+
+def _vega_scripts() -> list[str]:
+    return [_assets.read(asset) for asset in _assets.VEGA_STACK]
+
+
+_ids = itertools.count(1)
+
+
+def next_id() -> int:
+    """Return a number unique in this process, for names."""
+    return next(_ids)
