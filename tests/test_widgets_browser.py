@@ -1,0 +1,162 @@
+"""livekit-widget.js in a real browser, driven by a real VegaLite over a fake model.
+
+The page imports the module as ``livekit serve`` will, with a model object
+of its own (no anywidget); Python relays messages both ways, as a kernel
+does.  The page has no vega, so the module must ask for it (``assets``).
+"""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import os
+import shutil
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from livekit import VegaLite
+from livekit.widgets import Text
+from livekit.widgets._live import WIDGET_JS
+
+pytestmark = pytest.mark.browser
+
+PAGE = """<!doctype html>
+<meta charset="utf-8">
+<link rel="icon" href="data:,">
+<div id="widget"></div>
+<script type="module">
+import widget from "./livekit-widget.js";
+const handlers = new Set();
+window.sent = [];
+const model = {
+  on(event, callback) { if (event === "msg:custom") handlers.add(callback); },
+  off(event, callback) { handlers.delete(callback); },
+  send(msg) { window.sent.push(msg); },
+};
+window.deliver = (msg) => { for (const callback of [...handlers]) callback(msg); };
+window.cleanup = widget.render({ model, el: document.getElementById("widget") });
+</script>
+"""
+
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> Iterator[str]:
+    (tmp_path / "index.html").write_text(PAGE, encoding="utf-8")
+    shutil.copy(WIDGET_JS, tmp_path / "livekit-widget.js")
+    handler = functools.partial(Quiet, directory=str(tmp_path))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, name="test-http")
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/index.html"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+class Quiet(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def page(site: str) -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    chromium = shutil.which("chromium")
+    if chromium is None and os.environ.get("CI") != "true":
+        pytest.skip("Debian's chromium is not installed")
+    assert chromium is not None, "CI needs Debian's chromium for the browser tests"
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page()
+            errors: list[str] = []
+            page.on("pageerror", lambda exc: errors.append(str(exc)))
+            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+            page.goto(site)
+            yield page
+            assert errors == []
+        finally:
+            browser.close()
+
+
+def relay(page: Any, plot: VegaLite | Text) -> Callable[[Callable[[], bool]], None]:
+    """Connect the page to the widget; return a pump that runs until a condition."""
+    outbox: list[dict[str, Any]] = []
+    connection = plot.attach(outbox.append)
+
+    def pump_until(done: Callable[[], bool]) -> None:
+        for _ in range(400):
+            for msg in page.evaluate("window.sent.splice(0)"):
+                connection.handle(msg)
+            plot.flush(timeout=0)
+            while outbox:
+                page.evaluate("msg => window.deliver(msg)", outbox.pop(0))
+            if done():
+                return
+            page.wait_for_timeout(25)
+        raise AssertionError("the page did not reach the expected state")
+
+    return pump_until
+
+
+def marks(page: Any) -> int:
+    return int(page.evaluate("document.querySelectorAll('#widget .mark-symbol path').length"))
+
+
+def test_the_module_draws_pushes_and_drops_points_outside_the_window(page: Any) -> None:
+    plot = VegaLite(
+        {
+            "title": "Pushed points",
+            "mark": "point",
+            "encoding": {
+                "x": {"field": "i", "type": "quantitative"},
+                "y": {"field": "v", "type": "quantitative"},
+            },
+        }
+    )
+    plot.push_many([{"i": i, "v": i * i} for i in range(4)])  # before the page connects
+    pump = relay(page, plot)
+    pump(lambda: marks(page) == 4)
+    assert page.evaluate("typeof window.vegaEmbed") == "function"  # loaded via "assets"
+
+    for i in range(4, 10):
+        plot.push({"i": i, "v": i * i}, window=3)
+    pump(lambda: marks(page) == 3)
+    # Drawn by changesets into the first view, never embedded again.
+    assert page.evaluate("document.querySelectorAll('#widget .vega-embed').length") == 1
+
+    plot.clear()
+    pump(lambda: marks(page) == 0)
+    plot.push({"i": 1, "v": 1})
+    pump(lambda: marks(page) == 1)
+    page.evaluate("window.cleanup()")
+    plot.close()
+
+
+def test_the_module_draws_a_text_input_and_sends_what_the_reader_types(page: Any) -> None:
+    node = Text("Node", default="demo@localhost")
+    pump = relay(page, node)
+    pump(lambda: page.locator("#widget input").count() == 1)
+    assert page.locator("#widget label").inner_text().strip() == "Node"
+    assert page.locator("#widget input").input_value() == "demo@localhost"
+    page.locator("#widget input").fill("other@localhost")
+    pump(lambda: node.value == "other@localhost")
+    page.evaluate("window.cleanup()")
+    node.close()
