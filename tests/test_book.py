@@ -1,0 +1,151 @@
+"""The book ports every section of the seed notebook, and each one runs.
+
+The seed is Livebook's "Runtime introspection with Mermaid and VegaLite"
+(``../shared/seed/runtime-introspection.exs`` when this repository was
+written).  Each of its sections has a Python counterpart in
+``docs/tutorial.md`` under a fixed anchor, and each counterpart holds a code
+cell that the build executes and that calls the Python twin of the seed's
+code.  The fast tests read the page source; the ``docs`` tests look for the
+anchors in the built HTML.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+DOCS = Path(__file__).resolve().parent.parent / "docs"
+TUTORIAL = DOCS / "tutorial.md"
+
+
+@dataclass(frozen=True)
+class Counterpart:
+    """A section of the seed and where its Python telling lives."""
+
+    seed: str
+    anchor: str
+    #: Code that an executed cell of the section must contain.
+    code: tuple[str, ...]
+
+
+SEED_SECTIONS = (
+    Counterpart("Mix.install and import Kino.Shorts", "tutorial-setup", ("import livekit",)),
+    Counterpart(
+        "self(), spawn, send and receive: the ping/pong",
+        "tutorial-threads",
+        ("threading.current_thread()", "queue.Queue()", "asyncio.Queue()"),
+    ),
+    Counterpart("Kino.Process.render_seq_trace of the ping/pong", "tutorial-trace", ()),
+    Counterpart("Task.async_stream with random sleeps", "tutorial-executor", ()),
+    Counterpart("Supervisor.start_link with a Task and an Agent", "tutorial-supervisors", ()),
+    Counterpart("Kino.Process.render_sup_tree(supervisor)", "tutorial-sup-tree", ()),
+    Counterpart("a supervisor as a cell's value", "tutorial-sup-value", ()),
+    Counterpart("render_app_tree(:kino) and render_app_tree(:elixir)", "tutorial-app-tree", ()),
+    Counterpart("Application.started_applications()", "tutorial-started-apps", ()),
+    Counterpart("node() and Node.get_cookie()", "tutorial-node-name", ()),
+    Counterpart("read_text inputs, Node.set_cookie and Node.connect", "tutorial-connect", ()),
+    Counterpart("Node.spawn with IO.inspect", "tutorial-spawn", ()),
+    Counterpart(":erpc.call(node, Process, :list, [])", "tutorial-rpc", ()),
+    Counterpart("Process.info per pid and the VegaLite scatter", "tutorial-processes", ()),
+    Counterpart(":erlang.memory()", "tutorial-memory-call", ("livekit.memory()",)),
+    Counterpart(
+        "Kino.VegaLite.new, Kino.listen(200, ...) and push(window: 1000)",
+        "tutorial-live-chart",
+        (),
+    ),
+    Counterpart("the binary and ETS spikes", "tutorial-spikes", ()),
+    Counterpart("the pointer to custom Kinos", "tutorial-where-next", ()),
+)
+
+
+@dataclass(frozen=True)
+class Cell:
+    code: str
+    tags: tuple[str, ...]
+
+    @property
+    def executed(self) -> bool:
+        return "skip-execution" not in self.tags
+
+
+_LABEL = re.compile(r"^\(([\w-]+)\)=\n(#+ .+)$", re.MULTILINE)
+_CELL = re.compile(r"^```\{code-cell\}[^\n]*\n(.*?)^```$", re.MULTILINE | re.DOTALL)
+_TAGS = re.compile(r"^:tags: \[([^\]]*)\]\n", re.MULTILINE)
+
+
+def sections(text: str) -> dict[str, tuple[str, list[Cell]]]:
+    """Map each labelled heading to its heading line and its code cells.
+
+    A section runs from its label to the next label, so a ``###`` section's
+    cells belong to it and not to the ``##`` above it.
+    """
+    found: dict[str, tuple[str, list[Cell]]] = {}
+    matches = list(_LABEL.finditer(text))
+    for match, following in zip(matches, [*matches[1:], None], strict=True):
+        end = following.start() if following else len(text)
+        cells = []
+        for cell in _CELL.finditer(text, match.end(), end):
+            body = cell.group(1)
+            tags_match = _TAGS.match(body)
+            tags = tuple(t.strip() for t in tags_match.group(1).split(",")) if tags_match else ()
+            cells.append(Cell(body[tags_match.end() :] if tags_match else body, tags))
+        found[match.group(1)] = (match.group(2), cells)
+    return found
+
+
+def test_sections_reads_labels_headings_cells_and_tags() -> None:
+    text = (
+        "(a)=\n## First\n\n```{code-cell} ipython3\nx = 1\n```\n\n"
+        "(b)=\n### Second\n\n```{code-cell} ipython3\n:tags: [skip-execution]\ny = 2\n```\n"
+    )
+    assert sections(text) == {
+        "a": ("## First", [Cell("x = 1\n", ())]),
+        "b": ("### Second", [Cell("y = 2\n", ("skip-execution",))]),
+    }
+
+
+@pytest.mark.parametrize("part", SEED_SECTIONS, ids=lambda part: part.anchor)
+def test_each_seed_section_has_a_python_counterpart_under_its_anchor(part: Counterpart) -> None:
+    found = sections(TUTORIAL.read_text(encoding="utf-8"))
+    assert part.anchor in found, f"no section for the seed's {part.seed}"
+    heading, _cells = found[part.anchor]
+    assert heading.startswith(("## ", "### ")), heading
+
+
+@pytest.mark.parametrize("part", [p for p in SEED_SECTIONS if p.code], ids=lambda part: part.anchor)
+def test_each_ported_section_runs_the_python_twin_of_the_seed_code(part: Counterpart) -> None:
+    _heading, cells = sections(TUTORIAL.read_text(encoding="utf-8"))[part.anchor]
+    executed = "\n".join(cell.code for cell in cells if cell.executed)
+    missing = [snippet for snippet in part.code if snippet not in executed]
+    assert missing == [], f"{part.anchor}: no executed cell calls {missing}"
+
+
+def test_the_seed_sections_come_in_the_seed_order() -> None:
+    found = list(sections(TUTORIAL.read_text(encoding="utf-8")))
+    anchors = [part.anchor for part in SEED_SECTIONS]
+    assert [a for a in found if a in anchors] == anchors
+
+
+@pytest.mark.parametrize("page", ["tutorial.md", "vega-lite.md", "first-look.md"])
+def test_each_start_here_page_says_what_you_will_learn_and_where_next(page: str) -> None:
+    text = (DOCS / page).read_text(encoding="utf-8")
+    assert "**What you will learn:**" in text.split("\n## ", 1)[0]
+    assert text.rstrip().rsplit("\n## ", 1)[1].startswith("Where next")
+
+
+@pytest.mark.docs
+def test_the_built_tutorial_carries_every_seed_anchor(built_book: Path) -> None:
+    html = (built_book / "tutorial.html").read_text(encoding="utf-8")
+    ids = set(re.findall(r'id="([\w-]+)"', html))
+    assert [p.anchor for p in SEED_SECTIONS if p.anchor not in ids] == []
+
+
+@pytest.mark.docs
+def test_the_landing_page_lists_the_start_here_pages_in_reading_order(built_book: Path) -> None:
+    html = (built_book / "index.html").read_text(encoding="utf-8")
+    links = re.findall(r'<a class="reference internal" href="([\w-]+)\.html">', html)
+    start = [link for link in links if link in {"first-look", "tutorial", "vega-lite"}]
+    assert start[:3] == ["first-look", "tutorial", "vega-lite"]
