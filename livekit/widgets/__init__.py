@@ -67,7 +67,7 @@ from __future__ import annotations
 
 from livekit.widgets._live import Connection, LiveWidget
 from livekit.widgets.inputs import Text
-from livekit.widgets.listen import Listener, listen
+from livekit.widgets.listeners import Listener, listen
 from livekit.widgets.vegalite import VegaLite
 
 __all__ = ["Connection", "Listener", "LiveWidget", "Text", "VegaLite", "listen"]
