@@ -63,6 +63,37 @@
     frame.appendChild(bar);
   }
 
+  // Mermaid's own "dark" theme draws light-grey boxes with grey text; these
+  // colours keep text and lines at a readable contrast on a dark page.
+  var DARK = {
+    darkMode: true,
+    background: "transparent",
+    primaryColor: "#1e293b",
+    primaryTextColor: "#f1f5f9",
+    primaryBorderColor: "#60a5fa",
+    secondaryColor: "#334155",
+    tertiaryColor: "#0f172a",
+    lineColor: "#cbd5e1",
+    textColor: "#f1f5f9",
+    actorBkg: "#1e293b",
+    actorBorder: "#60a5fa",
+    actorTextColor: "#f1f5f9",
+    actorLineColor: "#94a3b8",
+    signalColor: "#e2e8f0",
+    signalTextColor: "#f1f5f9",
+    labelBoxBkgColor: "#1e293b",
+    labelTextColor: "#f1f5f9",
+    noteBkgColor: "#422006",
+    noteTextColor: "#fef3c7",
+    noteBorderColor: "#f59e0b",
+    activationBkgColor: "#334155",
+    activationBorderColor: "#60a5fa",
+    clusterBkg: "#0f172a",
+    clusterBorder: "#64748b",
+    edgeLabelBackground: "#1e293b",
+    nodeTextColor: "#f1f5f9",
+  };
+
   var rendering = Promise.resolve();
 
   function run(rerender) {
@@ -84,7 +115,8 @@
     rendering = rendering.then(function () {
       window.mermaid.initialize({
         startOnLoad: false,
-        theme: isDark() ? "dark" : "default",
+        theme: isDark() ? "base" : "default",
+        themeVariables: isDark() ? DARK : {},
         securityLevel: "strict",
         sequence: { useMaxWidth: true },
         flowchart: { useMaxWidth: true },
