@@ -9,7 +9,9 @@ from disk.
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
+from typing import Any
 
 import livekit
 
@@ -83,3 +85,27 @@ nitpick_ignore_regex = [
 # pydata-sphinx-theme logs a console error on pages opened from disk unless
 # the starting mode is named.
 html_context = {"default_mode": "auto"}
+
+
+# -- Download as a notebook ----------------------------------------------------
+def _offer_executed_notebook(
+    app: Any, pagename: str, templatename: str, context: dict[str, Any], doctree: Any
+) -> None:
+    """Put the page's executed notebook in the theme's download menu (.ipynb).
+
+    myst-nb writes it beside the output folder; sphinx-book-theme offers
+    ``context["ipynb_source"]`` from ``_sources`` but only fills it in when
+    launch buttons are configured, which an offline book has none of.
+    """
+    notebook = Path(app.outdir).parent / "jupyter_execute" / f"{pagename}.ipynb"
+    if doctree is None or not notebook.is_file():
+        return
+    target = Path(app.outdir) / "_sources" / f"{pagename}.ipynb"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(notebook, target)
+    context["ipynb_source"] = f"{pagename}.ipynb"
+
+
+def setup(app: Any) -> None:
+    # Before sphinx-book-theme builds its header buttons (priority 501).
+    app.connect("html-page-context", _offer_executed_notebook, priority=400)

@@ -11,9 +11,11 @@ anchors in the built HTML.
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -149,3 +151,44 @@ def test_the_landing_page_lists_the_start_here_pages_in_reading_order(built_book
     links = re.findall(r'<a class="reference internal" href="([\w-]+)\.html">', html)
     start = [link for link in links if link in {"first-look", "tutorial", "vega-lite"}]
     assert start[:3] == ["first-look", "tutorial", "vega-lite"]
+
+
+EXECUTED_PAGES = ["index", "first-look", "tutorial", "vega-lite"]
+
+
+@pytest.mark.docs
+@pytest.mark.parametrize("page", EXECUTED_PAGES)
+def test_each_executed_page_offers_its_notebook_with_outputs(built_book: Path, page: str) -> None:
+    html = (built_book / f"{page}.html").read_text(encoding="utf-8")
+    assert f'href="_sources/{page}.ipynb"' in html
+    notebook = json.loads((built_book / "_sources" / f"{page}.ipynb").read_text(encoding="utf-8"))
+    code = [cell for cell in notebook["cells"] if cell["cell_type"] == "code"]
+    assert code, page
+    assert any(cell["outputs"] for cell in code), f"{page}.ipynb has no outputs"
+
+
+@pytest.mark.docs
+@pytest.mark.browser
+@pytest.mark.parametrize("page", EXECUTED_PAGES)
+def test_copy_buttons_copy_code_cells_and_never_outputs(
+    built_book: Path, browser: Any, page: str
+) -> None:
+    tab = browser.new_page()
+    try:
+        tab.goto((built_book / f"{page}.html").as_uri())
+        tab.wait_for_selector("button.copybtn", state="attached")
+        counts = tab.evaluate(
+            """() => {
+              const targets = [...document.querySelectorAll('button.copybtn')]
+                .map(b => document.querySelector(b.dataset.clipboardTarget));
+              return {
+                inputs: document.querySelectorAll('.cell_input').length,
+                onInputs: targets.filter(t => t.closest('.cell_input')).length,
+                onOutputs: targets.filter(t => t.closest('.cell_output')).length,
+              };
+            }"""
+        )
+    finally:
+        tab.close()
+    assert counts["onOutputs"] == 0
+    assert counts["onInputs"] == counts["inputs"] > 0
