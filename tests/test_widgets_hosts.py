@@ -9,11 +9,17 @@ import IPython.display
 import pytest
 
 from livekit import VegaLite, _display
-from livekit.widgets import Text
+from livekit.widgets import Text, _live
 from livekit.widgets._live import WIDGET_JS, _anywidget_class
 
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 SPEC = {"title": "Points", "mark": "point"}
+
+
+@pytest.fixture(autouse=True)
+def no_book_widgets_left() -> Iterator[None]:
+    yield
+    _live._book_widgets.clear()
 
 
 @pytest.fixture
@@ -74,16 +80,19 @@ def test_in_the_book_a_chart_is_a_static_vegalite_bundle_never_a_widget_view(
     assert bundle["text/plain"] == "<Vega-Lite chart: Points>"
 
 
-def test_in_the_book_a_later_cell_updates_the_chart_with_its_data(
+def test_in_the_book_a_chart_shows_the_data_it_had_when_its_cell_ended(
     monkeypatch: pytest.MonkeyPatch, shown: list[Any], plot: VegaLite
 ) -> None:
     host(monkeypatch, "book")
     plot._ipython_display_()
     plot.push({"x": 2})
-    plot._update_book_displays()
+    _live._after_cell()  # the end of the cell that showed it
     bundle, kwargs = shown[-1]
     assert kwargs == {"raw": True, "display_id": "d1"}
     assert bundle["application/vnd.vegalite.v6+json"]["datasets"] == {"livekit": [{"x": 2}]}
+    plot.push({"x": 3})
+    _live._after_cell()  # a later cell: that output stays as it was
+    assert len(shown) == 2
 
 
 def test_in_the_book_a_text_input_is_static_and_disabled(

@@ -256,8 +256,9 @@ class LiveWidget:
         from IPython.display import display
 
         if where == "book":
-            # A static chart, updated at the end of every later cell too (nbclient
-            # applies update_display_data to earlier outputs with the same id).
+            # A static chart with the data it has when this cell ends: pushes
+            # later in the cell reach it through update_display_data, which
+            # nbclient applies to the output with the same display id.
             handle = display(self._static_bundle(), raw=True, display_id=True)  # type: ignore[no-untyped-call]
             if handle is not None:
                 with self._lock:
@@ -274,7 +275,7 @@ class LiveWidget:
         from IPython.display import update_display
 
         with self._lock:
-            ids = list(self._book_displays)
+            ids, self._book_displays = self._book_displays, []
         bundle = self._static_bundle()
         for display_id in ids:
             update_display(bundle, raw=True, display_id=display_id)  # type: ignore[no-untyped-call]
@@ -305,7 +306,9 @@ def _register_book_hook() -> None:
 
 
 def _after_cell(*_args: object) -> None:
-    for widget in list(_book_widgets):
+    widgets = list(_book_widgets)
+    _book_widgets.clear()
+    for widget in widgets:
         widget._update_book_displays()
 
 
