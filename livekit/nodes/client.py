@@ -356,7 +356,7 @@ def unwrap(raw: bytes, node: str, what: str) -> Any:
             remote.add_note(f"(raised on node {node} in {what})")
             raise remote from RemoteTraceback(text)
         case ("unsendable", str(message)):
-            raise SerializationError(message)
+            raise SerializationError(f"{what} on node {node}: {message}")
     raise NodeError(f"node {node} sent an unexpected reply {reply!r:.80}")
 
 

@@ -112,7 +112,7 @@ def reply_ok(value: Any) -> bytes:
     try:
         return dumps(("ok", value))
     except Exception as error:
-        return unsendable(f"cannot send back a {type(value).__qualname__}: {error}")
+        return unsendable(f"cannot send back the result, a {type(value).__qualname__}: {error}")
 
 
 def reply_raise(error: BaseException) -> bytes:

@@ -188,7 +188,7 @@ class NodeServer:
         try:
             message = pickle.loads(request)  # noqa: S301 -- the peer holds the cookie
         except Exception as error:  # e.g. a class unknown on this node
-            return protocol.unsendable(f"node {self.name} could not unpickle the request: {error}")
+            return protocol.unsendable(f"could not unpickle the request: {error}")
         match message:
             case ("hello", _):
                 return pickle.dumps(("welcome", self.name, os.getpid()))
@@ -200,7 +200,7 @@ class NodeServer:
                 return protocol.reply_ok(result)
             case ("spawn", fn) if callable(fn):
                 return self._spawn(link, fn)
-        return protocol.unsendable(f"node {self.name} cannot answer the request {message!r:.80}")
+        return protocol.unsendable(f"cannot answer the request {message!r:.80}")
 
     def _spawn(self, link: Link, fn: Callable[[], Any]) -> bytes:
         """Run ``fn`` in a new thread whose prints go back over ``link``.

@@ -1,0 +1,236 @@
+"""Nodes that are real separate Python processes, started with ``python -m livekit node``."""
+
+from __future__ import annotations
+
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import altair as alt
+import psutil
+import pytest
+
+import livekit
+from livekit import rpc
+from livekit.nodes import client, cookie, registry
+
+START_TIMEOUT = 60.0
+
+
+class NodeProcess:
+    """A ``livekit node`` child process; :meth:`stop` ends it with a signal."""
+
+    def __init__(self, home: Path, name: str, *options: str) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "livekit", "node", "--name", name, *options],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "LIVEKIT_HOME": str(home)},
+        )
+        lines: queue.Queue[str] = queue.Queue()
+        reader = threading.Thread(target=lambda: lines.put(self.proc.stdout.readline()))  # type: ignore[union-attr]
+        reader.start()
+        try:
+            self.name = lines.get(timeout=START_TIMEOUT).strip()
+        except queue.Empty:
+            self.proc.kill()
+            raise
+        finally:
+            reader.join(START_TIMEOUT)
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def stop(self, sig: int = signal.SIGTERM) -> tuple[int, str, str]:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        out, err = self.proc.communicate(timeout=30)
+        return self.proc.returncode, out, err
+
+
+@pytest.fixture(autouse=True)
+def livekit_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    home = tmp_path / "livekit-home"
+    monkeypatch.setenv("LIVEKIT_HOME", str(home))
+    cookie._reset()
+    cookie.get_cookie()  # create the shared cookie file before any node races for it
+    yield home
+    client.disconnect_all()
+    livekit.stop_node()
+    cookie._reset()
+
+
+@pytest.fixture
+def start(livekit_home: Path) -> Iterator[type[NodeProcess]]:
+    started: list[NodeProcess] = []
+
+    class Started(NodeProcess):
+        def __init__(self, name: str, *options: str) -> None:
+            super().__init__(livekit_home, name, *options)
+            started.append(self)
+
+    yield Started
+    for node in started:
+        if node.proc.poll() is None:
+            node.proc.kill()
+            node.proc.communicate(timeout=30)
+
+
+def test_the_node_command_prints_its_name_and_stops_cleanly_on_sigterm(
+    start: type[NodeProcess], livekit_home: Path
+) -> None:
+    node = start("alpha")
+    assert node.name == f"alpha@{registry.this_host()}"
+    entry = registry.lookup("alpha")
+    assert entry is not None
+    assert entry.pid == node.pid
+    assert node.stop(signal.SIGTERM) == (0, "", "")
+    assert registry.lookup("alpha") is None
+    assert list((livekit_home / "nodes").iterdir()) == []
+
+
+def test_the_node_command_stops_cleanly_on_ctrl_c(start: type[NodeProcess]) -> None:
+    node = start("alpha")
+    assert rpc.call(node.name, "os", "getpid") == node.pid
+    assert node.stop(signal.SIGINT) == (0, "", "")
+    assert registry.lookup("alpha") is None
+
+
+def test_the_node_command_refuses_a_name_in_use(start: type[NodeProcess]) -> None:
+    first = start("alpha")
+    second = subprocess.run(
+        [sys.executable, "-m", "livekit", "node", "--name", "alpha"],
+        capture_output=True,
+        text=True,
+        timeout=START_TIMEOUT,
+        check=False,
+    )
+    assert (second.returncode, second.stdout) == (1, "")
+    assert second.stderr == (
+        f"livekit node: the node name 'alpha' is in use by process {first.pid} on this host\n"
+    )
+
+
+def test_the_right_cookie_connects_and_a_wrong_one_is_refused(start: type[NodeProcess]) -> None:
+    node = start("alpha", "--cookie", "alpha-secret")
+    with pytest.raises(livekit.NodeError, match=r"^authentication failed for node alpha@"):
+        livekit.connect(node.name)
+    livekit.set_cookie(node.name, "alpha-secret")
+    assert livekit.connect(node.name) is True
+    assert rpc.call(node.name, "os", "getpid") == node.pid
+
+
+def test_spawn_on_another_process_prints_in_the_caller(
+    start: type[NodeProcess], capsys: pytest.CaptureFixture[str]
+) -> None:
+    node = start("alpha")
+    handle = livekit.spawn(node.name, lambda: print("running in", os.getpid()))
+    handle.join(30)
+    assert capsys.readouterr().out == f"running in {node.pid}\n"
+    # Nothing of it reached the node's own stdout.
+    assert node.stop() == (0, "", "")
+
+
+def test_a_remote_exception_from_another_process_carries_its_traceback(
+    start: type[NodeProcess],
+) -> None:
+    node = start("alpha")
+    with pytest.raises(FileNotFoundError) as caught:
+        rpc.call(node.name, "shutil", "copyfile", ("/no/such/file", "/no/such/copy"))
+    cause = caught.value.__cause__
+    assert isinstance(cause, rpc.RemoteTraceback)
+    assert f"{os.sep}shutil.py" in cause.text
+    assert caught.value.__notes__ == [f"(raised on node {node.name} in shutil.copyfile())"]
+
+
+def test_a_timeout_on_another_process_leaves_the_node_serving(start: type[NodeProcess]) -> None:
+    node = start("alpha")
+    with pytest.raises(TimeoutError):
+        rpc.call(node.name, "time", "sleep", (1.0,), timeout=0.1)
+    assert rpc.call(node.name, "os", "getpid", timeout=30) == node.pid
+
+
+def test_a_node_restarted_under_the_same_name_is_found_again(start: type[NodeProcess]) -> None:
+    first = start("alpha")
+    assert rpc.call(first.name, "os", "getpid") == first.pid
+    assert first.stop()[0] == 0
+    second = start("alpha")
+    assert second.name == first.name
+    # The kept link to the first process is seen dead and replaced.
+    assert rpc.call(second.name, "os", "getpid") == second.pid
+
+
+def test_a_killed_nodes_stale_entry_is_ignored_and_cleaned(
+    start: type[NodeProcess], livekit_home: Path
+) -> None:
+    node = start("alpha")
+    node.proc.kill()  # SIGKILL: no chance to remove its registry entry
+    node.proc.communicate(timeout=30)
+    assert (livekit_home / "nodes" / "alpha.json").exists()
+    with pytest.raises(livekit.NodeError) as caught:
+        livekit.connect(node.name)
+    assert str(caught.value) == (
+        f"unknown node {node.name}: no node named 'alpha' runs on this host"
+    )
+    assert not (livekit_home / "nodes" / "alpha.json").exists()
+    assert start("alpha").name == node.name  # the name is free again
+
+
+def test_the_seeds_flow_lists_processes_then_info_then_plots(start: type[NodeProcess]) -> None:
+    node = start("alpha")
+    livekit.set_cookie(node.name, livekit.get_cookie())
+    assert livekit.connect(node.name)
+    rows = rpc.call(node.name, "livekit.runtime", "processes")
+    pids = [row["pid"] for row in rows]
+    assert node.pid in pids
+    keys = ["cpu_time", "memory", "status"]
+    infos = [
+        {"pid": pid, **info}
+        for pid in pids
+        if (info := rpc.call(node.name, "livekit.runtime", "process_info", (pid, keys)))
+    ]
+    mine = next(info for info in infos if info["pid"] == node.pid)
+    assert mine["memory"] == pytest.approx(psutil.Process(node.pid).memory_info().rss, rel=0.5)
+    chart = (
+        alt.Chart(alt.Data(values=infos), title=f"Processes seen by {node.name}")
+        .mark_point(tooltip=True)
+        .encode(
+            x=alt.X("cpu_time:Q", scale=alt.Scale(type="symlog"), title="CPU time (s)"),
+            y=alt.Y("memory:Q", scale=alt.Scale(type="log"), title="Memory (bytes)"),
+            color="status:N",
+            tooltip=["pid:N"],
+        )
+    )
+    spec = chart.to_dict()
+    assert spec["data"]["values"] == infos
+    assert spec["encoding"]["x"]["field"] == "cpu_time"
+    assert len(infos) >= len(pids) // 2  # a few may exit while we ask
+
+
+def test_links_to_another_process_are_kept_and_shared_by_threads(
+    start: type[NodeProcess],
+) -> None:
+    node = start("alpha")
+    count = 8
+    barrier = threading.Barrier(count)
+    seen: list[int] = []
+
+    def worker() -> None:
+        barrier.wait(30)
+        seen.extend(rpc.call(node.name, "os", "getpid") for _ in range(10))
+
+    threads = [threading.Thread(target=worker) for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert seen == [node.pid] * (count * 10)
+    links = rpc.call(node.name, "livekit.nodes.local", "_running.server.connection_count")
+    assert 1 <= links <= count + 1

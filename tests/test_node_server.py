@@ -1,0 +1,257 @@
+"""Bad peers do not hurt a node: each is answered or dropped, and the others are served.
+
+The node here is a :class:`NodeServer` in this process, so that the tests
+can look at its links; ``test_node_process.py`` uses a separate process.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import socket
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from livekit import rpc
+from livekit.nodes import client, cookie, protocol
+from livekit.nodes.errors import NodeError
+from livekit.nodes.protocol import Link
+from livekit.nodes.server import NodeServer
+
+COOKIE = "test-cookie"
+
+
+def node_threads() -> list[threading.Thread]:
+    prefixes = ("livekit-node", "livekit-spawn", "node-server", "test-node-server")
+    return [t for t in threading.enumerate() if t.name.startswith(prefixes)]
+
+
+@pytest.fixture(autouse=True)
+def livekit_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    home = tmp_path / "livekit-home"
+    monkeypatch.setenv("LIVEKIT_HOME", str(home))
+    cookie._reset()
+    cookie.set_cookie(COOKIE)
+    yield home
+    client.disconnect_all()
+    cookie._reset()
+
+
+@pytest.fixture
+def server() -> Iterator[NodeServer]:
+    node = NodeServer("test@localhost", cookie=lambda: COOKIE, handshake_timeout=0.5)
+    thread = threading.Thread(target=node.serve, name="test-node-server")
+    thread.start()
+    yield node
+    client.disconnect_all()
+    node.close()
+    thread.join(5)
+    for leftover in node_threads():
+        leftover.join(5)
+    assert node_threads() == []
+    assert node.connection_count() == 0
+
+
+def name_of(server: NodeServer) -> str:
+    host, port = server.address
+    return f"test@{host}:{port}"
+
+
+def raw_socket(server: NodeServer) -> socket.socket:
+    sock = socket.create_connection(server.address, timeout=5)
+    protocol.tune(sock)
+    return sock
+
+
+def authenticated(server: NodeServer) -> Link:
+    sock = raw_socket(server)
+    sock.settimeout(None)
+    link = Link(sock)
+    protocol.client_handshake(link, COOKIE)
+    return link
+
+
+def read_until_closed(sock: socket.socket) -> bytes:
+    """Everything the node sends until it closes the connection (5 s at most).
+
+    A node that closes a link with unread bytes in it resets the connection,
+    which may discard what it sent last: that still counts as closed.
+    """
+    received = b""
+    try:
+        while chunk := sock.recv(4096):
+            received += chunk
+    except ConnectionResetError:
+        pass
+    return received
+
+
+def test_a_wrong_cookie_is_refused_and_the_node_keeps_serving(server: NodeServer) -> None:
+    node = name_of(server)
+    cookie.set_cookie(node, "wrong-cookie")
+    with pytest.raises(NodeError) as caught:
+        client.connect(node)
+    assert str(caught.value) == (
+        f"authentication failed for node {node} at {server.address[0]}:{server.address[1]}: "
+        f"it has another cookie (set the right one with livekit.set_cookie({node!r}, cookie))"
+    )
+    cookie.set_cookie(node, COOKIE)
+    assert rpc.call(node, "os", "getpid") == os.getpid()
+
+
+def test_garbage_bytes_are_dropped_without_being_unpickled(
+    server: NodeServer, tmp_path: Path
+) -> None:
+    marker = tmp_path / "unpickled"
+
+    class Bomb:
+        def __reduce__(self) -> tuple[object, tuple[str]]:
+            return (os.mkdir, (str(marker),))
+
+    bomb = pickle.dumps(Bomb())
+    with raw_socket(server) as sock:
+        sock.sendall(len(bomb).to_bytes(4, "big") + bomb)
+        received = read_until_closed(sock)
+    assert received.endswith(b"#FAILURE#")
+    assert not marker.exists()
+    assert rpc.call(name_of(server), "os", "getpid") == os.getpid()
+
+
+def test_an_oversized_frame_is_refused_before_it_is_read(server: NodeServer) -> None:
+    with raw_socket(server) as sock:
+        sock.sendall(b"\x7f\xff\xff\xff" + b"x" * 1000)
+        received = read_until_closed(sock)
+    assert b"#WELCOME#" not in received
+    assert rpc.call(name_of(server), "os", "getpid") == os.getpid()
+
+
+@pytest.mark.parametrize("sent", [b"", b"\x00\x00"], ids=["silent", "half-a-header"])
+def test_a_half_open_connection_is_dropped_while_others_are_served(
+    server: NodeServer, sent: bytes
+) -> None:
+    with raw_socket(server) as sock:
+        sock.sendall(sent)
+        # While it stalls, another client is served.
+        assert rpc.call(name_of(server), "os", "getpid") == os.getpid()
+        received = read_until_closed(sock)  # the handshake deadline (0.5 s) drops it
+    assert b"#CHALLENGE#" in received
+    assert b"#WELCOME#" not in received
+
+
+def test_a_peer_that_disconnects_mid_call_does_not_hurt_the_node(server: NodeServer) -> None:
+    link = authenticated(server)
+    link.send(protocol.dumps(("call", "time", "sleep", (0.2,), {})))
+    link.close()  # gone before the answer: the node's reply finds no one
+    node = name_of(server)
+    assert rpc.call(node, "time", "sleep", (0.3,)) is None
+    assert rpc.call(node, "os", "getpid") == os.getpid()
+
+
+def test_a_hundred_concurrent_clients_are_all_served(server: NodeServer) -> None:
+    count = 100
+    ready = threading.Barrier(count)
+    answers: list[object] = [None] * count
+
+    def one_client(index: int) -> None:
+        link = authenticated(server)
+        try:
+            ready.wait(10)  # all 100 links are open at once
+            link.send(protocol.dumps(("call", "operator", "mul", (index, 2), {})))
+            answers[index] = link.recv()
+        finally:
+            link.close()
+
+    threads = [threading.Thread(target=one_client, args=(i,)) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert answers == [("ok", 2 * i) for i in range(count)]
+
+
+def test_links_beyond_the_limit_are_closed_at_once() -> None:
+    node = NodeServer("test@localhost", cookie=lambda: COOKIE, max_connections=1)
+    thread = threading.Thread(target=node.serve, name="test-node-server")
+    thread.start()
+    try:
+        with raw_socket(node) as first, raw_socket(node) as second:
+            assert first.recv(64).startswith(b"\x00\x00\x00")  # the first gets a challenge
+            assert read_until_closed(second) == b""  # the second is closed unread
+    finally:
+        node.close()
+        thread.join(5)
+    assert not thread.is_alive()
+
+
+def test_a_request_the_node_does_not_know_is_answered_and_the_link_kept(
+    server: NodeServer,
+) -> None:
+    link = authenticated(server)
+    try:
+        link.send(protocol.dumps(("reboot", "now")))
+        assert link.recv() == (
+            "unsendable",
+            "cannot answer the request ('reboot', 'now')",
+        )
+        link.send(protocol.dumps(("hello", "test")))
+        assert link.recv() == ("welcome", "test@localhost", os.getpid())
+    finally:
+        link.close()
+
+
+def test_a_request_that_cannot_be_unpickled_is_answered_and_the_link_kept(
+    server: NodeServer,
+) -> None:
+    link = authenticated(server)
+    try:
+        link.send(b"\x80\x05not a pickle")
+        kind, message = link.recv()
+        assert kind == "unsendable"
+        assert message.startswith("could not unpickle the request: ")
+        link.send(protocol.dumps(("call", "operator", "add", (1, 2), {})))
+        assert link.recv() == ("ok", 3)
+    finally:
+        link.close()
+
+
+def test_close_ends_every_link_thread_and_the_listener() -> None:
+    node = NodeServer("test@localhost", cookie=lambda: COOKIE)
+    thread = threading.Thread(target=node.serve, name="test-node-server")
+    thread.start()
+    links = [authenticated(node) for _ in range(3)]
+    try:
+        for link in links:
+            link.send(protocol.dumps(("hello", "test")))
+            link.recv()
+        assert node.connection_count() == 3
+        node.close()
+        thread.join(5)
+        assert node_threads() == []
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection(node.address, timeout=5).close()
+    finally:
+        for link in links:
+            link.close()
+
+
+def test_a_node_that_never_answers_the_handshake_times_out() -> None:
+    with socket.create_server(("127.0.0.1", 0)) as silent:  # accepts, says nothing
+        port = silent.getsockname()[1]
+        with pytest.raises(NodeError) as caught:
+            client.connect(f"mute@127.0.0.1:{port}", timeout=0.2)
+    assert str(caught.value) == (
+        f"timed out after 0.2 s authenticating with node mute@127.0.0.1:{port} at 127.0.0.1:{port}"
+    )
+
+
+def test_nothing_listening_is_reported_as_such() -> None:
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+    with pytest.raises(NodeError) as caught:
+        client.connect(f"gone@127.0.0.1:{port}")
+    assert str(caught.value) == (
+        f"nothing is listening for node gone@127.0.0.1:{port} at 127.0.0.1:{port}"
+    )
