@@ -11,6 +11,8 @@ from __future__ import annotations
 from livekit import _display
 from livekit.mermaid import Mermaid
 from livekit.runtime import memory, process_info, processes, threads
+from livekit.supervisor import Agent, Supervisor, child, stopping
+from livekit.trees import render_sup_tree, sup_tree
 from livekit.widgets import VegaLite, listen
 
 __version__ = "0.1.0"
@@ -19,12 +21,18 @@ __version__ = "0.1.0"
 _display.enable_book_renderer()
 
 __all__ = [
+    "Agent",
     "Mermaid",
+    "Supervisor",
     "VegaLite",
     "__version__",
+    "child",
     "listen",
     "memory",
     "process_info",
     "processes",
+    "render_sup_tree",
+    "stopping",
+    "sup_tree",
     "threads",
 ]

@@ -1,0 +1,945 @@
+"""Supervisors for threads, with OTP's semantics.
+
+Python has threads but no supervisors.  A :class:`Supervisor` starts its
+children (functions run in threads, :class:`Agent` state holders, and other
+supervisors), watches them, and restarts them the way an Erlang/OTP
+supervisor does: by ``strategy`` (``one_for_one``, ``one_for_all``,
+``rest_for_one``), by each child's ``restart`` type (``permanent``,
+``transient``, ``temporary``), and within a restart intensity
+(``max_restarts`` in ``max_seconds``).  See
+https://www.erlang.org/doc/system/sup_princ.html for OTP's definitions.
+
+Stopping is cooperative: a Python thread cannot be killed.  Each child has
+a stop event, :func:`stopping` returns it inside the child, and a child that
+checks it stops when asked.  A child that does not stop within its
+``shutdown`` timeout is reported (a :class:`RuntimeWarning` and the return
+value of :meth:`Supervisor.stop`), never waited on forever.
+
+livekit's own background work (live charts, the node server, the local
+kernel) runs under :func:`app_supervisor`, the supervisor named
+``"livekit"``, which is what ``app_tree("livekit")`` draws.
+"""
+
+from __future__ import annotations
+
+import atexit
+import dataclasses
+import itertools
+import logging
+import queue
+import threading
+import time
+import warnings
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future
+from typing import Any, Generic, Literal, NamedTuple, TypeVar
+
+from livekit.mermaid import Mermaid
+
+Strategy = Literal["one_for_one", "one_for_all", "rest_for_one"]
+Restart = Literal["permanent", "transient", "temporary"]
+Kind = Literal["worker", "supervisor", "agent"]
+
+STRATEGIES: tuple[Strategy, ...] = ("one_for_one", "one_for_all", "rest_for_one")
+RESTARTS: tuple[Restart, ...] = ("permanent", "transient", "temporary")
+
+#: How long :meth:`Supervisor.stop` waits for a worker or an agent, in seconds.
+DEFAULT_SHUTDOWN = 5.0
+
+_log = logging.getLogger("livekit.supervisor")
+_local = threading.local()
+_names = itertools.count(1)
+
+S = TypeVar("S")
+R = TypeVar("R")
+
+
+class SupervisorExit(Exception):  # noqa: N818 - named after OTP's exit, not an error
+    """Raised in a nested supervisor's thread when it gave up restarting.
+
+    Its parent sees it as the child's crash, as OTP's parent sees the exit
+    of a child supervisor that reached its restart intensity.
+    """
+
+
+def stopping() -> threading.Event:
+    """Return the stop event of the supervised child running this code.
+
+    A child checks it (``while not stopping().is_set(): ...``) or waits on
+    it (``stopping().wait(0.5)`` instead of ``time.sleep(0.5)``) so that
+    :meth:`Supervisor.stop` and :meth:`Supervisor.terminate_child` can stop
+    it.  A thread cannot be killed in Python: a child that never looks at
+    this event runs until it returns on its own.
+
+    Raises
+    ------
+    RuntimeError
+        When called outside a thread started by a :class:`Supervisor`.
+
+    Examples
+    --------
+    >>> import threading
+    >>> seen = []
+    >>> def poller():
+    ...     event = stopping()
+    ...     seen.append(event.is_set())
+    ...     event.wait()          # returns when the supervisor stops us
+    >>> with Supervisor([poller], name="demo") as sup:
+    ...     pass
+    >>> seen
+    [False]
+    """
+    event: threading.Event | None = getattr(_local, "stop_event", None)
+    if event is None:
+        raise RuntimeError(
+            f"stopping() called outside a supervised child, "
+            f"in thread {threading.current_thread().name!r}"
+        )
+    return event
+
+
+@dataclasses.dataclass(frozen=True)
+class ChildSpec:
+    """How a supervisor starts, restarts and stops one child.
+
+    Build one with :func:`child`; a supervisor turns a bare callable, an
+    :class:`Agent` or a :class:`Supervisor` into one with the defaults.
+    """
+
+    target: Callable[[], object] | Agent[Any] | Supervisor
+    name: str
+    restart: Restart = "permanent"
+    shutdown: float | None = DEFAULT_SHUTDOWN
+
+    @property
+    def kind(self) -> Kind:
+        """``"supervisor"``, ``"agent"`` or ``"worker"``."""
+        if isinstance(self.target, Supervisor):
+            return "supervisor"
+        if isinstance(self.target, Agent):
+            return "agent"
+        return "worker"
+
+
+def child(
+    target: Callable[[], object] | Agent[Any] | Supervisor,
+    *,
+    name: str | None = None,
+    restart: Restart = "permanent",
+    shutdown: float | None = None,
+) -> ChildSpec:
+    """Describe a supervised child, as an OTP child specification does.
+
+    Parameters
+    ----------
+    target
+        A function called with no arguments in the child's thread, an
+        :class:`Agent`, or a :class:`Supervisor` (which nests).
+    name
+        The child's name, unique within its supervisor; also its thread's
+        name.  Defaults to the function's ``__name__`` (or the agent's or
+        supervisor's name).
+    restart
+        ``"permanent"``: always restarted.  ``"transient"``: restarted only
+        when it raised.  ``"temporary"``: never restarted, and forgotten
+        once it ends.
+    shutdown
+        Seconds :meth:`Supervisor.stop` waits for the child after setting
+        its stop event (default 5; for a nested supervisor, long enough for
+        all of its own children).
+
+    Examples
+    --------
+    >>> def poll():
+    ...     stopping().wait()
+    >>> spec = child(poll, name="poller", restart="transient")
+    >>> spec.name, spec.restart, spec.kind
+    ('poller', 'transient', 'worker')
+    >>> child(42)
+    Traceback (most recent call last):
+    ...
+    TypeError: expected a callable, an Agent or a Supervisor as a child, got int: 42
+    """
+    if not callable(target) and not isinstance(target, Agent | Supervisor):
+        raise TypeError(
+            f"expected a callable, an Agent or a Supervisor as a child, "
+            f"got {type(target).__name__}: {target!r}"
+        )
+    if restart not in RESTARTS:
+        raise ValueError(
+            f"expected restart 'permanent', 'transient' or 'temporary', got {restart!r}"
+        )
+    if name is not None and (not isinstance(name, str) or not name):
+        raise ValueError(f"expected a non-empty str as a child's name, got {name!r}")
+    if shutdown is not None and not shutdown >= 0:
+        raise ValueError(f"expected shutdown >= 0 seconds, got {shutdown!r}")
+    if shutdown is None and not isinstance(target, Supervisor):
+        shutdown = DEFAULT_SHUTDOWN
+    return ChildSpec(target, name or _default_name(target), restart, shutdown)
+
+
+def _default_name(target: object) -> str:
+    if isinstance(target, Agent | Supervisor):
+        return target.name
+    name = getattr(target, "__name__", None) or type(target).__name__
+    return "lambda" if name == "<lambda>" else str(name)
+
+
+def _as_spec(item: object) -> ChildSpec:
+    if isinstance(item, ChildSpec):
+        return item
+    return child(item)  # type: ignore[arg-type]  # child() checks and names it
+
+
+class ChildInfo(NamedTuple):
+    """One row of :meth:`Supervisor.which_children`."""
+
+    name: str
+    kind: Kind
+    alive: bool
+    restarts: int
+
+
+@dataclasses.dataclass(eq=False)
+class _Child:
+    """A supervisor's record of one child; guarded by the supervisor's lock."""
+
+    spec: ChildSpec
+    thread: threading.Thread | None = None
+    stop_event: threading.Event = dataclasses.field(default_factory=threading.Event)
+    generation: int = 0
+    running: bool = False
+    restarts: int = 0
+    last_error: BaseException | None = None
+
+
+class Supervisor:
+    """Start, watch and restart threads the way an OTP supervisor does.
+
+    Parameters
+    ----------
+    children
+        Callables (each run in its own daemon thread), :func:`child`
+        specifications, :class:`Agent` objects and other supervisors,
+        started in this order.
+    strategy
+        What a crash restarts: ``"one_for_one"`` the crashed child only;
+        ``"one_for_all"`` every child (the others are stopped first, in
+        reverse start order); ``"rest_for_one"`` the crashed child and the
+        children started after it.
+    max_restarts, max_seconds
+        The restart intensity: more than ``max_restarts`` restarts within
+        ``max_seconds`` stops every child in reverse start order and stops
+        the supervisor; :attr:`alive` becomes False and
+        :attr:`exit_reason` says which child crashed and how.
+    name
+        The supervisor's name, shown in trees and used as its thread's name.
+    clock
+        Monotonic seconds; tests pass a fake clock to control intensity.
+
+    Examples
+    --------
+    >>> import threading
+    >>> ready = threading.Event()
+    >>> def worker():
+    ...     ready.set()
+    ...     stopping().wait()
+    >>> with Supervisor([worker, Agent(list)], name="demo") as sup:
+    ...     _ = ready.wait(5)
+    ...     for row in sup.which_children():
+    ...         print(row)
+    ChildInfo(name='worker', kind='worker', alive=True, restarts=0)
+    ChildInfo(name='agent', kind='agent', alive=True, restarts=0)
+    >>> sup.alive
+    False
+    """
+
+    def __init__(
+        self,
+        children: Iterable[object] = (),
+        *,
+        strategy: Strategy = "one_for_one",
+        max_restarts: int = 3,
+        max_seconds: float = 5,
+        name: str | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if strategy not in STRATEGIES:
+            raise ValueError(
+                f"expected strategy 'one_for_one', 'one_for_all' or 'rest_for_one', "
+                f"got {strategy!r}"
+            )
+        if isinstance(max_restarts, bool) or not isinstance(max_restarts, int) or max_restarts < 0:
+            raise ValueError(f"expected max_restarts to be an int >= 0, got {max_restarts!r}")
+        if not max_seconds > 0:
+            raise ValueError(f"expected max_seconds > 0, got {max_seconds!r}")
+        if isinstance(children, str | bytes) or not isinstance(children, Iterable):
+            raise TypeError(f"expected a list of children, got {children!r}")
+        self.name = name if name is not None else f"Supervisor-{next(_names)}"
+        self.strategy: Strategy = strategy
+        self.max_restarts = max_restarts
+        self.max_seconds = max_seconds
+        self._clock = clock
+        self._lock = threading.RLock()
+        self._children: list[_Child] = []
+        self._inbox: queue.SimpleQueue[tuple[Any, ...]] = queue.SimpleQueue()
+        self._restart_times: deque[float] = deque()
+        self._loop_thread: threading.Thread | None = None
+        self._parent: Supervisor | None = None
+        self._running = False
+        self._exit_reason: str | None = None
+        self._not_stopped: list[str] = []
+        self._begun = threading.Event()
+        for item in children:
+            self._add(_as_spec(item))
+
+    # ── public API ────────────────────────────────────────────────────
+
+    @property
+    def alive(self) -> bool:
+        """True from :meth:`start` until stopped or given up."""
+        return self._running
+
+    @property
+    def exit_reason(self) -> str | None:
+        """Why the supervisor gave up (None while alive or after :meth:`stop`)."""
+        return self._exit_reason
+
+    def start(self) -> Supervisor:
+        """Start the children in order, then watch them; return ``self``.
+
+        Examples
+        --------
+        >>> sup = Supervisor([], name="empty").start()
+        >>> sup.alive
+        True
+        >>> sup.stop()
+        []
+        """
+        with self._lock:
+            if self._parent is not None:
+                raise RuntimeError(
+                    f"supervisor {self.name!r} is a child of {self._parent.name!r}; "
+                    "its parent starts it"
+                )
+            if self._running:
+                raise RuntimeError(f"supervisor {self.name!r} is already running")
+            self._inbox = queue.SimpleQueue()
+            self._begin()
+        thread = threading.Thread(target=self._loop, name=self.name, daemon=True)
+        self._loop_thread = thread
+        thread.start()
+        return self
+
+    def stop(self) -> list[str]:
+        """Stop every child in reverse start order, then the supervisor.
+
+        Each child gets its stop event set and up to its ``shutdown``
+        seconds to end.  Returns the names of children that did not stop
+        in time (they keep running as daemon threads, and a
+        :class:`RuntimeWarning` names them); an empty list when all
+        stopped.  Stopping a stopped supervisor does nothing.
+
+        Examples
+        --------
+        >>> sup = Supervisor([lambda: stopping().wait()], name="s").start()
+        >>> sup.stop()
+        []
+        """
+        with self._lock:
+            if not self._running:
+                return []
+            thread = self._loop_thread
+            inbox = self._inbox
+            bound = self._shutdown_bound()
+        inbox.put(("stop",))
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(bound)
+        late = list(self._not_stopped)
+        _warn_not_stopped(self.name, late)
+        return late
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the supervisor stops or gives up; return True if it did.
+
+        A script whose work runs under a supervisor calls this at the end,
+        as an Erlang program's main process waits for its application.
+
+        Examples
+        --------
+        >>> def crash():
+        ...     raise ValueError("boom")
+        >>> import logging; logging.getLogger("livekit.supervisor").disabled = True
+        >>> sup = Supervisor([crash], max_restarts=1, name="fragile").start()
+        >>> sup.wait(5)
+        True
+        >>> sup.exit_reason
+        "child 'crash' raised ValueError('boom'); more than 1 restarts in 5 s"
+        >>> logging.getLogger("livekit.supervisor").disabled = False
+        """
+        thread = self._loop_thread
+        if thread is None:
+            return not self._running
+        if thread is not threading.current_thread():
+            thread.join(timeout)
+        return not self._running
+
+    def __enter__(self) -> Supervisor:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def start_child(self, spec: object) -> str:
+        """Add a child and, if the supervisor runs, start it; return its name.
+
+        ``spec`` is anything a supervisor accepts as a child.  A name that
+        another child already has raises :class:`ValueError`; a child left
+        unnamed gets its function's name with a ``-2``, ``-3``... suffix
+        when needed.
+
+        Examples
+        --------
+        >>> with Supervisor([], name="s") as sup:
+        ...     sup.start_child(lambda: stopping().wait())
+        ...     sup.start_child(lambda: stopping().wait())
+        ...     sup.count_children()
+        'lambda'
+        'lambda-2'
+        {'specs': 2, 'active': 2, 'supervisors': 0, 'workers': 2}
+        """
+        with self._lock:
+            record = self._add(_as_spec(spec))
+            if self._running:
+                self._start(record)
+            return record.spec.name
+
+    def terminate_child(self, name: str) -> bool:
+        """Stop a running child; return True if it stopped in time.
+
+        The child's stop event is set and the supervisor waits up to its
+        ``shutdown`` seconds.  The child is not restarted and stays in
+        :meth:`which_children` (not alive) until :meth:`restart_child` or
+        :meth:`delete_child`; a temporary child is forgotten, as in OTP.
+        A child that does not stop in time is reported with a
+        :class:`RuntimeWarning` and False.
+
+        Examples
+        --------
+        >>> with Supervisor([lambda: stopping().wait()], name="s") as sup:
+        ...     sup.terminate_child("lambda")
+        ...     sup.which_children()
+        True
+        [ChildInfo(name='lambda', kind='worker', alive=False, restarts=0)]
+        """
+        with self._lock:
+            record = self._find(name)
+            late = self._terminate(record)
+            if record.spec.restart == "temporary":
+                self._children.remove(record)
+        _warn_not_stopped(self.name, late)
+        return not late
+
+    def restart_child(self, name: str) -> None:
+        """Start again a child that was terminated or that ended.
+
+        Raises :class:`RuntimeError` if the child is running, as OTP does.
+
+        Examples
+        --------
+        >>> with Supervisor([lambda: stopping().wait()], name="s") as sup:
+        ...     _ = sup.terminate_child("lambda")
+        ...     sup.restart_child("lambda")
+        ...     sup.which_children()
+        [ChildInfo(name='lambda', kind='worker', alive=True, restarts=0)]
+        """
+        with self._lock:
+            record = self._find(name)
+            if record.running:
+                raise RuntimeError(f"child {name!r} of {self.name!r} is running")
+            if not self._running:
+                raise RuntimeError(f"supervisor {self.name!r} is not running")
+            self._start(record)
+
+    def delete_child(self, name: str) -> None:
+        """Forget a child that is not running (terminate it first, as in OTP).
+
+        Examples
+        --------
+        >>> with Supervisor([lambda: stopping().wait()], name="s") as sup:
+        ...     _ = sup.terminate_child("lambda")
+        ...     sup.delete_child("lambda")
+        ...     sup.which_children()
+        []
+        """
+        with self._lock:
+            record = self._find(name)
+            if record.running:
+                raise RuntimeError(
+                    f"child {name!r} of {self.name!r} is running; terminate_child() it first"
+                )
+            self._children.remove(record)
+            if isinstance(record.spec.target, Supervisor | Agent):
+                record.spec.target._parent = None
+
+    def which_children(self) -> list[ChildInfo]:
+        """Return name, kind, alive and restart count of each child, in start order.
+
+        Examples
+        --------
+        >>> Supervisor([Agent(dict)], name="s").which_children()
+        [ChildInfo(name='agent', kind='agent', alive=False, restarts=0)]
+        """
+        with self._lock:
+            return [
+                ChildInfo(c.spec.name, c.spec.kind, c.running, c.restarts) for c in self._children
+            ]
+
+    def count_children(self) -> dict[str, int]:
+        """Return OTP's totals: specs, active, supervisors and workers.
+
+        Agents count as workers, as they do in OTP.
+
+        Examples
+        --------
+        >>> Supervisor([Agent(dict), Supervisor(name="inner")], name="s").count_children()
+        {'specs': 2, 'active': 0, 'supervisors': 1, 'workers': 1}
+        """
+        with self._lock:
+            supervisors = sum(c.spec.kind == "supervisor" for c in self._children)
+            return {
+                "specs": len(self._children),
+                "active": sum(c.running for c in self._children),
+                "supervisors": supervisors,
+                "workers": len(self._children) - supervisors,
+            }
+
+    def summary(self) -> str:
+        """Return a readable text summary: the supervisor, then one line per child.
+
+        Examples
+        --------
+        >>> print(Supervisor([Agent(dict)], name="cache").summary())
+        Supervisor 'cache' (one_for_one, stopped)
+          agent  agent  stopped  permanent  restarts=0
+        """
+        with self._lock:
+            state = "running" if self._running else "stopped"
+            if self._exit_reason:
+                state = f"gave up: {self._exit_reason}"
+            lines = [f"Supervisor {self.name!r} ({self.strategy}, {state})"]
+            for c in self._children:
+                alive = "alive" if c.running else "stopped"
+                lines.append(
+                    f"  {c.spec.kind}  {c.spec.name}  {alive}  {c.spec.restart}"
+                    f"  restarts={c.restarts}"
+                )
+            return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        state = "running" if self._running else "stopped"
+        return f"<Supervisor {self.name!r} {self.strategy} {state}, {len(self._children)} children>"
+
+    def tree(self, *, direction: str = "top_down", caption: str | None = None) -> Mermaid:
+        """Return this supervisor's tree as a :class:`~livekit.Mermaid` (``sup_tree(self)``)."""
+        from livekit.trees import sup_tree
+
+        return sup_tree(self, direction=direction, caption=caption)
+
+    def _repr_mimebundle_(
+        self, include: Iterable[str] | None = None, exclude: Iterable[str] | None = None
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Display as the supervision tree, with the summary as plain text."""
+        data, metadata = self.tree(caption=f"Supervision tree of {self.name!r}.")._repr_mimebundle_(
+            include, exclude
+        )
+        if "text/plain" in data:
+            data["text/plain"] = self.summary()
+        return data, metadata
+
+    # ── for livekit.trees ─────────────────────────────────────────────
+
+    def _tree_children(self) -> list[tuple[ChildSpec, bool, int, threading.Thread | None]]:
+        with self._lock:
+            return [(c.spec, c.running, c.restarts, c.thread) for c in self._children]
+
+    def _threads(self) -> Iterator[threading.Thread]:
+        """Yield every live thread of this tree: the loop, then children, nested."""
+        if self._loop_thread is not None and self._loop_thread.is_alive():
+            yield self._loop_thread
+        for spec, _running, _restarts, thread in self._tree_children():
+            if isinstance(spec.target, Supervisor):
+                yield from spec.target._threads()
+            elif thread is not None and thread.is_alive():
+                yield thread
+
+    # ── internals; callers hold self._lock unless said otherwise ───────
+
+    def _add(self, spec: ChildSpec) -> _Child:
+        taken = {c.spec.name for c in self._children}
+        if spec.name in taken:
+            if spec.name != _default_name(spec.target):
+                raise ValueError(
+                    f"supervisor {self.name!r} already has a child named {spec.name!r}"
+                )
+            for n in itertools.count(2):
+                if f"{spec.name}-{n}" not in taken:
+                    spec = dataclasses.replace(spec, name=f"{spec.name}-{n}")
+                    break
+        target = spec.target
+        if isinstance(target, Supervisor | Agent):
+            if target is self:
+                raise ValueError(f"supervisor {self.name!r} cannot supervise itself")
+            if target._parent is not None:
+                raise ValueError(f"{target!r} already has a supervisor, {target._parent.name!r}")
+            if isinstance(target, Supervisor) and target._running:
+                raise ValueError(f"{target!r} was started on its own; its parent must start it")
+            target._parent = self
+        record = _Child(spec)
+        self._children.append(record)
+        return record
+
+    def _find(self, name: str) -> _Child:
+        for c in self._children:
+            if c.spec.name == name:
+                return c
+        names = ", ".join(repr(c.spec.name) for c in self._children) or "none"
+        raise KeyError(f"supervisor {self.name!r} has no child named {name!r} (children: {names})")
+
+    def _begin(self) -> None:
+        # The inbox was made fresh by start() or by the parent's _start(), so
+        # that a stop sent before this thread got here is not lost.
+        self._restart_times.clear()
+        self._exit_reason = None
+        self._not_stopped = []
+        self._running = True
+        for record in list(self._children):
+            self._start(record)
+
+    def _start(self, record: _Child) -> None:
+        record.generation += 1
+        record.stop_event = threading.Event()
+        record.running = True
+        target = record.spec.target
+        if isinstance(target, Agent):
+            target._prepare()
+        elif isinstance(target, Supervisor):
+            target._inbox = queue.SimpleQueue()
+            target._begun = threading.Event()
+        thread = threading.Thread(
+            target=self._run_child,
+            args=(record, record.generation, record.stop_event),
+            name=record.spec.name,
+            daemon=True,
+        )
+        record.thread = thread
+        thread.start()
+        if isinstance(target, Supervisor):
+            # As in OTP, starting is synchronous: when start() returns, the
+            # whole tree is running, agents of nested supervisors included.
+            target._begun.wait()
+
+    def _run_child(self, record: _Child, generation: int, stop_event: threading.Event) -> None:
+        """Body of every child thread (no lock held): run, then report the exit."""
+        _local.stop_event = stop_event
+        target = record.spec.target
+        error: BaseException | None = None
+        try:
+            if isinstance(target, Supervisor):
+                target._run_as_child()
+            elif isinstance(target, Agent):
+                target._serve()
+            else:
+                target()
+        except BaseException as exc:  # a crash is data for the supervisor
+            error = exc
+            if not stop_event.is_set():
+                _log.error(
+                    "child %r of supervisor %r crashed", record.spec.name, self.name, exc_info=exc
+                )
+        self._inbox.put(("exit", record, generation, error))
+
+    def _terminate(self, record: _Child) -> list[str]:
+        """Stop one child cooperatively; return the names that outlived their shutdown time.
+
+        For a nested supervisor these are its own late children, as ``"inner/name"``.
+        """
+        if not record.running:
+            return []
+        record.running = False
+        record.generation += 1  # its exit message is now stale: not a crash
+        record.stop_event.set()
+        target = record.spec.target
+        if isinstance(target, Agent):
+            target._wake()
+        elif isinstance(target, Supervisor):
+            target._inbox.put(("stop",))
+        thread = record.thread
+        if thread is None or thread is threading.current_thread():
+            return []
+        timeout = record.spec.shutdown
+        if timeout is None and isinstance(target, Supervisor):
+            timeout = target._shutdown_bound()
+        thread.join(timeout)
+        if thread.is_alive():
+            return [record.spec.name]
+        if isinstance(target, Supervisor):
+            return [f"{record.spec.name}/{name}" for name in target._not_stopped]
+        return []
+
+    def _shutdown_bound(self) -> float:
+        """The longest an orderly stop of this supervisor can take, in seconds."""
+        total = 1.0
+        for c in self._children:
+            if c.spec.shutdown is not None:
+                total += c.spec.shutdown
+            elif isinstance(c.spec.target, Supervisor):
+                total += c.spec.target._shutdown_bound()
+        return total
+
+    def _terminate_all(self) -> list[str]:
+        """Stop every child in reverse start order; return those that outlived their time."""
+        late = [name for c in reversed(self._children) for name in self._terminate(c)]
+        self._children = [c for c in self._children if c.spec.restart != "temporary"]
+        return late
+
+    def _loop(self) -> str | None:
+        """Handle exits until stopped (returns None) or given up (returns the reason)."""
+        while True:
+            message = self._inbox.get()
+            with self._lock:
+                if message[0] == "stop":
+                    self._not_stopped = self._terminate_all()
+                    self._running = False
+                    return None
+                _, record, generation, error = message
+                reason = self._on_exit(record, generation, error)
+                if reason is not None:
+                    self._not_stopped = self._terminate_all()
+                    self._running = False
+                    self._exit_reason = reason
+                    _log_not_stopped(self.name, self._not_stopped)
+                    _log.error("supervisor %r gave up: %s", self.name, reason)
+                    return reason
+
+    def _run_as_child(self) -> None:
+        try:
+            with self._lock:
+                self._loop_thread = threading.current_thread()
+                self._begin()
+        finally:
+            self._begun.set()  # the parent waits for this, even if starting failed
+        reason = self._loop()
+        if reason is not None:
+            raise SupervisorExit(f"supervisor {self.name!r} gave up: {reason}")
+
+    def _on_exit(self, record: _Child, generation: int, error: BaseException | None) -> str | None:
+        """Apply restart type, intensity and strategy to one exit; a reason means give up."""
+        if generation != record.generation or not record.running:
+            return None  # stopped on purpose, or already restarted
+        record.running = False
+        record.last_error = error
+        restart = record.spec.restart
+        if restart == "temporary":
+            self._children.remove(record)
+            return None
+        if restart == "transient" and error is None:
+            return None
+        now = self._clock()
+        self._restart_times.append(now)
+        while self._restart_times and self._restart_times[0] <= now - self.max_seconds:
+            self._restart_times.popleft()
+        if len(self._restart_times) > self.max_restarts:
+            how = f"raised {error!r}" if error is not None else "returned"
+            return (
+                f"child {record.spec.name!r} {how}; more than {self.max_restarts} "
+                f"restarts in {self.max_seconds:g} s"
+            )
+        if self.strategy == "one_for_one":
+            group = [record]
+        elif self.strategy == "one_for_all":
+            group = list(self._children)
+        else:
+            group = self._children[self._children.index(record) :]
+        late = [n for c in reversed(group) if c is not record for n in self._terminate(c)]
+        _log_not_stopped(self.name, late)
+        for c in group:
+            if c is not record and c.spec.restart == "temporary":
+                self._children.remove(c)
+                continue
+            c.restarts += 1
+            self._start(c)
+        return None
+
+
+def _not_stopped_message(supervisor: str, names: list[str]) -> str:
+    return (
+        f"supervisor {supervisor!r}: child {', '.join(map(repr, names))} did not stop in "
+        "time and keeps running as a daemon thread; a Python thread cannot be killed, "
+        "so it must check stopping()"
+    )
+
+
+def _warn_not_stopped(supervisor: str, names: list[str]) -> None:
+    """Report late children to the caller of stop() or terminate_child()."""
+    if names:
+        warnings.warn(_not_stopped_message(supervisor, names), RuntimeWarning, stacklevel=3)
+
+
+def _log_not_stopped(supervisor: str, names: list[str]) -> None:
+    """Report late children from the supervisor's own thread, where no caller waits."""
+    if names:
+        _log.warning(_not_stopped_message(supervisor, names))
+
+
+class Agent(Generic[S]):
+    """A small thread-safe state holder, run as a supervised child.
+
+    The counterpart of Elixir's ``Agent``: the state lives in the agent's
+    own thread, and every function you pass runs there, one at a time.  A
+    function that raises crashes the agent (the caller gets the exception)
+    and its supervisor restarts it with a fresh state from ``initial``.
+
+    Parameters
+    ----------
+    initial
+        A function that returns the initial state, called in the agent's
+        thread at every (re)start, as Elixir's ``fn -> [] end``; for
+        example ``list``, ``dict`` or ``lambda: 0``.
+    name
+        The child name and thread name (default ``"agent"``).
+
+    Examples
+    --------
+    >>> cart = Agent(list, name="cart")
+    >>> with Supervisor([cart], name="shop"):
+    ...     cart.update(lambda items: [*items, "apple"])
+    ...     cart.get_and_update(lambda items: (len(items), [*items, "pear"]))
+    ...     cart.get(lambda items: items)
+    1
+    ['apple', 'pear']
+    """
+
+    def __init__(self, initial: Callable[[], S], *, name: str = "agent") -> None:
+        if not callable(initial):
+            raise TypeError(
+                f"Agent expects a function that returns the initial state, such as Agent(list) "
+                f"or Agent(lambda: 0), got {type(initial).__name__}: {initial!r}"
+            )
+        self.name = name
+        self._initial = initial
+        self._parent: Supervisor | None = None
+        self._lock = threading.Lock()
+        self._requests: queue.SimpleQueue[tuple[Callable[[Any], Any], Future[Any]] | None]
+        self._requests = queue.SimpleQueue()
+        self._accepting = False
+
+    def __repr__(self) -> str:
+        return f"<Agent {self.name!r}>"
+
+    def get(self, fn: Callable[[S], R], *, timeout: float | None = 5.0) -> R:
+        """Return ``fn(state)``, computed in the agent's thread."""
+        return self._call(lambda state: (fn(state), state), timeout)  # type: ignore[no-any-return]
+
+    def update(self, fn: Callable[[S], S], *, timeout: float | None = 5.0) -> None:
+        """Replace the state with ``fn(state)``."""
+        self._call(lambda state: (None, fn(state)), timeout)
+
+    def get_and_update(self, fn: Callable[[S], tuple[R, S]], *, timeout: float | None = 5.0) -> R:
+        """Call ``fn(state)``, which returns ``(reply, new_state)``; return the reply."""
+        return self._call(fn, timeout)  # type: ignore[no-any-return]
+
+    def _call(self, fn: Callable[[Any], tuple[Any, Any]], timeout: float | None) -> Any:
+        future: Future[Any] = Future()
+        with self._lock:
+            if not self._accepting:
+                raise RuntimeError(f"agent {self.name!r} is not running; start its supervisor")
+            self._requests.put((fn, future))
+        return future.result(timeout)
+
+    # ── driven by the supervisor ──────────────────────────────────────
+
+    def _prepare(self) -> None:
+        with self._lock:
+            self._requests = queue.SimpleQueue()
+            self._accepting = True
+
+    def _wake(self) -> None:
+        with self._lock:
+            self._requests.put(None)
+
+    def _serve(self) -> None:
+        requests = self._requests
+        try:
+            state = self._initial()
+            while (request := requests.get()) is not None:
+                fn, future = request
+                try:
+                    reply, state = fn(state)
+                except BaseException as exc:
+                    future.set_exception(exc)
+                    raise
+                future.set_result(reply)
+        finally:
+            with self._lock:
+                self._accepting = False
+            # Fail the calls still queued, so that no caller waits for a dead agent.
+            while True:
+                try:
+                    pending = requests.get_nowait()
+                except queue.Empty:
+                    break
+                if pending is not None:
+                    pending[1].set_exception(RuntimeError(f"agent {self.name!r} stopped"))
+
+
+# ── livekit's own application ─────────────────────────────────────────
+
+_app_lock = threading.Lock()
+_app: Supervisor | None = None
+_atexit_registered = False
+
+
+def app_supervisor() -> Supervisor:
+    """Return livekit's root supervisor, named ``"livekit"``, starting it on first use.
+
+    livekit's background work (live chart listeners, the node server, the
+    local kernel) runs as its children, added with
+    :meth:`Supervisor.start_child`; ``app_tree("livekit")`` draws it.  It
+    is stopped when the interpreter exits, so no livekit thread outlives
+    the program.  If it gave up (restart intensity), the next call starts
+    a fresh one.
+
+    Examples
+    --------
+    >>> sup = app_supervisor()
+    >>> sup.name, sup.alive
+    ('livekit', True)
+    >>> def listen():
+    ...     stopping().wait()
+    >>> name = sup.start_child(child(listen, name="doctest-listener", restart="transient"))
+    >>> sup.terminate_child(name)
+    True
+    >>> sup.delete_child(name)
+    """
+    global _app, _atexit_registered  # noqa: PLW0603 - one root per interpreter, on purpose
+    with _app_lock:
+        if _app is None or not _app.alive:
+            _app = Supervisor([], name="livekit", strategy="one_for_one").start()
+        if not _atexit_registered:
+            atexit.register(_stop_app)
+            _atexit_registered = True
+        return _app
+
+
+def _current_app() -> Supervisor | None:
+    """Return livekit's root supervisor if it was started, without starting it."""
+    return _app
+
+
+def _stop_app() -> None:
+    with _app_lock:
+        app = _app
+    if app is not None:
+        app.stop()
