@@ -12,7 +12,7 @@ memory of this process:
 * :func:`memory`: cheap byte counts of this process, ``total`` being RSS.
 
 Every function returns plain dicts, ready to chart with Altair or to push
-into a live :class:`livekit.VegaLite`.
+into a live :class:`livekit.widgets.VegaLite`.
 """
 
 from __future__ import annotations

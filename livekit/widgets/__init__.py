@@ -25,7 +25,7 @@ Front end to Python:
 ``{"type": "ack", "seq": n}``
     The view has drawn every message up to sequence number ``n``.
     Python sends the next message only after it (flow control), or after
-    :data:`~livekit.widgets._live.STALL` seconds without one.
+    ``STALL`` (0.25) seconds without one.
 ``{"type": "assets"}``
     The page has no vega: Python answers with ``assets``.  A view asks at
     most once per page.

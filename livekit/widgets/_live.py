@@ -47,7 +47,7 @@ class Connection:
     when it goes away.
     """
 
-    def __init__(self, widget: LiveWidget, send: Send) -> None:
+    def __init__(self, widget: LiveWidget, send: Callable[[dict[str, Any]], None]) -> None:
         self._widget = widget
         self._send = send
         self.ready = False
@@ -84,11 +84,11 @@ class Connection:
 class LiveWidget:
     """Base of livekit's live widgets: server-side state, any number of clients.
 
-    Subclasses set :attr:`kind` and implement :meth:`_replay` (the whole
-    state, for a client that is new or reloaded), :meth:`_changes` (the
+    Subclasses set ``kind`` and implement ``_replay()`` (the whole state,
+    for a client that is new or reloaded), ``_changes(connection)`` (the
     messages for what changed since the connection's last message),
-    :meth:`_static_bundle` (what a book page shows) and optionally
-    :meth:`_on_message`.
+    ``_static_bundle()`` (what a book page shows) and optionally
+    ``_on_message(connection, msg)``.
     """
 
     kind: ClassVar[str] = ""
@@ -103,7 +103,7 @@ class LiveWidget:
 
     # ── the transport-agnostic API (livekit serve uses it) ──
 
-    def attach(self, send: Send) -> Connection:
+    def attach(self, send: Callable[[dict[str, Any]], None]) -> Connection:
         """Connect a front end; ``send`` delivers one JSON message to it.
 
         ``send`` is called from any thread, one message at a time, in order,
@@ -235,7 +235,7 @@ class LiveWidget:
 
         Returns False if something is still pending after ``timeout``
         seconds (a front end that does not acknowledge gets its next message
-        only after :data:`STALL`).
+        only after ``STALL`` seconds).
         """
         deadline = time.monotonic() + timeout
         while True:

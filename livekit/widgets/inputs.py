@@ -46,7 +46,7 @@ class Text(LiveWidget):
 
     @property
     def value(self) -> str:
-        """What the input holds now: the default, or what the reader typed."""
+        """The text in the input now (the default until the reader types)."""
         with self._lock:
             return self._value
 

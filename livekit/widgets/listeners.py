@@ -31,9 +31,9 @@ class Listener:
         shows it).
     """
 
-    def __init__(self, name: str, cell: Cell | None) -> None:
+    def __init__(self, name: str) -> None:
         self.name = name
-        self._cell = cell
+        self._cell: Cell | None = None
         self._stopped = False
         self._lock = threading.Lock()
 
@@ -181,7 +181,8 @@ def listen(interval: float | Iterable[Any], fn: Callable[[Any], object]) -> List
             call(item)
 
     name = f"listen-{next(_names)}"
-    listener = Listener(name, cell)
+    listener = Listener(name)
+    listener._cell = cell
     app_supervisor().start_child(
         child(every if items is None else each, name=name, restart="transient")
     )
