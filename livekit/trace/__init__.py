@@ -1,0 +1,346 @@
+"""Sequence traces: who sends what to whom while some code runs.
+
+:func:`seq_trace` runs a function and records the messages that the calling
+thread, and every thread, task and process it starts or messages, exchange:
+``queue`` and ``asyncio.Queue`` messages, ``ThreadPoolExecutor`` calls and
+replies, thread, task and process starts and exits, ``multiprocessing``
+queue and pipe messages.  The result is a Mermaid sequence diagram, the
+Python counterpart of Elixir's ``Kino.Process.seq_trace``.
+
+Capture and formatting are separate: :mod:`livekit.trace.recorder` and its
+backends record :mod:`livekit.trace.events`; :mod:`livekit.trace.format`
+turns them into Mermaid text.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+from collections.abc import Callable
+from types import TracebackType
+from typing import Any, Protocol, TypeVar
+
+from livekit import _display
+from livekit.mermaid import Mermaid
+from livekit.trace import format as _format
+from livekit.trace.events import Event, Participant
+from livekit.trace.recorder import Recorder
+
+__all__ = ["SequenceTrace", "render_seq_trace", "seq_trace", "tracing"]
+
+T = TypeVar("T")
+
+#: How many messages a diagram shows unless told otherwise; Mermaid stays
+#: readable, and quick to draw, well below a thousand arrows.
+DEFAULT_MAX_MESSAGES = 500
+
+#: Name of the attribute that carries the partial diagram on an exception
+#: raised by the traced function.
+EXCEPTION_ATTRIBUTE = "livekit_seq_trace"
+
+_running_lock = threading.Lock()
+_running: SequenceTrace | None = None
+
+
+class _Backend(Protocol):
+    name: str
+
+    def install(self) -> None: ...
+
+    def uninstall(self) -> None: ...
+
+
+def _make_backend(name: str | None, recorder: Recorder) -> _Backend:
+    from livekit.trace import processes  # noqa: F401 - registers the multiprocessing hooks
+    from livekit.trace.patching import PatchingBackend
+
+    if name is None:
+        name = "monitoring" if sys.version_info >= (3, 12) else "patching"
+    if name == "patching":
+        return PatchingBackend(recorder)
+    if name == "monitoring" and sys.version_info >= (3, 12):
+        from livekit.trace.monitoring import MonitoringBackend
+
+        return MonitoringBackend(recorder)
+    raise ValueError(f"expected backend 'monitoring' (Python 3.12+) or 'patching', got {name!r}")
+
+
+def _check_options(message_label: object, caption: object, max_messages: object) -> None:
+    if message_label is not None and not callable(message_label):
+        raise ValueError(f"expected message_label to be a callable or None, got {message_label!r}")
+    if caption is not None and not isinstance(caption, str):
+        raise ValueError(f"expected caption to be a str or None, got {caption!r}")
+    if isinstance(max_messages, bool) or not isinstance(max_messages, int) or max_messages < 1:
+        raise ValueError(f"expected max_messages to be a positive int, got {max_messages!r}")
+
+
+class SequenceTrace:
+    """A trace of the code run inside a ``with`` block; see :func:`tracing`.
+
+    After the block, :attr:`diagram` is the Mermaid diagram and
+    :attr:`events` the recorded events; inside it they show what has been
+    recorded so far.
+    """
+
+    def __init__(
+        self,
+        *,
+        message_label: Callable[[Any], str | None] | None = None,
+        caption: str | None = None,
+        max_messages: int = DEFAULT_MAX_MESSAGES,
+        target: str = "the traced block",
+        backend: str | None = None,
+    ) -> None:
+        _check_options(message_label, caption, max_messages)
+        self._message_label = message_label
+        self._caption = caption
+        self._max_messages = max_messages
+        self._target = target
+        self._backend_name = backend
+        self._recorder: Recorder | None = None
+        self._backend: _Backend | None = None
+        self._events: tuple[Event, ...] = ()
+        self._omitted = 0
+        self._caller: Participant | None = None
+
+    def __enter__(self) -> SequenceTrace:
+        global _running  # noqa: PLW0603 - one trace per process, on purpose
+        with _running_lock:
+            if _running is not None:
+                owner = _running._caller.name if _running._caller else "another thread"
+                raise RuntimeError(
+                    f"a sequence trace is already running in this process (started by {owner}); "
+                    "livekit records one trace at a time: end it first"
+                )
+            if self._recorder is not None:
+                raise RuntimeError("this SequenceTrace was already used; make a new one")
+            recorder = Recorder(
+                threading.current_thread(),
+                message_label=self._message_label,
+                max_messages=self._max_messages,
+            )
+            backend = _make_backend(self._backend_name, recorder)
+            backend.install()
+            self._recorder, self._backend, self._caller = recorder, backend, recorder.caller
+            _running = self
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        global _running  # noqa: PLW0603
+        assert self._recorder is not None  # noqa: S101 - __enter__ ran
+        assert self._backend is not None  # noqa: S101
+        # Put the standard library back before anything else, whatever the
+        # traced code did: other threads keep running through these methods.
+        try:
+            self._backend.uninstall()
+        finally:
+            recorder = self._recorder
+            recorder.active = False
+            try:
+                events, self._omitted = recorder.finish()
+                self._events = tuple(events)
+            finally:
+                recorder.close()
+            with _running_lock:
+                _running = None
+
+    @property
+    def events(self) -> tuple[Event, ...]:
+        """The recorded events, in the order they happened."""
+        if self._recorder is not None and self._recorder.active:
+            return tuple(self._recorder.recorded())
+        return self._events
+
+    @property
+    def omitted(self) -> int:
+        """How many messages were not kept because of ``max_messages``."""
+        if self._recorder is not None and self._recorder.active:
+            return self._recorder.omitted
+        return self._omitted
+
+    @property
+    def diagram(self) -> Mermaid:
+        """The Mermaid sequence diagram of :attr:`events`."""
+        if self._caller is None:
+            raise RuntimeError("the trace has not started: use it in a with block")
+        events, omitted = self.events, self.omitted
+        caption = self._caption or _format.default_caption(self._target, events, omitted)
+        source = _format.sequence_diagram(self._caller, events, omitted)
+        return Mermaid(source, caption=caption)
+
+
+def tracing(
+    *,
+    message_label: Callable[[Any], str | None] | None = None,
+    caption: str | None = None,
+    max_messages: int = DEFAULT_MAX_MESSAGES,
+) -> SequenceTrace:
+    """Trace the messages sent while a ``with`` block runs.
+
+    The form of :func:`seq_trace` for code that is not one function, such
+    as a notebook cell that awaits.  The options are those of
+    :func:`seq_trace`.  An exception raised in the block goes on
+    unchanged; the diagram of what happened before it stays available.
+
+    Examples
+    --------
+    >>> import queue, threading
+    >>> inbox = queue.Queue()
+    >>> with tracing(caption="One message to a worker") as trace:
+    ...     worker = threading.Thread(target=inbox.get, name="worker")
+    ...     worker.start()
+    ...     inbox.put("hello")
+    ...     worker.join()
+    >>> print(trace.diagram)
+    sequenceDiagram
+        participant p0 as caller (MainThread)
+        participant p1 as worker
+        p0->>p1: SPAWN
+        activate p1
+        p0->>p1: 'hello'
+        Note over p1: EXIT: normal
+        deactivate p1
+    """
+    return SequenceTrace(message_label=message_label, caption=caption, max_messages=max_messages)
+
+
+def seq_trace(
+    fn: Callable[[], T],
+    *,
+    message_label: Callable[[Any], str | None] | None = None,
+    caption: str | None = None,
+    max_messages: int = DEFAULT_MAX_MESSAGES,
+) -> tuple[T, Mermaid]:
+    """Run ``fn()`` and return its result with a diagram of the messages sent.
+
+    The calling thread is traced, and so is everything it starts or
+    messages while ``fn`` runs (like Erlang's ``seq_trace`` token):
+    threads and their exits, ``queue.Queue``/``LifoQueue``/``PriorityQueue``
+    messages, ``ThreadPoolExecutor`` calls and replies, asyncio tasks and
+    ``asyncio.Queue`` messages, ``multiprocessing`` processes and their
+    ``Queue``/``Pipe`` messages.
+
+    Parameters
+    ----------
+    fn
+        A function of no arguments.
+    message_label
+        ``message_label(message)`` returns the label of a message (or of a
+        value sent back), or None to keep the default, a short ``repr``.
+    caption
+        The diagram's caption; by default a sentence naming ``fn``.
+    max_messages
+        Keep at most this many arrows; the diagram then ends with a note
+        saying how many were not shown.
+
+    Returns
+    -------
+    tuple
+        ``(fn(), diagram)``, the diagram a :class:`~livekit.Mermaid`.
+
+    Raises
+    ------
+    TypeError
+        If ``fn`` is not callable.
+    ValueError
+        If an option has a bad value.
+    RuntimeError
+        If another trace is running in this process.
+
+    Notes
+    -----
+    If ``fn`` raises, the exception reaches the caller unchanged, with the
+    diagram of what happened before it in its ``livekit_seq_trace``
+    attribute (and a note saying so).
+
+    Examples
+    --------
+    >>> import queue, threading
+    >>> def ping_pong():
+    ...     inbox, outbox = queue.Queue(), queue.Queue()
+    ...     def pong():
+    ...         if inbox.get() == "ping":
+    ...             outbox.put("pong")
+    ...     threading.Thread(target=pong, name="pong").start()
+    ...     inbox.put("ping")
+    ...     return outbox.get()
+    >>> result, diagram = seq_trace(ping_pong)
+    >>> result
+    'pong'
+    >>> print(diagram)  # doctest: +ELLIPSIS
+    sequenceDiagram
+        participant p0 as caller (MainThread)
+        participant p1 as pong
+        p0->>p1: SPAWN
+        activate p1
+        p0->>p1: 'ping'
+        p1->>p0: 'pong'
+        ...
+    """
+    if not callable(fn):
+        raise TypeError(f"seq_trace expects a callable, got {type(fn).__name__}: {fn!r}")
+    target = getattr(fn, "__qualname__", None) or type(fn).__name__
+    trace = SequenceTrace(
+        message_label=message_label, caption=caption, max_messages=max_messages, target=target
+    )
+    try:
+        with trace:
+            result = fn()
+    except BaseException as error:
+        _attach(error, trace)
+        raise
+    return result, trace.diagram
+
+
+def render_seq_trace(
+    fn: Callable[[], T],
+    *,
+    message_label: Callable[[Any], str | None] | None = None,
+    caption: str | None = None,
+    max_messages: int = DEFAULT_MAX_MESSAGES,
+) -> T:
+    """Run ``fn()``, display the diagram of its messages, and return its result.
+
+    Takes the options of :func:`seq_trace`.  In a notebook the diagram is
+    drawn; in a terminal its Mermaid source is printed.  If ``fn`` raises,
+    the diagram of what happened before is displayed, then the exception
+    goes on.
+
+    Examples
+    --------
+    >>> render_seq_trace(lambda: 6 * 7, caption="No messages")
+    sequenceDiagram
+        participant p0 as caller (MainThread)
+    42
+    """
+    try:
+        result, diagram = seq_trace(
+            fn, message_label=message_label, caption=caption, max_messages=max_messages
+        )
+    except BaseException as error:
+        partial = getattr(error, EXCEPTION_ATTRIBUTE, None)
+        if isinstance(partial, Mermaid):
+            _display.show(partial)
+        raise
+    _display.show(diagram)
+    return result
+
+
+def _attach(error: BaseException, trace: SequenceTrace) -> None:
+    """Give the traced function's exception the diagram of what led to it."""
+    if trace._caller is None:  # the trace never started (bad input, another trace)
+        return
+    diagram = trace.diagram
+    try:
+        setattr(error, EXCEPTION_ATTRIBUTE, diagram)
+    except AttributeError:  # pragma: no cover - an exception type with __slots__
+        return
+    error.add_note(
+        f"livekit.seq_trace: the diagram of the {len(trace.events)} events recorded "
+        f"before this error is in the exception's {EXCEPTION_ATTRIBUTE} attribute"
+    )

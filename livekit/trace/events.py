@@ -1,0 +1,78 @@
+"""The plain records a sequence trace is made of.
+
+Capture code (``livekit.trace.capture``) creates these while the traced code
+runs; the formatter (``livekit.trace.format``) turns a list of them into
+Mermaid text.  They hold no reference to the traced program's objects: a
+label is computed when the message is seen, so each event costs a bounded
+amount of memory (see :data:`MAX_LABEL`) and keeps nothing alive.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+#: The longest label kept, in characters; a longer one is cut with "…".
+MAX_LABEL = 40
+
+ParticipantKind = Literal["caller", "thread", "task", "process"]
+MessageKind = Literal["send", "call", "reply"]
+
+
+@dataclass(frozen=True, slots=True)
+class Participant:
+    """A thread, task or process that sends or receives messages.
+
+    Parameters
+    ----------
+    key
+        A small number, unique within one trace, in order of discovery.
+    name
+        A readable name: the thread's or task's name, with its target.
+    kind
+        ``"caller"`` for the thread that started the trace, otherwise
+        ``"thread"``, ``"task"`` or ``"process"``.
+    """
+
+    key: int
+    name: str
+    kind: ParticipantKind
+
+
+@dataclass(frozen=True, slots=True)
+class Spawn:
+    """``parent`` started ``child`` (a thread, a task or a process)."""
+
+    parent: Participant
+    child: Participant
+    time: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """``sender`` passed something to ``receiver``.
+
+    ``kind`` is ``"send"`` for a queue or pipe message, ``"call"`` for work
+    handed to an executor and ``"reply"`` for the result coming back.
+    ``label`` is already short (at most :data:`MAX_LABEL` characters and an
+    ellipsis) but not yet escaped for Mermaid.
+    """
+
+    sender: Participant
+    receiver: Participant
+    label: str
+    kind: MessageKind = "send"
+    time: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Exit:
+    """``who`` ended: ``reason`` is ``"normal"``, an exception's type name,
+    ``"cancelled"`` or a process's exit code."""
+
+    who: Participant
+    reason: str
+    time: float = 0.0
+
+
+Event = Spawn | Message | Exit

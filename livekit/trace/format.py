@@ -1,0 +1,310 @@
+"""Turn recorded events into Mermaid sequence-diagram text.
+
+Pure functions only: no threads, no clocks, no I/O.  Each kind of line has
+its own small function, so each is tested alone with hand-made events.
+
+Every participant name and every label goes through :func:`escape`, which
+writes Mermaid's entity codes for the characters its sequence-diagram
+grammar would otherwise read as syntax (see
+https://mermaid.js.org/syntax/sequenceDiagram.html#entity-codes-to-escape-characters).
+"""
+
+from __future__ import annotations
+
+import builtins
+import reprlib
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+from livekit.trace.events import MAX_LABEL, Event, Exit, Message, Participant, Spawn
+
+# ``;`` and a newline end a statement, ``#`` starts an entity code, ``%%``
+# starts a comment, ``<`` and ``>`` would make HTML (``<br>`` breaks a line),
+# ``&`` an HTML entity, and ``"`` closes an attribute.  ``#`` comes first so
+# that the codes written for the others are not escaped again.
+_ENTITIES = {
+    "#": "#35;",
+    ";": "#59;",
+    "%": "#37;",
+    "<": "#lt;",
+    ">": "#gt;",
+    "&": "#amp;",
+    '"': "#quot;",
+}
+
+_INDENT = "    "
+
+_ARROWS = {"send": "->>", "call": "->>", "reply": "-->>"}
+_PREFIXES = {"send": "", "call": "CALL: ", "reply": "REPLY: "}
+
+
+class _ShortRepr(reprlib.Repr):
+    """reprlib, except that a failing ``__repr__`` is reported, not hidden.
+
+    (reprlib's own fallback prints the object's address, which changes on
+    every run.)
+    """
+
+    def repr_instance(self, x: Any, level: int) -> str:
+        return builtins.repr(x)
+
+
+_repr = _ShortRepr()
+_repr.maxstring = MAX_LABEL
+_repr.maxother = MAX_LABEL
+_repr.maxlong = MAX_LABEL
+
+# Types whose repr is cheap and bounded once the value is cut: the common
+# messages (ints, short strings) skip reprlib's slower dispatch.
+_SIMPLE = (int, float, bool, type(None))
+
+
+def escape(text: str) -> str:
+    """Return ``text`` written so that Mermaid shows it as it is.
+
+    Control characters (newlines included) become numeric entity codes;
+    other non-ASCII text is left alone, since Mermaid reads UTF-8.
+
+    Examples
+    --------
+    >>> escape('say "hi"; #1 <b>')
+    'say #quot;hi#quot;#59; #35;1 #lt;b#gt;'
+    >>> escape("ping\\npong")
+    'ping#10;pong'
+    >>> escape("héllo 日本")
+    'héllo 日本'
+    """
+    out = []
+    for char in text:
+        code = _ENTITIES.get(char)
+        if code is not None:
+            out.append(code)
+        elif char < " " or "\x7f" <= char <= "\x9f":
+            out.append(f"#{ord(char)};")
+        else:
+            out.append(char)
+    return "".join(out)
+
+
+def shorten(text: str, limit: int = MAX_LABEL) -> str:
+    """Cut ``text`` to ``limit`` characters, ending it with an ellipsis.
+
+    Examples
+    --------
+    >>> shorten("short")
+    'short'
+    >>> shorten("x" * 50, 10)
+    'xxxxxxxxx…'
+    """
+    if len(text) <= limit:
+        return text
+    return text[: limit - 1] + "…"
+
+
+def describe(value: object, message_label: Callable[[Any], str | None] | None = None) -> str:
+    """Return the short label of a message: ``message_label(value)`` or its repr.
+
+    ``message_label`` may return None to keep the default label.  A repr (or
+    a ``message_label``) that raises still gives a label, naming the error,
+    so that tracing never breaks the traced code.
+
+    Examples
+    --------
+    >>> describe("ping")
+    "'ping'"
+    >>> describe(list(range(100)))
+    '[0, 1, 2, 3, 4, 5, ...]'
+    >>> describe(("ping", 1), lambda m: m[0] if isinstance(m, tuple) else None)
+    'ping'
+    >>> class Broken:
+    ...     def __repr__(self):
+    ...         raise ValueError("no")
+    >>> describe(Broken())
+    '<Broken: repr raised ValueError>'
+    """
+    if message_label is not None:
+        try:
+            custom = message_label(value)
+        except Exception as error:  # a label must never break the traced code
+            return shorten(f"<message_label raised {type(error).__name__}>")
+        if custom is not None:
+            return shorten(str(custom))
+    kind = type(value)
+    try:
+        if kind in _SIMPLE or (kind is str and len(value) <= MAX_LABEL):  # type: ignore[arg-type]
+            text = repr(value)
+        else:
+            # reprlib keeps a huge list or string from being rendered whole.
+            text = _repr.repr(value)
+    except Exception as error:  # same reason
+        text = f"<{type(value).__name__}: repr raised {type(error).__name__}>"
+    return shorten(text)
+
+
+def participant_line(participant: Participant) -> str:
+    """Declare a participant.
+
+    Examples
+    --------
+    >>> participant_line(Participant(0, "caller (MainThread)", "caller"))
+    '    participant p0 as caller (MainThread)'
+    """
+    return f"{_INDENT}participant p{participant.key} as {escape(participant.name)}"
+
+
+def spawn_lines(event: Spawn) -> list[str]:
+    """The arrow from parent to child, and the start of the child's bar.
+
+    Examples
+    --------
+    >>> a, b = Participant(0, "a", "caller"), Participant(1, "b", "thread")
+    >>> spawn_lines(Spawn(a, b))
+    ['    p0->>p1: SPAWN', '    activate p1']
+    """
+    return [
+        f"{_INDENT}p{event.parent.key}->>p{event.child.key}: SPAWN",
+        f"{_INDENT}activate p{event.child.key}",
+    ]
+
+
+def message_line(event: Message) -> str:
+    """One arrow: solid for a message or a call, dashed for a reply.
+
+    Examples
+    --------
+    >>> a, b = Participant(0, "a", "caller"), Participant(1, "b", "thread")
+    >>> message_line(Message(a, b, "'ping'"))
+    "    p0->>p1: 'ping'"
+    >>> message_line(Message(b, a, "42", "reply"))
+    '    p1-->>p0: REPLY: 42'
+    """
+    arrow = _ARROWS[event.kind]
+    text = _PREFIXES[event.kind] + escape(event.label)
+    return f"{_INDENT}p{event.sender.key}{arrow}p{event.receiver.key}: {text}"
+
+
+def exit_lines(event: Exit, active: bool) -> list[str]:
+    """A note saying why ``event.who`` ended, and the end of its bar.
+
+    ``active`` says whether its bar was started (Mermaid refuses to end a
+    bar that never began, which happens when the SPAWN was not recorded).
+
+    Examples
+    --------
+    >>> exit_lines(Exit(Participant(1, "b", "thread"), "normal"), active=True)
+    ['    Note over p1: EXIT: normal', '    deactivate p1']
+    """
+    lines = [f"{_INDENT}Note over p{event.who.key}: EXIT: {escape(event.reason)}"]
+    if active:
+        lines.append(f"{_INDENT}deactivate p{event.who.key}")
+    return lines
+
+
+def omitted_line(omitted: int, first: Participant, last: Participant) -> str:
+    """The closing note of a trace cut at ``max_messages``.
+
+    Examples
+    --------
+    >>> a, b = Participant(0, "a", "caller"), Participant(3, "b", "thread")
+    >>> omitted_line(7, a, b)
+    '    Note over p0,p3: 7 more messages not shown (max_messages)'
+    >>> omitted_line(1, a, a)
+    '    Note over p0: 1 more message not shown (max_messages)'
+    """
+    noun = "message" if omitted == 1 else "messages"
+    span = f"p{first.key}" if first == last else f"p{first.key},p{last.key}"
+    return f"{_INDENT}Note over {span}: {omitted} more {noun} not shown (max_messages)"
+
+
+def participants_in_order(caller: Participant, events: Iterable[Event]) -> list[Participant]:
+    """The caller, then every other participant in order of first appearance.
+
+    Examples
+    --------
+    >>> a, b, c = (Participant(i, n, "thread") for i, n in enumerate("abc"))
+    >>> [p.name for p in participants_in_order(a, [Message(c, b, "x"), Spawn(a, b)])]
+    ['a', 'c', 'b']
+    """
+    seen: dict[int, Participant] = {caller.key: caller}
+    for event in events:
+        for participant in _participants_of(event):
+            seen.setdefault(participant.key, participant)
+    return list(seen.values())
+
+
+def _participants_of(event: Event) -> tuple[Participant, ...]:
+    if isinstance(event, Spawn):
+        return (event.parent, event.child)
+    if isinstance(event, Message):
+        return (event.sender, event.receiver)
+    return (event.who,)
+
+
+def sequence_diagram(caller: Participant, events: Sequence[Event], omitted: int = 0) -> str:
+    """Return the Mermaid source of a whole trace.
+
+    Parameters
+    ----------
+    caller
+        The thread that ran the trace; always declared first.
+    events
+        What was recorded, in order.
+    omitted
+        How many messages were left out past ``max_messages``.
+
+    Examples
+    --------
+    >>> main = Participant(0, "caller (MainThread)", "caller")
+    >>> worker = Participant(1, "Thread-1 (pong)", "thread")
+    >>> print(sequence_diagram(main, [
+    ...     Spawn(main, worker),
+    ...     Message(main, worker, "'ping'"),
+    ...     Message(worker, main, "'pong'"),
+    ...     Exit(worker, "normal"),
+    ... ]))
+    sequenceDiagram
+        participant p0 as caller (MainThread)
+        participant p1 as Thread-1 (pong)
+        p0->>p1: SPAWN
+        activate p1
+        p0->>p1: 'ping'
+        p1->>p0: 'pong'
+        Note over p1: EXIT: normal
+        deactivate p1
+    """
+    order = participants_in_order(caller, events)
+    lines = ["sequenceDiagram", *(participant_line(p) for p in order)]
+    active: set[int] = set()
+    for event in events:
+        if isinstance(event, Spawn):
+            active.add(event.child.key)
+            lines.extend(spawn_lines(event))
+        elif isinstance(event, Message):
+            lines.append(message_line(event))
+        else:
+            lines.extend(exit_lines(event, event.who.key in active))
+            active.discard(event.who.key)
+    if omitted:
+        lines.append(omitted_line(omitted, order[0], order[-1]))
+    return "\n".join(lines)
+
+
+def default_caption(target: str, events: Sequence[Event], omitted: int = 0) -> str:
+    """The caption used when the caller gives none.
+
+    Examples
+    --------
+    >>> default_caption("ping_pong", [])
+    'Messages exchanged while ping_pong ran: none were recorded.'
+    """
+    messages = sum(isinstance(e, Message) for e in events)
+    if not events:
+        return f"Messages exchanged while {target} ran: none were recorded."
+    spawned = sum(isinstance(e, Spawn) for e in events)
+    parts = [f"{messages} {'message' if messages == 1 else 'messages'}"]
+    if spawned:
+        parts.append(f"{spawned} {'start' if spawned == 1 else 'starts'}")
+    text = f"Messages exchanged while {target} ran: {' and '.join(parts)}"
+    if omitted:
+        text += f", and {omitted} more not shown"
+    return text + "."

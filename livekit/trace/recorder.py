@@ -1,0 +1,415 @@
+"""What a trace remembers, and what each observed operation means.
+
+The capture backends (:mod:`livekit.trace.monitoring` on Python 3.12+,
+:mod:`livekit.trace.patching` on 3.11) only notice that a queue received an
+item or that a thread is starting; they call the :class:`Recorder` methods
+below, which decide who the participants are and append plain events
+(:mod:`livekit.trace.events`).
+
+Who is traced follows Erlang's ``seq_trace`` token: the caller is traced;
+a thread, task or process it starts is traced; anyone who receives a
+message from a traced participant becomes traced.  Messages between
+untraced threads are ignored.
+
+Memory: each recorded event holds two references to shared participants,
+a float and a label of at most :data:`~livekit.trace.events.MAX_LABEL`
+characters (about 200 bytes all told), and at most ``max_messages`` events
+are kept.  A message put but not yet taken is held (a strong reference, so
+that its identity cannot be reused) until it is taken or the trace ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from livekit.trace.events import Event, Exit, Message, Participant, ParticipantKind, Spawn
+from livekit.trace.format import describe, shorten
+
+
+class _Unreceived:
+    """The place of a message sent but not yet taken."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "<unreceived>"
+
+
+UNRECEIVED = _Unreceived()
+
+_get_running_loop = asyncio.events._get_running_loop
+_current_task = asyncio.current_task
+_get_ident = threading.get_ident
+
+# Threads that the standard library starts for its own plumbing: they carry
+# messages, they are not participants.
+_PLUMBING_MODULES = ("multiprocessing.", "concurrent.futures.process")
+_ASYNCIO_DIR = os.path.dirname(asyncio.__file__)
+
+
+class Recorder:
+    """The state of one trace, shared by every thread while it runs.
+
+    Parameters
+    ----------
+    caller
+        The thread that starts the trace.
+    message_label
+        ``message_label(message)`` returns a label, or None for the default.
+    max_messages
+        How many events to keep; later ones are only counted.
+    """
+
+    def __init__(
+        self,
+        caller: threading.Thread,
+        *,
+        message_label: Callable[[Any], str | None] | None,
+        max_messages: int,
+    ) -> None:
+        self.active = True
+        self.events: list[Event | _Unreceived] = []
+        self.omitted = 0
+        self.max_messages = max_messages
+        self.message_label = message_label
+        self._keys = itertools.count(1)
+        self._lock = threading.Lock()
+        self.caller = Participant(0, f"caller ({caller.name})", "caller")
+        # Threads by ident; an ident is only valid while its thread lives,
+        # so a thread is removed as soon as it ends.
+        self._threads: dict[int, Participant] = {_get_ident(): self.caller}
+        self._tasks: dict[asyncio.Task[Any], Participant] = {}
+        self._task_parents: dict[asyncio.Task[Any], Participant] = {}
+        # (id(queue), id(item)) -> [(queue, item, sender)]: the strong
+        # references keep both ids from being reused while the item waits.
+        self._pending: dict[tuple[int, int], list[tuple[Any, Any, Participant, int]]] = {}
+        # Executor work: _WorkItem -> (submitter, label).
+        self._calls: dict[Any, tuple[Participant, str]] = {}
+        # Futures being run: Future -> (worker, submitter, shown).
+        self._running: dict[Any, tuple[Participant, Participant, bool]] = {}
+        self._spawned_threads: list[threading.Thread] = []
+        from livekit.trace.processes import ProcessTracker
+
+        self.processes = ProcessTracker(self)
+        # In a notebook the caller is itself a task of the kernel's loop.
+        loop = _get_running_loop()
+        if loop is not None:
+            task = _current_task(loop)
+            if task is not None:
+                self._tasks[task] = self.caller
+
+    # -- bookkeeping -----------------------------------------------------
+
+    def emit(self, event: Event) -> None:
+        """Keep ``event``, or count it once ``max_messages`` are kept."""
+        with self._lock:
+            if len(self.events) < self.max_messages:
+                self.events.append(event)
+            else:
+                self.omitted += 1
+
+    def reserve(self) -> int:
+        """Hold the place of a message whose receiver is not known yet.
+
+        An arrow is drawn where the message was sent, so that the diagram
+        reads in the order things were done; its receiver fills the place
+        in.  Returns -1 (and counts the message) once the diagram is full.
+        """
+        with self._lock:
+            if len(self.events) >= self.max_messages:
+                self.omitted += 1
+                return -1
+            self.events.append(UNRECEIVED)
+            return len(self.events) - 1
+
+    def fill(self, place: int, event: Event) -> None:
+        if place >= 0:
+            self.events[place] = event
+
+    def recorded(self) -> list[Event]:
+        """The events so far, without the places of messages not yet taken."""
+        with self._lock:
+            return [e for e in self.events if not isinstance(e, _Unreceived)]
+
+    def _new(self, name: str, kind: ParticipantKind) -> Participant:
+        return Participant(next(self._keys), name, kind)
+
+    def who(self) -> Participant | None:
+        """The traced participant running this code, or None."""
+        loop = _get_running_loop()
+        if loop is not None and self._tasks:
+            task = _current_task(loop)
+            if task is not None:
+                return self._tasks.get(task)
+        return self._threads.get(_get_ident())
+
+    def adopt(self) -> Participant:
+        """The participant running this code, traced from now on."""
+        loop = _get_running_loop()
+        if loop is not None:
+            task = _current_task(loop)
+            if task is not None:
+                found = self._tasks.get(task)
+                if found is None:
+                    found = self._tasks[task] = self._new(_task_name(task), "task")
+                return found
+        ident = _get_ident()
+        found = self._threads.get(ident)
+        if found is None:
+            found = self._threads[ident] = self._new(threading.current_thread().name, "thread")
+        return found
+
+    def label(self, value: object) -> str:
+        return describe(value, self.message_label)
+
+    # -- queues (queue.Queue and asyncio.Queue alike) --------------------
+
+    def put(self, queue: object, item: object) -> None:
+        """``item`` went into ``queue`` (called under the queue's own lock)."""
+        sender = self.who()
+        if sender is not None:
+            self.put_by(sender, queue, item)
+
+    def put_by(self, sender: Participant, queue: object, item: object) -> None:
+        place = self.reserve()
+        if place < 0:
+            # The diagram is full: the message is counted, not followed.
+            return
+        key = (id(queue), id(item))
+        with self._lock:
+            self._pending.setdefault(key, []).append((queue, item, sender, place))
+
+    @property
+    def full(self) -> bool:
+        return len(self.events) >= self.max_messages
+
+    def count(self) -> None:
+        """Count one message that the full diagram will not show."""
+        with self._lock:
+            self.omitted += 1
+
+    @property
+    def waiting(self) -> bool:
+        """Whether any sent message waits for its receiver."""
+        return bool(self._pending)
+
+    def got(self, queue: object, item: object, newest_first: bool = False) -> None:
+        """``item`` came out of ``queue``: one arrow from whoever put it."""
+        if not self._pending:
+            return
+        key = (id(queue), id(item))
+        with self._lock:
+            waiting = self._pending.get(key)
+            if not waiting:
+                return
+            # The same object put twice: a LIFO queue hands out the newest.
+            _, _, sender, place = waiting.pop() if newest_first else waiting.pop(0)
+            if not waiting:
+                del self._pending[key]
+        receiver = self.adopt()
+        self.fill(place, Message(sender, receiver, self.label(item), "send", time.monotonic()))
+
+    # -- threads ---------------------------------------------------------
+
+    def thread_starting(self, thread: threading.Thread) -> None:
+        """``thread.start()`` was called: SPAWN, and watch how it ends."""
+        parent = self.who()
+        if parent is None or _is_plumbing(thread):
+            return
+        child = self._new(thread.name, "thread")
+        self.emit(Spawn(parent, child, time.monotonic()))
+        self._spawned_threads.append(thread)
+        _watch_run(self, thread, child)
+
+    def thread_running(self, participant: Participant) -> None:
+        self._threads[_get_ident()] = participant
+
+    def thread_ended(self, participant: Participant, reason: str) -> None:
+        self._threads.pop(_get_ident(), None)
+        if self.active:
+            self.emit(Exit(participant, reason, time.monotonic()))
+
+    # -- concurrent.futures ----------------------------------------------
+
+    def work_submitted(self, item: Any) -> None:
+        """A ``_WorkItem`` was made by ``executor.submit`` (in the submitter)."""
+        submitter = self.who()
+        if submitter is not None:
+            self._calls[item] = (submitter, _call_label(item.fn, item.args, item.kwargs))
+
+    def work_started(self, item: Any) -> None:
+        """A worker thread picked ``item`` up: the CALL arrow.
+
+        It is drawn when the work starts rather than when it was submitted:
+        the executor starts its worker threads after queueing the work.
+        """
+        call = self._calls.pop(item, None)
+        if call is None:
+            return
+        submitter, label = call
+        worker = self.adopt()
+        place = self.reserve()
+        self.fill(place, Message(submitter, worker, label, "call", time.monotonic()))
+        self._running[item.future] = (worker, submitter, place >= 0)
+
+    def future_settled(self, future: object, result: object, error: BaseException | None) -> None:
+        """``set_result`` or ``set_exception``: the REPLY arrow."""
+        running = self._running.pop(future, None)
+        if running is None:
+            return
+        worker, submitter, shown = running
+        if not shown:
+            with self._lock:
+                self.omitted += 1
+            return
+        text = f"raised {type(error).__name__}" if error is not None else self.label(result)
+        self.emit(Message(worker, submitter, text, "reply", time.monotonic()))
+
+    # -- asyncio ---------------------------------------------------------
+
+    def task_created(self, task: asyncio.Task[Any]) -> None:
+        """``loop.create_task`` returned ``task``: SPAWN, and watch how it ends."""
+        parent = self.who()
+        if parent is None or _is_asyncio_plumbing(task):
+            return
+        child = self._new(_task_name(task), "task")
+        self._tasks[task] = child
+        self._task_parents[task] = parent
+        self.emit(Spawn(parent, child, time.monotonic()))
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        if not self.active:
+            return
+        child = self._tasks.get(task)
+        if child is None:
+            return
+        now = time.monotonic()
+        if task.cancelled():
+            self.emit(Exit(child, "cancelled", now))
+            return
+        error = task.exception()
+        text = f"raised {type(error).__name__}" if error is not None else self.label(task.result())
+        for receiver in self._awaiters(task) or [self._task_parents[task]]:
+            self.emit(Message(child, receiver, text, "reply", now))
+        self.emit(Exit(child, "normal" if error is None else type(error).__name__, now))
+
+    def _awaiters(self, task: asyncio.Task[Any]) -> list[Participant]:
+        """Tasks woken by ``task``'s end: those that awaited it.
+
+        Our done callback was added first, so it runs before the wake-up
+        calls that the loop has just queued for the awaiting tasks
+        (``loop._ready``; private, hence the fallback to the parent).
+        """
+        found: list[Participant] = []
+        try:
+            ready = list(task.get_loop()._ready)  # type: ignore[attr-defined]
+        except AttributeError:  # pragma: no cover - another loop implementation
+            return found
+        for handle in ready:
+            owner = getattr(getattr(handle, "_callback", None), "__self__", None)
+            args = getattr(handle, "_args", None)
+            if isinstance(owner, asyncio.Task) and args and args[0] is task:
+                participant = self._tasks.get(owner)
+                if participant is not None:
+                    found.append(participant)
+        return found
+
+    # -- end -------------------------------------------------------------
+
+    def become_child(self, participant: Participant) -> None:
+        """In a forked child process: everything here is ``participant``.
+
+        The child reports only its multiprocessing messages and its end
+        (see :mod:`livekit.trace.processes`), so it keeps no events.
+        """
+        self._lock = threading.Lock()  # the parent's may have been held at fork
+        self.events = []
+        self.max_messages = 0
+        self._pending = {}
+        self._calls = {}
+        self._running = {}
+        self._tasks = {}
+        self.who = lambda: participant  # type: ignore[method-assign]
+        self.adopt = lambda: participant  # type: ignore[method-assign]
+
+    def finish(self) -> tuple[list[Event], int]:
+        """The final events (the children's messages merged in) and omitted count."""
+        events, overflow = self.processes.finish(self.recorded(), self.max_messages)
+        return events, self.omitted + overflow
+
+    def close(self) -> None:
+        """Stop recording and drop every reference to the traced program."""
+        self.active = False
+        with self._lock:
+            self._pending.clear()
+        self._calls.clear()
+        self._running.clear()
+        self._tasks.clear()
+        self._task_parents.clear()
+        self._spawned_threads.clear()
+        self.processes.close()
+
+
+def _is_asyncio_plumbing(task: asyncio.Task[Any]) -> bool:
+    """asyncio.run's own clean-up tasks (shutting down generators, executors)."""
+    code = getattr(task.get_coro(), "cr_code", None)
+    return code is not None and os.path.dirname(code.co_filename) == _ASYNCIO_DIR
+
+
+def _task_name(task: asyncio.Task[Any]) -> str:
+    name = task.get_name()
+    coro = task.get_coro()
+    target = getattr(coro, "__name__", None)
+    if target and name.startswith("Task-"):
+        return f"{name} ({target})"
+    return name
+
+
+def _call_label(fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
+    name = getattr(fn, "__name__", None) or describe(fn)
+    parts = [describe(a) for a in args[:4]]
+    parts += [f"{k}={describe(v)}" for k, v in list(kwargs.items())[:4]]
+    if len(args) + len(kwargs) > len(parts):
+        parts.append("…")
+    return shorten(f"{name}({', '.join(parts)})")
+
+
+def _is_plumbing(thread: threading.Thread) -> bool:
+    target = getattr(thread, "_target", None)
+    module = getattr(target, "__module__", None) or ""
+    return module.startswith(_PLUMBING_MODULES)
+
+
+def _watch_run(recorder: Recorder, thread: threading.Thread, participant: Participant) -> None:
+    """Wrap this one thread's ``run`` to learn its ident and how it ended.
+
+    The wrapper is an attribute of the instance only, and removes itself
+    when the thread ends, so the class and other threads are untouched.
+    """
+    had_own = "run" in thread.__dict__
+    own = thread.__dict__.get("run")
+    original = thread.run
+
+    def run() -> None:
+        recorder.thread_running(participant)
+        reason = "normal"
+        try:
+            original()
+        except BaseException as error:
+            reason = type(error).__name__
+            raise
+        finally:
+            if had_own:
+                thread.__dict__["run"] = own
+            else:
+                thread.__dict__.pop("run", None)
+            recorder.thread_ended(participant, reason)
+
+    thread.run = run  # type: ignore[method-assign]
