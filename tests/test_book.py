@@ -34,7 +34,11 @@ class Counterpart:
 
 
 SEED_SECTIONS = (
-    Counterpart("Mix.install and import Kino.Shorts", "tutorial-setup", ("import livekit",)),
+    Counterpart(
+        "Mix.install and import Kino.Shorts",
+        "tutorial-setup",
+        ("import livekit", "from livekit.shorts import *"),
+    ),
     Counterpart(
         "self(), spawn, send and receive: the ping/pong",
         "tutorial-threads",
@@ -42,9 +46,17 @@ SEED_SECTIONS = (
     ),
     Counterpart("Kino.Process.render_seq_trace of the ping/pong", "tutorial-trace", ()),
     Counterpart("Task.async_stream with random sleeps", "tutorial-executor", ()),
-    Counterpart("Supervisor.start_link with a Task and an Agent", "tutorial-supervisors", ()),
-    Counterpart("Kino.Process.render_sup_tree(supervisor)", "tutorial-sup-tree", ()),
-    Counterpart("a supervisor as a cell's value", "tutorial-sup-value", ()),
+    Counterpart(
+        "Supervisor.start_link with a Task and an Agent",
+        "tutorial-supervisors",
+        ("livekit.Supervisor(", "livekit.Agent(list)", 'strategy="one_for_one"'),
+    ),
+    Counterpart(
+        "Kino.Process.render_sup_tree(supervisor)",
+        "tutorial-sup-tree",
+        ("livekit.render_sup_tree(supervisor)",),
+    ),
+    Counterpart("a supervisor as a cell's value", "tutorial-sup-value", ("supervisor\n",)),
     Counterpart("render_app_tree(:kino) and render_app_tree(:elixir)", "tutorial-app-tree", ()),
     Counterpart("Application.started_applications()", "tutorial-started-apps", ()),
     Counterpart("node() and Node.get_cookie()", "tutorial-node-name", ()),
