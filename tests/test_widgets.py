@@ -235,6 +235,19 @@ def test_each_dataset_keeps_its_own_window_for_the_client(no_stall: None) -> Non
     plot.close()
 
 
+def test_pushes_go_to_the_one_dataset_a_repeated_chart_names_inside() -> None:
+    line = (
+        alt.Chart()
+        .mark_line()
+        .encode(x="iter:Q", y=alt.Y(alt.repeat("layer"), type="quantitative"))
+    )
+    plot = VegaLite(line.repeat(layer=["total", "private"]))
+    plot.push({"iter": 0, "total": 1, "private": 2})
+    assert plot.data("empty") == [{"iter": 0, "total": 1, "private": 2}]
+    assert "data" not in plot.spec
+    assert plot.spec["spec"]["data"] == {"name": "empty"}
+
+
 def test_inline_values_become_the_starting_data() -> None:
     plot = VegaLite({"data": {"values": [{"x": 1}]}, "mark": "point"})
     plot.push({"x": 2})

@@ -117,7 +117,7 @@ def relay(page: Any, plot: VegaLite | Text) -> Callable[[Callable[[], bool]], No
 
 
 def marks(page: Any) -> int:
-    return int(page.evaluate("document.querySelectorAll('#widget .mark-symbol path').length"))
+    return int(page.evaluate("document.querySelectorAll('#widget .mark-symbol.role-mark path').length"))
 
 
 def test_the_module_draws_pushes_and_drops_points_outside_the_window(page: Any) -> None:
@@ -160,3 +160,24 @@ def test_the_module_draws_a_text_input_and_sends_what_the_reader_types(page: Any
     pump(lambda: node.value == "other@localhost")
     page.evaluate("window.cleanup()")
     node.close()
+
+
+def test_a_repeated_altair_chart_draws_the_points_pushed_into_its_inner_dataset(
+    page: Any,
+) -> None:
+    import altair as alt
+
+    layer = alt.repeat("layer")
+    points = (
+        alt.Chart()
+        .mark_point()
+        .encode(x="iter:Q", y=alt.Y(layer, type="quantitative"), color=alt.datum(layer))
+    )
+    plot = VegaLite(points.repeat(layer=["total", "private"]).properties(title="Memory"))
+    pump = relay(page, plot)
+    pump(lambda: page.locator("#widget .vega-embed").count() == 1)
+    for i in range(3):
+        plot.push({"iter": i, "total": 10 + i, "private": 5 + i}, window=1000)
+    pump(lambda: marks(page) == 6)  # one symbol per point and category
+    page.evaluate("window.cleanup()")
+    plot.close()

@@ -277,7 +277,12 @@ def _prepare(
         initial["empty"] = []
     data = spec.get("data")
     default: str | None
-    if data is None:
+    named = list(dict.fromkeys(_named_data(spec)))
+    if data is None and len(named) == 1:
+        # One dataset, named inside (Altair puts a repeated chart's data in
+        # its inner spec): pushes go there.
+        default = named[0]
+    elif data is None:
         spec["data"] = {"name": DEFAULT_DATASET}
         default = DEFAULT_DATASET
     elif isinstance(data, dict) and isinstance(data.get("name"), str):
@@ -288,7 +293,7 @@ def _prepare(
         default = DEFAULT_DATASET
     else:
         default = None
-    for name in _named_data(spec):
+    for name in named:
         initial.setdefault(name, [])
     if default is not None:
         initial.setdefault(default, [])
