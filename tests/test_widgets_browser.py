@@ -117,7 +117,9 @@ def relay(page: Any, plot: VegaLite | Text) -> Callable[[Callable[[], bool]], No
 
 
 def marks(page: Any) -> int:
-    return int(page.evaluate("document.querySelectorAll('#widget .mark-symbol.role-mark path').length"))
+    return int(
+        page.evaluate("document.querySelectorAll('#widget .mark-symbol.role-mark path').length")
+    )
 
 
 def test_the_module_draws_pushes_and_drops_points_outside_the_window(page: Any) -> None:
