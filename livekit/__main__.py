@@ -11,6 +11,7 @@ import sys
 from collections.abc import Sequence
 
 from livekit import __version__
+from livekit.kernel import cli as _serve_cli
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -45,6 +46,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 # Subcommands add themselves here: each is a function that adds a subparser
 # whose defaults set ``handler(args) -> int``.
 _SUBCOMMANDS: list = []  # type: ignore[type-arg]
+_SUBCOMMANDS.append(_serve_cli.add_parser)
 
 
 if __name__ == "__main__":

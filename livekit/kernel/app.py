@@ -1,0 +1,402 @@
+"""The web application of ``livekit serve``: the built book, guarded, plus its live socket.
+
+Routes (all behind :class:`Guard`):
+
+``GET /<path>``
+    The built book's files.  ``?token=...`` on any of them trades the token
+    for the cookie and redirects to the same address without it.
+``GET /_livekit/status``
+    ``{"live": true}``: the page script asks this to know a kernel is there.
+``GET /_livekit/pages/<page>``
+    The page's code cells (indices), or 404 for a page that is not in the book.
+``WEBSOCKET /_livekit/live?page=<page>``
+    One page's session.  The page sends operations (:data:`OPERATIONS`); the
+    server sends the session's events (:data:`livekit.kernel.session.EVENTS`)
+    plus ``hello``, ``error`` and ``dropped``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import HTTPConnection, Request
+from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
+from starlette.routing import Mount, Route, WebSocketRoute
+from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.websockets import WebSocket
+
+from livekit import __version__
+from livekit.kernel import _security
+from livekit.kernel._outbox import Outbox
+from livekit.kernel.book import Book, UnknownCellError, UnknownPageError, dependents
+from livekit.kernel.session import Emit, KernelSession, Session, SessionFactory
+
+log = logging.getLogger("livekit.kernel")
+
+#: What a page may ask of its session, by ``op``.
+OPERATIONS = {
+    "run": "run a cell (``cell``), after the cells before it not run yet; no cell: all",
+    "interrupt": "interrupt the running cell, drop the queued ones",
+    "restart": "restart the session's kernel",
+    "comm": "a widget message (``comm_id``, ``data``); an input change re-runs its readers",
+    "ping": "answered with ``pong``, once everything sent before it has been handled",
+}
+
+#: Largest message a page may send, in characters.
+MAX_MESSAGE = 64 * 1024
+
+#: Headers on every answer: no framing by other sites (clickjacking a "Run"
+#: button), no token in a Referer, no content sniffing.
+SECURITY_HEADERS = {
+    "x-frame-options": "DENY",
+    "content-security-policy": "frame-ancestors 'none'",
+    "referrer-policy": "no-referrer",
+    "x-content-type-options": "nosniff",
+}
+
+
+def cookie_name(port: int) -> str:
+    """Return the cookie's name: per port, since cookies ignore ports.
+
+    Examples
+    --------
+    >>> cookie_name(8765)
+    'livekit-token-8765'
+    """
+    return f"livekit-token-{port}"
+
+
+class Guard:
+    """ASGI middleware: Host, Origin and token checks on every request and socket.
+
+    A request that fails a check gets 403 (a socket: its handshake is refused
+    with 403) and never reaches the application.
+    """
+
+    def __init__(
+        self, app: ASGIApp, *, token: str, port: int, allow_any_host: bool = False
+    ) -> None:
+        self.app = app
+        self.token = token
+        self.port = port
+        self.allow_any_host = allow_any_host
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in {"http", "websocket"}:
+            await self.app(scope, receive, send)
+            return
+        request = HTTPConnection(scope)
+        host = request.headers.get("host")
+        reason = None
+        if not _security.host_allowed(host, self.port, allow_any_host=self.allow_any_host):
+            reason = "Host is not this server on a loopback address"
+        elif not _security.origin_allowed(
+            request.headers.get("origin"), host, scheme=_http_scheme(scope)
+        ):
+            reason = "Origin is not this server"
+        given = request.query_params.get("token")
+        if reason is None and given is not None and scope["type"] == "http":
+            if _security.token_matches(given, self.token):
+                await self._trade_token(request)(scope, receive, send)
+                return
+            reason = "wrong token"
+        if reason is None and not _security.token_matches(
+            request.cookies.get(cookie_name(self.port)), self.token
+        ):
+            reason = "no token: open the address that livekit serve printed"
+        if reason is not None:
+            await self._deny(scope, receive, send, reason)
+            return
+        await self.app(scope, receive, _with_headers(send))
+
+    def _trade_token(self, request: HTTPConnection) -> Response:
+        query = "&".join(
+            f"{key}={value}" for key, value in request.query_params.multi_items() if key != "token"
+        )
+        target = request.url.path + (f"?{query}" if query else "")
+        response = RedirectResponse(target, status_code=303, headers=SECURITY_HEADERS)
+        response.set_cookie(
+            cookie_name(self.port), self.token, httponly=True, samesite="strict", path="/"
+        )
+        return response
+
+    async def _deny(self, scope: Scope, receive: Receive, send: Send, reason: str) -> None:
+        response = PlainTextResponse(f"403 Forbidden: {reason}\n", 403, headers=SECURITY_HEADERS)
+        if scope["type"] == "websocket":
+            await WebSocket(scope, receive, send).send_denial_response(response)
+        else:
+            await response(scope, receive, send)
+
+
+def _http_scheme(scope: Scope) -> str:
+    # A WebSocket handshake from an http:// page carries an http:// Origin.
+    return {"ws": "http", "wss": "https"}.get(
+        scope.get("scheme", "http"), scope.get("scheme", "http")
+    )
+
+
+def _with_headers(send: Send) -> Send:
+    async def sender(message: Any) -> None:
+        if message["type"] == "http.response.start":
+            headers = list(message.get("headers", []))
+            headers += [(k.encode(), v.encode()) for k, v in SECURITY_HEADERS.items()]
+            message = {**message, "headers": headers}
+        await send(message)
+
+    return sender
+
+
+class _Sessions:
+    """Every live session of the server, so that shutdown stops them all."""
+
+    def __init__(self, factory: SessionFactory, limit: int) -> None:
+        self.factory = factory
+        self.limit = limit
+        self.live: set[Session] = set()
+
+    async def open(self, cwd: Path, emit: Emit) -> Session:
+        if len(self.live) >= self.limit:
+            raise OverflowError(f"{self.limit} pages are live already: close one first")
+        session = self.factory(cwd, emit)
+        self.live.add(session)
+        try:
+            await session.start()
+        except BaseException:
+            self.live.discard(session)
+            await session.close()
+            raise
+        return session
+
+    async def close(self, session: Session) -> None:
+        self.live.discard(session)
+        await session.close()
+
+    async def close_all(self) -> None:
+        sessions, self.live = list(self.live), set()
+        await asyncio.gather(*(s.close() for s in sessions), return_exceptions=True)
+
+
+def create_app(
+    build_dir: str | Path,
+    source_dir: str | Path,
+    *,
+    token: str,
+    port: int,
+    allow_any_host: bool = False,
+    session_factory: SessionFactory | None = None,
+    max_sessions: int = 8,
+    outbox_limit: int = 256,
+) -> ASGIApp:
+    """Return the ASGI application that serves a built book and runs its cells.
+
+    Parameters
+    ----------
+    build_dir
+        The built HTML book (``build/html``).
+    source_dir
+        The book's sources (``docs``): the only code that can run.
+    token
+        The secret a reader's first request carries (see
+        :func:`livekit.kernel._security.new_token`).
+    port
+        The port the server listens on: requests must name it in Host.
+    allow_any_host
+        Accept any Host name (serving beyond loopback, on the reader's word).
+    session_factory
+        Makes a page's session from its folder and an event callback
+        (default :class:`~livekit.kernel.session.KernelSession`).
+    max_sessions
+        How many pages can be live at once (each is a kernel process).
+    outbox_limit
+        How many messages wait for a slow browser before some are dropped.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> folder = tempfile.mkdtemp()
+    >>> app = create_app(folder, folder, token="secret", port=8765)
+    >>> type(app).__name__
+    'Guard'
+    """
+    build = Path(build_dir)
+    if not build.is_dir():
+        raise ValueError(f"expected a built book folder, got {str(build_dir)!r}")
+    book = Book(source_dir)
+    sessions = _Sessions(session_factory or _kernel_session, max_sessions)
+
+    async def status(request: Request) -> Response:
+        return JSONResponse({"live": True, "version": __version__})
+
+    async def page_cells(request: Request) -> Response:
+        page = request.path_params["page"]
+        try:
+            cells = book.cells(page)
+        except UnknownPageError as error:
+            return JSONResponse({"error": str(error)}, status_code=404)
+        return JSONResponse({"page": page, "cells": [cell.index for cell in cells]})
+
+    async def live(websocket: WebSocket) -> None:
+        page = websocket.query_params.get("page", "")
+        try:
+            book.cells(page)
+        except UnknownPageError as error:
+            await websocket.send_denial_response(PlainTextResponse(f"{error}\n", 404))
+            return
+        await websocket.accept()
+        await _Connection(websocket, book, page, sessions, outbox_limit).serve()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            await sessions.close_all()
+
+    app = Starlette(
+        routes=[
+            Route("/_livekit/status", status),
+            Route("/_livekit/pages/{page:path}", page_cells),
+            WebSocketRoute("/_livekit/live", live),
+            Mount("/", StaticFiles(directory=build, html=True)),
+        ],
+        lifespan=lifespan,
+    )
+    app.state.sessions = sessions
+    return Guard(app, token=token, port=port, allow_any_host=allow_any_host)
+
+
+def _kernel_session(cwd: Path, emit: Emit) -> Session:
+    return KernelSession(cwd, emit)
+
+
+class _Connection:
+    """One open page: its socket, its outbox and (once run) its session."""
+
+    def __init__(
+        self, websocket: WebSocket, book: Book, page: str, sessions: _Sessions, limit: int
+    ) -> None:
+        self.websocket = websocket
+        self.book = book
+        self.page = page
+        self.sessions = sessions
+        self.outbox = Outbox(limit=limit)
+        self.session: Session | None = None
+        self._starting: asyncio.Lock = asyncio.Lock()
+
+    def emit(self, message: dict[str, Any]) -> None:
+        if not self.outbox.put(message):
+            # The page is too far behind to catch up: let it reconnect.
+            self.outbox.close()
+
+    async def serve(self) -> None:
+        cells = [cell.index for cell in self.book.cells(self.page)]
+        self.emit({"type": "hello", "page": self.page, "cells": cells})
+        sender = asyncio.create_task(self._send_loop())
+        try:
+            await self._receive_loop(sender)
+        finally:
+            # Closing the tab ends the page's session and its listeners.
+            sender.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sender
+            if self.session is not None:
+                await self.sessions.close(self.session)
+            self.outbox.close()
+
+    async def _send_loop(self) -> None:
+        try:
+            while True:
+                await self.websocket.send_text(json.dumps(await self.outbox.get()))
+        except EOFError:
+            with contextlib.suppress(Exception):
+                await self.websocket.close(code=1013)
+        except Exception:  # the socket went away; the receiver sees it too
+            log.debug("live socket closed while sending", exc_info=True)
+
+    async def _receive_loop(self, sender: asyncio.Task[None]) -> None:
+        while not sender.done():
+            receive = asyncio.ensure_future(self.websocket.receive())
+            done, _ = await asyncio.wait({receive, sender}, return_when=asyncio.FIRST_COMPLETED)
+            if receive not in done:
+                receive.cancel()
+                return
+            message = receive.result()
+            if message["type"] == "websocket.disconnect":
+                return
+            text = message.get("text")
+            if text is None:
+                self.emit({"type": "error", "message": "expected a JSON text message"})
+                continue
+            await self.handle(text)
+
+    async def handle(self, text: str) -> None:
+        """Act on one message from the page; any mistake gets an error reply."""
+        try:
+            if len(text) > MAX_MESSAGE:
+                raise ValueError(f"message of {len(text)} characters is over {MAX_MESSAGE}")
+            request = json.loads(text)
+            if not isinstance(request, dict):
+                raise ValueError(f"expected a JSON object, got {type(request).__name__}")
+            op = request.get("op")
+            if op not in OPERATIONS:
+                raise ValueError(f"expected op in {sorted(OPERATIONS)}, got {op!r}")
+            await getattr(self, f"_op_{op}")(request)
+        except (UnknownCellError, UnknownPageError) as error:
+            self.emit({"type": "error", "status": 404, "message": str(error)})
+        except (ValueError, LookupError, TypeError, OverflowError) as error:
+            self.emit({"type": "error", "status": 400, "message": str(error)})
+        except Exception as error:
+            log.exception("live page %s: request failed", self.page)
+            self.emit({"type": "error", "status": 500, "message": f"server error: {error}"})
+
+    async def _session(self) -> Session:
+        async with self._starting:
+            if self.session is None:
+                cwd = self.book.path(self.page).parent
+                self.session = await self.sessions.open(cwd, self.emit)
+            return self.session
+
+    async def _op_run(self, request: dict[str, Any]) -> None:
+        cells = self.book.cells(self.page)
+        index = request.get("cell")
+        if index is None:
+            target = cells
+        else:
+            if not isinstance(index, int) or isinstance(index, bool):
+                raise ValueError(f"expected cell to be an integer, got {index!r}")
+            cell = self.book.cell(self.page, index)
+            session = await self._session()
+            before = [c for c in cells if c.index < cell.index and c.index not in session.ran]
+            target = [*before, cell]
+        (await self._session()).run(target)
+
+    async def _op_ping(self, request: dict[str, Any]) -> None:
+        self.emit({"type": "pong"})
+
+    async def _op_interrupt(self, request: dict[str, Any]) -> None:
+        if self.session is not None:
+            await self.session.interrupt()
+
+    async def _op_restart(self, request: dict[str, Any]) -> None:
+        await (await self._session()).restart()
+
+    async def _op_comm(self, request: dict[str, Any]) -> None:
+        comm_id, data = request.get("comm_id"), request.get("data")
+        if not isinstance(comm_id, str) or not isinstance(data, dict):
+            raise ValueError("expected comm_id (a string) and data (an object)")
+        if self.session is None:
+            raise LookupError(f"no widget {comm_id!r}: the page is not live")
+        owner = self.session.send_comm(comm_id, data)
+        if data.get("method") == "update" and owner is not None:
+            # An input changed: run again the cells that read it.
+            cells = self.book.cells(self.page)
+            again = dependents(cells, owner, ran=self.session.ran)
+            self.session.run([c for c in cells if c.index in again])

@@ -1,0 +1,162 @@
+"""The book's own pages, read from disk: the only code ``livekit serve`` runs.
+
+The browser never sends code.  It names a page (Sphinx's page name, such as
+``"tutorial"`` or ``"howto/live-book"``) and a cell (myst-nb's index of the
+cell in that page's notebook); :class:`Book` finds the page's source under
+the book's source folder and reads its code cells with myst-nb's own reader,
+the same one the build used, so the indices agree with the built page.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+_PAGE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]*(/[A-Za-z0-9_][A-Za-z0-9_.\-]*)*")
+
+
+class UnknownPageError(LookupError):
+    """The page is not one of the book's executable pages."""
+
+
+class UnknownCellError(LookupError):
+    """The page has no code cell with that index."""
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One code cell of a page: its index in the page's notebook and its code."""
+
+    index: int
+    source: str
+
+
+class Book:
+    """The executable pages under a book's source folder.
+
+    Parameters
+    ----------
+    source_dir
+        The folder ``sphinx-build`` read the pages from (``docs``).
+
+    Examples
+    --------
+    >>> import pathlib, tempfile
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> _ = (folder / "page.md").write_text(
+    ...     "---\\nfile_format: mystnb\\nkernelspec:\\n  name: python3\\n---\\n# Page\\n\\n"
+    ...     "```{code-cell} ipython3\\nx = 1\\n```\\n\\nText.\\n\\n"
+    ...     "```{code-cell} ipython3\\nx + 1\\n```\\n"
+    ... )
+    >>> book = Book(folder)
+    >>> [(cell.index, cell.source) for cell in book.cells("page")]
+    [(1, 'x = 1'), (3, 'x + 1')]
+    >>> book.cell("../etc/passwd", 0)
+    Traceback (most recent call last):
+    ...
+    livekit.kernel.book.UnknownPageError: no executable page '../etc/passwd' in the book
+    """
+
+    def __init__(self, source_dir: str | Path) -> None:
+        self.source_dir = Path(source_dir).resolve()
+        if not self.source_dir.is_dir():
+            raise ValueError(f"expected the book's source folder, got {str(source_dir)!r}")
+        self._cache: dict[Path, tuple[float, list[Cell]]] = {}
+
+    def path(self, page: str) -> Path:
+        """Return the source file of ``page``, or raise :class:`UnknownPageError`."""
+        if not isinstance(page, str) or not _PAGE_NAME.fullmatch(page) or ".." in page:
+            raise UnknownPageError(f"no executable page {page!r} in the book")
+        path = (self.source_dir / f"{page}.md").resolve()
+        if not path.is_relative_to(self.source_dir) or not path.is_file():
+            raise UnknownPageError(f"no executable page {page!r} in the book")
+        if not _is_text_notebook(path):
+            raise UnknownPageError(f"no executable page {page!r} in the book")
+        return path
+
+    def cells(self, page: str) -> list[Cell]:
+        """Return the code cells of ``page``, read again when the file changed."""
+        path = self.path(page)
+        mtime = path.stat().st_mtime
+        cached = self._cache.get(path)
+        if cached is not None and cached[0] == mtime:
+            return cached[1]
+        from myst_nb.core.read import read_myst_markdown_notebook
+
+        notebook = read_myst_markdown_notebook(path.read_text("utf8"), path=str(path))
+        cells = [
+            Cell(index, "".join(cell.source))
+            for index, cell in enumerate(notebook.cells)
+            if cell.cell_type == "code"
+        ]
+        self._cache[path] = (mtime, cells)
+        return cells
+
+    def cell(self, page: str, index: int) -> Cell:
+        """Return cell ``index`` of ``page``, or raise the matching lookup error."""
+        for cell in self.cells(page):
+            if cell.index == index:
+                return cell
+        raise UnknownCellError(f"page {page!r} has no code cell {index!r}")
+
+
+def _is_text_notebook(path: Path) -> bool:
+    # The same test myst-nb applies: front matter naming the mystnb format or
+    # a kernelspec.  Plain Markdown pages have no cells to run.
+    head = path.read_text("utf8")[:4096]
+    if not head.startswith("---"):
+        return False
+    front = head.split("\n---", 1)[0]
+    return "file_format: mystnb" in front or "kernelspec:" in front
+
+
+def dependents(cells: list[Cell], changed: int, *, ran: set[int] | None = None) -> list[int]:
+    """Return the cells to run again after cell ``changed``, in page order.
+
+    That is ``changed`` itself and every later cell that reads a name which
+    ``changed`` (or another dependent) assigns, transitively: the cells that
+    read an input.  With ``ran``, only cells already run are returned, so an
+    input change never starts a cell the reader has not run.
+
+    Examples
+    --------
+    >>> cells = [Cell(0, "name = read_text('Node')"), Cell(1, "other = 2"),
+    ...          Cell(2, "greeting = 'hi ' + name"), Cell(3, "print(greeting)")]
+    >>> dependents(cells, 0)
+    [0, 2, 3]
+    >>> dependents(cells, 0, ran={0, 1, 2})
+    [0, 2]
+    """
+    order = [cell.index for cell in cells]
+    if changed not in order:
+        raise UnknownCellError(f"no code cell {changed!r}")
+    result = [changed]
+    defined = set(_names(cells[order.index(changed)].source)[0])
+    for cell in cells[order.index(changed) + 1 :]:
+        assigned, read = _names(cell.source)
+        if read & defined:
+            result.append(cell.index)
+            defined |= assigned
+    if ran is not None:
+        result = [index for index in result if index == changed or index in ran]
+    return result
+
+
+def _names(source: str) -> tuple[set[str], set[str]]:
+    """Return the names a cell assigns and the names it reads."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:  # IPython magics: treat as reading and assigning nothing
+        return set(), set()
+    assigned: set[str] = set()
+    read: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name):
+            (read if isinstance(node.ctx, ast.Load) else assigned).add(node.id)
+        elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            assigned.add(node.name)
+        elif isinstance(node, ast.alias):
+            assigned.add((node.asname or node.name).split(".")[0])
+    return assigned, read

@@ -1,0 +1,112 @@
+"""``livekit serve [BUILD_DIR] [--build] [--port 8765] [--no-browser]``."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import subprocess
+import sys
+import webbrowser
+from pathlib import Path
+from typing import Any
+
+from livekit.kernel import _security
+
+#: The command that builds the book, as tox and CI do.
+BUILD_COMMAND = ("-m", "sphinx", "-n", "-W", "-c", "conf")
+
+
+def add_parser(subparsers: Any) -> None:
+    """Add the ``serve`` subcommand to the ``livekit`` command.
+
+    Examples
+    --------
+    >>> import argparse
+    >>> parser = argparse.ArgumentParser(prog="livekit")
+    >>> add_parser(parser.add_subparsers())
+    >>> args = parser.parse_args(["serve", "--no-browser", "--port", "0"])
+    >>> args.build_dir, args.port, args.browser, args.source
+    ('build/html', 0, False, 'docs')
+    """
+    parser = subparsers.add_parser(
+        "serve",
+        help="serve the built book on this machine, with its cells live",
+        description=(
+            "Serve the built book on 127.0.0.1 and run its pages' cells in local "
+            "kernels. Open the printed address: it carries a one-time token."
+        ),
+    )
+    parser.add_argument(
+        "build_dir",
+        nargs="?",
+        default="build/html",
+        metavar="BUILD_DIR",
+        help="the built HTML book (default: build/html)",
+    )
+    parser.add_argument(
+        "--source",
+        default="docs",
+        metavar="DIR",
+        help="the book's sources, the only code that runs (default: docs)",
+    )
+    parser.add_argument(
+        "--build",
+        action="store_true",
+        help="build the book first: python -m sphinx -n -W -c conf SOURCE BUILD_DIR",
+    )
+    parser.add_argument("--port", type=int, default=8765, help="port (default: 8765; 0: any free)")
+    parser.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to bind (default: 127.0.0.1; anything else lets other machines in)",
+    )
+    parser.add_argument(
+        "--no-browser", dest="browser", action="store_false", help="do not open a browser"
+    )
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Build (if asked), then serve until Ctrl-C or SIGTERM."""
+    try:
+        from livekit.kernel.server import BookServer
+    except ImportError as error:
+        print(
+            f"livekit serve needs the serve extra ({error.name} is missing): "
+            "pip install 'livekit-introspect[serve]'",
+            file=sys.stderr,
+        )
+        return 2
+
+    if args.build:
+        command = [sys.executable, *BUILD_COMMAND, args.source, args.build_dir]
+        print("livekit serve: building the book:", " ".join(command), flush=True)
+        if subprocess.run(command, check=False).returncode != 0:  # noqa: S603 - our own interpreter
+            print("livekit serve: the build failed; nothing served", file=sys.stderr)
+            return 1
+    if not Path(args.build_dir).is_dir():
+        print(
+            f"livekit serve: no built book in {args.build_dir!r}: build it first, or pass --build",
+            file=sys.stderr,
+        )
+        return 2
+    if not _security.is_loopback_name(args.host):
+        print(
+            f"WARNING: livekit serve binds {args.host}, not loopback. Anyone who can reach "
+            "this machine and learns the token can run the book's code here.",
+            file=sys.stderr,
+        )
+    try:
+        server = BookServer(args.build_dir, args.source, host=args.host, port=args.port)
+    except OSError as error:
+        print(f"livekit serve: cannot listen on {args.host}:{args.port}: {error}", file=sys.stderr)
+        return 1
+    print(f"livekit serve: the book is live at\n\n    {server.url}\n", flush=True)
+    print("Press Ctrl-C to stop.", flush=True)
+    if args.browser:
+        webbrowser.open(server.url)
+    # uvicorn has stopped everything when it re-raises Ctrl-C.
+    with contextlib.suppress(KeyboardInterrupt):
+        server.run()
+    print("livekit serve: stopped", flush=True)
+    return 0

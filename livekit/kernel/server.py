@@ -1,0 +1,144 @@
+"""Run the book's server: bind the socket, start uvicorn, stop cleanly.
+
+:class:`BookServer` binds its socket when it is made, so its port (and so
+the address printed for the reader) is known before uvicorn starts, even
+with ``port=0``.  :meth:`BookServer.run` serves in the calling thread, and
+uvicorn turns Ctrl-C and SIGTERM into a shutdown that closes every page's
+kernel.  :meth:`BookServer.start` / :meth:`BookServer.stop` run it in a
+thread, for tests and benchmarks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+import time
+from pathlib import Path
+
+import uvicorn
+
+from livekit.kernel import _security
+from livekit.kernel.app import create_app
+from livekit.kernel.session import SessionFactory
+
+#: Seconds that open connections get to close when the server stops; the
+#: kernels are killed after that, so everything is gone well within 2 s.
+GRACE = 1
+
+
+class BookServer:
+    """A built book served on ``host:port``, its pages' cells live.
+
+    Parameters
+    ----------
+    build_dir, source_dir
+        The built HTML book and its sources (see :func:`~livekit.kernel.create_app`).
+    host
+        The address to bind: loopback unless the reader says otherwise.
+    port
+        The port; 0 picks a free one.
+    token
+        The secret; a fresh random one by default.
+    session_factory
+        Makes each page's session (default: an ipykernel process).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> folder = tempfile.mkdtemp()
+    >>> server = BookServer(folder, folder, port=0, token="t0k")
+    >>> server.url.startswith("http://127.0.0.1:") and server.url.endswith("/?token=t0k")
+    True
+    >>> server.close()
+    """
+
+    def __init__(
+        self,
+        build_dir: str | Path,
+        source_dir: str | Path,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 8765,
+        token: str | None = None,
+        session_factory: SessionFactory | None = None,
+    ) -> None:
+        self.host = host
+        self.token = token or _security.new_token()
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self._socket = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            self._socket.bind((host, port))
+            self._socket.listen(128)
+            self._socket.setblocking(False)
+        except OSError:
+            self._socket.close()
+            raise
+        self.port: int = self._socket.getsockname()[1]
+        loopback = _security.is_loopback_name(host)
+        self.app = create_app(
+            build_dir,
+            source_dir,
+            token=self.token,
+            port=self.port,
+            allow_any_host=not loopback,
+            session_factory=session_factory,
+        )
+        self._server: uvicorn.Server | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        """The address to open: it carries the token, once."""
+        name = "127.0.0.1" if _security.is_loopback_name(self.host) else self.host
+        if ":" in name:
+            name = f"[{name}]"
+        return f"http://{name}:{self.port}/?token={self.token}"
+
+    def _uvicorn(self) -> uvicorn.Server:
+        config = uvicorn.Config(
+            self.app,
+            log_level="warning",
+            timeout_graceful_shutdown=GRACE,
+            ws="websockets-sansio",
+            lifespan="on",
+        )
+        server = uvicorn.Server(config)
+        self._server = server
+        return server
+
+    def run(self) -> None:
+        """Serve until Ctrl-C or SIGTERM, in this thread, then stop everything."""
+        server = self._uvicorn()
+        try:
+            asyncio.run(self._serve(server))
+        finally:
+            self.close()
+
+    async def _serve(self, server: uvicorn.Server) -> None:
+        await server.serve(sockets=[self._socket])
+
+    def start(self) -> None:
+        """Serve in a background thread (owned by this object: call :meth:`stop`)."""
+        server = self._uvicorn()
+        self._thread = threading.Thread(
+            target=lambda: asyncio.run(self._serve(server)), name="livekit-serve", daemon=True
+        )
+        self._thread.start()
+        # uvicorn sets `started` once it listens; nothing to wait on but polling.
+        while not server.started and self._thread.is_alive():
+            time.sleep(0.01)
+
+    def stop(self) -> None:
+        """Stop a server started with :meth:`start` and wait for its thread."""
+        if self._server is not None:
+            self._server.should_exit = True
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        self.close()
+
+    def close(self) -> None:
+        """Close the listening socket (the server must not be running)."""
+        self._socket.close()
