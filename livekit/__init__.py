@@ -12,7 +12,14 @@ from livekit import _display
 from livekit.mermaid import Mermaid
 from livekit.runtime import memory, process_info, processes, threads
 from livekit.supervisor import Agent, Supervisor, child, stopping
-from livekit.trees import render_sup_tree, sup_tree
+from livekit.trees import (
+    app_tree,
+    render_app_tree,
+    render_sup_tree,
+    started_applications,
+    sup_tree,
+    track_tasks,
+)
 from livekit.widgets import VegaLite, listen
 
 __version__ = "0.1.0"
@@ -26,13 +33,17 @@ __all__ = [
     "Supervisor",
     "VegaLite",
     "__version__",
+    "app_tree",
     "child",
     "listen",
     "memory",
     "process_info",
     "processes",
+    "render_app_tree",
     "render_sup_tree",
     "stopping",
+    "started_applications",
     "sup_tree",
     "threads",
+    "track_tasks",
 ]

@@ -30,6 +30,7 @@ import queue
 import threading
 import time
 import warnings
+import weakref
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future
@@ -50,6 +51,9 @@ DEFAULT_SHUTDOWN = 5.0
 _log = logging.getLogger("livekit.supervisor")
 _local = threading.local()
 _names = itertools.count(1)
+
+#: Supervisors started on their own (not as children), for app_tree() to find.
+_started: weakref.WeakSet[Supervisor] = weakref.WeakSet()
 
 S = TypeVar("S")
 R = TypeVar("R")
@@ -330,6 +334,7 @@ class Supervisor:
         thread = threading.Thread(target=self._loop, name=self.name, daemon=True)
         self._loop_thread = thread
         thread.start()
+        _started.add(self)
         return self
 
     def stop(self) -> list[str]:
@@ -936,6 +941,11 @@ def app_supervisor() -> Supervisor:
 def _current_app() -> Supervisor | None:
     """Return livekit's root supervisor if it was started, without starting it."""
     return _app
+
+
+def _running_supervisors() -> list[Supervisor]:
+    """Return the top-level supervisors that are running, livekit's own first."""
+    return sorted((s for s in list(_started) if s.alive), key=lambda s: (s is not _app, s.name))
 
 
 def _stop_app() -> None:

@@ -1,0 +1,383 @@
+"""sup_tree, app_tree, started_applications and the pure tree formatter."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import re
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+
+import psutil
+import pytest
+
+from livekit.supervisor import Agent, Supervisor, app_supervisor, child, stopping
+from livekit.trees import (
+    TreeNode,
+    app_tree,
+    format_tree,
+    render_app_tree,
+    started_applications,
+    sup_tree,
+    track_tasks,
+)
+
+TIMEOUT = 10.0
+
+CLASS_DEFS = (
+    "  classDef root fill:#c4b5fd,stroke:#374151,stroke-width:4px\n"
+    "  classDef supervisor fill:#c4b5fd,stroke:#374151,stroke-width:1px\n"
+    "  classDef owner fill:#ddd6fe,stroke:#374151,stroke-width:1px,stroke-dasharray:4 2\n"
+    "  classDef worker fill:#93c5fd,stroke:#374151,stroke-width:1px\n"
+    "  classDef notstarted color:#777,fill:#d9d9d9,stroke:#777,stroke-width:1px"
+)
+
+
+@pytest.fixture(autouse=True)
+def no_thread_left_behind() -> Iterator[None]:
+    before = set(threading.enumerate())
+    yield
+    left = [t for t in threading.enumerate() if t not in before and t.is_alive()]
+    for t in left:
+        t.join(TIMEOUT)
+    assert [t.name for t in left if t.is_alive()] == []
+
+
+@pytest.fixture(autouse=True)
+def quiet_crash_reports(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.CRITICAL, logger="livekit.supervisor")
+
+
+def body(diagram: object) -> str:
+    """The diagram's source without the classDef lines every tree ends with."""
+    text = str(diagram)
+    assert text.endswith(CLASS_DEFS)
+    return text[: -len(CLASS_DEFS)].rstrip("\n")
+
+
+# ── the formatter ───────────────────────────────────────────────────
+
+
+def test_format_tree_numbers_nodes_depth_first_and_styles_them_by_class() -> None:
+    tree = TreeNode(
+        "app",
+        "root",
+        children=[
+            TreeNode("sup", "supervisor", "supervises", [TreeNode("w", "worker", "supervises")]),
+            TreeNode("idle", "notstarted", "owns"),
+        ],
+    )
+    assert format_tree(tree) == (
+        "graph TD\n"
+        '  n0["app"]:::root\n'
+        '  n0 -->|supervises| n1["sup"]:::supervisor\n'
+        '  n1 -->|supervises| n2["w"]:::worker\n'
+        '  n0 -->|owns| n3["idle"]:::notstarted\n' + CLASS_DEFS
+    )
+
+
+def test_format_tree_escapes_characters_mermaid_would_parse() -> None:
+    tree = TreeNode('a "b" <c> #d', "root", children=[TreeNode("x", "worker", "a|b")])
+    assert body(format_tree(tree)) == (
+        "graph TD\n"
+        '  n0["a #quot;b#quot; #lt;c#gt; #35;d"]:::root\n'
+        '  n0 -->|a#124;b| n1["x"]:::worker'
+    )
+
+
+def test_left_right_direction_draws_graph_lr() -> None:
+    assert str(sup_tree(Supervisor(name="s"), direction="left_right")).startswith("graph LR\n")
+
+
+def test_bad_direction_raises_naming_it() -> None:
+    with pytest.raises(
+        ValueError, match=r"^expected direction 'top_down' or 'left_right', got 'diagonal'$"
+    ):
+        sup_tree(Supervisor(name="s"), direction="diagonal")
+    with pytest.raises(ValueError, match="got 'up'"):
+        app_tree("livekit", direction="up")
+
+
+def test_object_with_no_tree_raises_naming_it() -> None:
+    with pytest.raises(TypeError, match=r"got dict: \{'a': 1\}$"):
+        sup_tree({"a": 1})
+    with pytest.raises(TypeError, match="got bool: True"):
+        sup_tree(True)
+
+
+# ── supervisors ─────────────────────────────────────────────────────
+
+
+def test_nested_supervisor_tree_golden_text() -> None:
+    started = threading.Barrier(5)  # four workers and this test
+    crashed = threading.Event()
+
+    def worker() -> None:
+        started.wait(TIMEOUT)
+        stopping().wait()
+
+    def flaky() -> None:
+        if not crashed.is_set():
+            crashed.set()
+            raise RuntimeError("first run fails")
+        started.wait(TIMEOUT)
+        stopping().wait()
+
+    inner = Supervisor(
+        [child(flaky, name="flaky"), Agent(dict, name="cache")],
+        name="inner",
+        strategy="rest_for_one",
+    )
+    outer = Supervisor(
+        [
+            child(worker, name="web"),
+            inner,
+            child(worker, name="job", restart="temporary"),
+            child(worker, name="idle", restart="transient"),
+        ],
+        name="app",
+    )
+    with outer:
+        started.wait(TIMEOUT)  # web, job, idle and the restarted flaky are running
+        assert outer.terminate_child("idle")
+        assert str(outer.tree(caption="The app.")) == (
+            "graph TD\n"
+            '  n0["app (one_for_one)"]:::root\n'
+            '  n0 -->|supervises| n1["web"]:::worker\n'
+            '  n0 -->|supervises| n2["inner (rest_for_one)"]:::supervisor\n'
+            '  n2 -->|supervises| n3["flaky (restarts: 1)"]:::worker\n'
+            '  n2 -->|supervises| n4["cache (restarts: 1)"]:::worker\n'
+            '  n0 -->|started| n5["job"]:::worker\n'
+            '  n0 -->|supervises| n6["idle"]:::notstarted\n' + CLASS_DEFS
+        )
+
+
+def test_sup_tree_caption_defaults_to_naming_the_supervisor() -> None:
+    assert sup_tree(Supervisor(name="s")).caption == "Supervision tree of 's'."
+    assert sup_tree(Supervisor(name="s"), caption="Mine.").caption == "Mine."
+
+
+# ── executors and pools ─────────────────────────────────────────────
+
+
+def test_thread_pool_executor_tree_shows_started_and_not_started_threads() -> None:
+    release = threading.Event()
+    pool = ThreadPoolExecutor(3, thread_name_prefix="fetch")
+    try:
+        futures = [pool.submit(release.wait, TIMEOUT) for _ in range(2)]
+        assert body(sup_tree(pool)) == (
+            "graph TD\n"
+            '  n0["ThreadPoolExecutor fetch (max_workers=3)"]:::root\n'
+            '  n0 -->|owns| n1["fetch_0"]:::worker\n'
+            '  n0 -->|owns| n2["fetch_1"]:::worker\n'
+            '  n0 -->|owns| n3["1 thread not started yet"]:::notstarted'
+        )
+        release.set()
+        assert [f.result(TIMEOUT) for f in futures] == [True, True]
+    finally:
+        release.set()
+        pool.shutdown()
+
+
+def test_process_pool_executor_tree_shows_its_real_worker_processes() -> None:
+    with ProcessPoolExecutor(2) as pool:
+        assert sorted(pool.map(abs, [-1, -2])) == [1, 2]
+        pids = sorted(pool._processes)  # what the tree must show
+        manager = pool._executor_manager_thread
+        assert manager is not None
+        text = body(sup_tree(pool))
+    lines = text.splitlines()
+    assert lines[:3] == [
+        "graph TD",
+        '  n0["ProcessPoolExecutor (max_workers=2)"]:::root',
+        f'  n0 -->|owns| n1["{manager.name} (manager thread)"]:::worker',
+    ]
+    assert len(lines) == 5
+    for line, pid in zip(lines[3:], pids, strict=True):
+        assert re.fullmatch(rf'  n0 -->\|owns\| n\d\["\w+-\d+ \(pid {pid}\)"\]:::worker', line)
+
+
+def test_multiprocessing_pool_tree_shows_its_worker_handler_supervising_workers() -> None:
+    import multiprocessing
+
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        assert pool.apply(abs, (-3,)) == 3
+        text = body(sup_tree(pool))
+        pool.terminate()
+        pool.join()
+    assert re.fullmatch(
+        r"graph TD\n"
+        r'  n0\["multiprocessing Pool \(processes=1, run\)"\]:::root\n'
+        r'  n0 -->\|owns\| n1\["Thread-\d+ \(_handle_workers\) \(worker handler\)"\]:::supervisor\n'
+        r'  n1 -->\|supervises\| n2\["SpawnPoolWorker-\d+ \(pid \d+\)"\]:::worker\n'
+        r'  n0 -->\|owns\| n3\["Thread-\d+ \(_handle_tasks\) \(task handler\)"\]:::worker\n'
+        r'  n0 -->\|owns\| n4\["Thread-\d+ \(_handle_results\) \(result handler\)"\]:::worker',
+        text,
+    ), text
+
+
+# ── OS processes ────────────────────────────────────────────────────
+
+
+def test_pid_tree_shows_the_processes_this_one_started() -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE
+    )
+    try:
+        mine = str(sup_tree(os.getpid()))
+        theirs = sup_tree(psutil.Process(proc.pid))
+    finally:
+        assert proc.stdin is not None
+        proc.stdin.close()
+        proc.wait(TIMEOUT)
+    assert mine.splitlines()[1].startswith('  n0["')
+    assert f"(pid {os.getpid()})" in mine
+    assert re.search(rf'-->\|started\| n\d+\["python[\w.]* \(pid {proc.pid}\)"\]:::worker', mine)
+    assert theirs.caption == f"OS process tree of pid {proc.pid}."
+
+
+def test_missing_pid_raises_naming_it() -> None:
+    missing = max(psutil.pids()) + 10_000_000  # above any pid_max
+    with pytest.raises(ValueError, match=f"^no process with pid {missing}$"):
+        sup_tree(missing)
+
+
+# ── asyncio tasks ───────────────────────────────────────────────────
+
+
+def test_task_tree_shows_awaited_and_started_tasks() -> None:
+    async def leaf(release: asyncio.Event) -> None:
+        await release.wait()
+
+    async def fan_out(release: asyncio.Event) -> None:
+        await asyncio.gather(
+            asyncio.create_task(leaf(release), name="leaf-1"),
+            asyncio.create_task(leaf(release), name="leaf-2"),
+        )
+
+    async def main() -> str:
+        track_tasks()
+        release = asyncio.Event()
+        fan = asyncio.create_task(fan_out(release), name="fan")
+        background = asyncio.create_task(leaf(release), name="background")
+        for _ in range(3):  # let fan_out start its children and reach gather
+            await asyncio.sleep(0)
+        text = body(sup_tree(fan))
+        owner = body(sup_tree(asyncio.current_task()))
+        release.set()
+        await asyncio.gather(fan, background)
+        return text + "\n--\n" + owner
+
+    text, owner = asyncio.run(main()).split("\n--\n")
+    assert text == (
+        "graph TD\n"
+        '  n0["fan: fan_out()"]:::root\n'
+        '  n0 -->|awaits| n1["leaf-1: leaf()"]:::worker\n'
+        '  n0 -->|awaits| n2["leaf-2: leaf()"]:::worker'
+    )
+    assert owner.splitlines()[2:] == [
+        '  n0 -->|started| n1["background: leaf()"]:::worker',
+        '  n0 -->|started| n2["fan: fan_out()"]:::worker',
+        '  n2 -->|awaits| n3["leaf-1: leaf()"]:::worker',
+        '  n2 -->|awaits| n4["leaf-2: leaf()"]:::worker',
+    ]
+
+
+# ── app_tree ────────────────────────────────────────────────────────
+
+
+def test_app_tree_of_livekit_draws_its_root_supervisor() -> None:
+    app = app_supervisor()
+    try:
+        app.start_child(child(lambda: stopping().wait(), name="listener-1"))
+        assert body(app_tree("livekit")) == (
+            "graph TD\n"
+            '  n0["livekit (one_for_one)"]:::root\n'
+            '  n0 -->|supervises| n1["listener-1"]:::worker'
+        )
+    finally:
+        app.stop()
+    assert body(app_tree("livekit")) == (
+        'graph TD\n  n0["livekit (no background work started)"]:::root'
+    )
+
+
+def test_app_tree_of_the_interpreter_groups_threads_by_owner() -> None:
+    release = threading.Event()
+    user = threading.Thread(target=release.wait, name="user-thread")
+    pool = ThreadPoolExecutor(1, thread_name_prefix="pool")
+    sup = Supervisor([child(lambda: stopping().wait(), name="sup-worker")], name="mine").start()
+    try:
+        user.start()
+        pool.submit(abs, 1).result(TIMEOUT)
+        text = str(app_tree())
+    finally:
+        release.set()
+        user.join(TIMEOUT)
+        pool.shutdown()
+        sup.stop()
+    assert re.search(r'n0\["python 3\.\d+\.\d+ \(pid \d+\)"\]:::root', text)
+    assert '  n0 -->|owns| n1["MainThread"]' in text
+    assert re.search(
+        r'n0 -->\|owns\| (n\d+)\["mine \(one_for_one\)"\]:::supervisor\n'
+        r'  \1 -->\|supervises\| n\d+\["sup-worker"\]:::worker',
+        text,
+    )
+    assert re.search(
+        r'-->\|owns\| (n\d+)\["executor pools"\]:::owner\n'
+        r'  \1 -->\|owns\| (n\d+)\["pool"\]:::owner\n'
+        r'  \2 -->\|owns\| n\d+\["pool_0"\]:::worker',
+        text,
+    )
+    # Event.wait lives in threading: a thread's owner is the code it was made to run.
+    assert re.search(
+        r'(n\d+)\["threads of threading"\]:::owner\n'
+        r'  \1 -->\|owns\| n\d+\["user-thread"\]:::worker',
+        text,
+    )
+
+
+def test_app_tree_of_a_package_shows_threads_running_its_code() -> None:
+    pool = ThreadPoolExecutor(1, thread_name_prefix="pkgpool")
+    try:
+        pool.submit(abs, 1).result(TIMEOUT)
+        text = body(app_tree("concurrent"))
+    finally:
+        pool.shutdown()
+    assert text.splitlines()[1] == '  n0["concurrent"]:::root'
+    assert '  n0 -->|thread target| n1["pkgpool_0"]:::worker' in text.splitlines()
+
+
+def test_app_tree_of_an_unknown_package_raises_naming_it() -> None:
+    with pytest.raises(ValueError, match=r"^unknown package 'nonexistent_pkg': not imported"):
+        app_tree("nonexistent_pkg")
+
+
+def test_render_app_tree_prints_the_tree_outside_a_notebook(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    diagram = render_app_tree("livekit", caption="livekit's work.")
+    assert capsys.readouterr().out == str(diagram) + "\n"
+    assert diagram.caption == "livekit's work."
+
+
+# ── started_applications ────────────────────────────────────────────
+
+
+def test_started_applications_lists_imported_distributions_with_versions() -> None:
+    import livekit
+
+    apps = {app.name: app for app in started_applications()}
+    assert apps["psutil"] == (
+        "psutil",
+        "Cross-platform lib for process and system monitoring.",
+        psutil.__version__,
+    )
+    assert apps["livekit-introspect"].version == livekit.__version__
+    assert "pytest" in apps
+    names = [app.name.lower() for app in started_applications()]
+    assert names == sorted(names)
