@@ -88,6 +88,9 @@ _pools: dict[str, _Pool] = {}
 
 
 def _pool(node: str) -> _Pool:
+    pool = _pools.get(node)  # the common case, without the lock (dict reads are atomic)
+    if pool is not None:
+        return pool
     with _pools_lock:
         pool = _pools.get(node)
         if pool is None:
@@ -96,24 +99,32 @@ def _pool(node: str) -> _Pool:
         return pool
 
 
-def _address(node: str) -> tuple[str, int]:
+def _open(node: str, timeout: float) -> Link:
+    """Connect to ``node``, found by port or in the registry, and authenticate."""
     address = registry.parse_node(node)
     if address.port is not None:
-        return address.host, address.port
+        return _dial(node, address.host, address.port, timeout)
     if not registry.is_this_host(address.host):
         raise NodeError(
             f"unknown node {node}: {address.host} is not this host, so give the node's port, "
             f"as in '{address.name}@{address.host}:PORT'"
         )
-    entry = registry.lookup(address.name)
+    unknown = f"unknown node {node}: no node named {address.name!r} runs on this host"
+    # Dial first and check that the entry's process is alive only when that
+    # fails: the check costs more than the connection.
+    entry = registry.read(address.name)
     if entry is None:
-        raise NodeError(f"unknown node {node}: no node named {address.name!r} runs on this host")
-    return entry.connect_host(), entry.port
+        raise NodeError(unknown)
+    try:
+        return _dial(node, entry.connect_host(), entry.port, timeout)
+    except NodeError:
+        if registry.lookup(address.name) is None:  # a dead node's entry: now removed
+            raise NodeError(unknown) from None
+        raise
 
 
-def _open(node: str, timeout: float) -> Link:
-    """Connect to ``node``, authenticate both ways, and check its name."""
-    host, port = _address(node)
+def _dial(node: str, host: str, port: int, timeout: float) -> Link:
+    """Connect to ``host:port``, authenticate both ways, and check the node's name."""
     where = f"node {node} at {host}:{port}"
     try:
         sock = socket.create_connection((host, port), timeout=timeout)
@@ -348,9 +359,9 @@ def unwrap(raw: bytes, node: str, what: str) -> Any:
         raise SerializationError(
             f"the result of {what} from node {node} cannot be unpickled here: {error}"
         ) from error
+    if type(reply) is tuple and len(reply) == 2 and reply[0] == "ok":
+        return reply[1]  # the common case, before the slower pattern matching
     match reply:
-        case ("ok", value):
-            return value
         case ("raise", pickled, str(type_name), str(message), str(text)):
             remote = _rebuild(pickled, type_name, message)
             remote.add_note(f"(raised on node {node} in {what})")

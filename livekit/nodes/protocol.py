@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import os
 import pickle
+import select
 import socket
 import struct
 import sys
@@ -52,7 +53,12 @@ class Link:
         return pickle.loads(self.conn.recv_bytes())  # noqa: S301 -- only after the cookie handshake
 
     def poll(self, timeout: float | None) -> bool:
-        return self.conn.poll(timeout)
+        """Return True when a frame (or the end of the link) can be read.
+
+        ``select`` on the socket directly: ``Connection.poll`` builds a
+        selector each time, which costs more than the rest of a call.
+        """
+        return bool(select.select([self.sock], [], [], timeout)[0])
 
     def abort(self) -> None:
         """Wake any thread blocked on this link; :meth:`close` still follows."""
@@ -100,15 +106,25 @@ def client_handshake(link: Link, cookie: str) -> None:
 
 
 def dumps(message: tuple[Any, ...]) -> bytes:
-    """Pickle a message; functions and lambdas travel by value (cloudpickle)."""
-    return cloudpickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)  # type: ignore[no-any-return]
+    """Pickle a message; lambdas and ``__main__``'s functions travel by value.
+
+    The standard pickler is tried first: it is four times faster than
+    cloudpickle, and for anything importable both write the same reference.
+    They differ only on what the standard one refuses (lambdas, local
+    functions) and on references to ``__main__``, which the other side's
+    ``__main__`` does not have: those go through cloudpickle.
+    """
+    try:
+        data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+    except Exception:
+        data = None
+    if data is None or b"__main__" in data:
+        data = cloudpickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+    return data
 
 
 def reply_ok(value: Any) -> bytes:
     """Pickle a result, saying plainly what failed if it cannot be pickled."""
-    # The standard pickler is the fastest; cloudpickle also sends what it cannot.
-    with contextlib.suppress(Exception):
-        return pickle.dumps(("ok", value), protocol=pickle.HIGHEST_PROTOCOL)
     try:
         return dumps(("ok", value))
     except Exception as error:

@@ -179,6 +179,17 @@ def lookup(name: str) -> Entry | None:
     return entry
 
 
+def read(name: str) -> Entry | None:
+    """Return the entry registered as ``name`` without checking that it is alive.
+
+    Examples
+    --------
+    >>> read("no-such-node") is None
+    True
+    """
+    return _read(registry_dir() / f"{check_short_name(name)}.json")
+
+
 def entries() -> list[Entry]:
     """Return the live nodes of this host, by name, cleaning dead entries.
 
