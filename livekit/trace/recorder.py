@@ -26,6 +26,7 @@ import os
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from livekit.trace.events import Event, Exit, Message, Participant, ParticipantKind, Spawn
@@ -51,6 +52,7 @@ _get_ident = threading.get_ident
 # messages, they are not participants.
 _PLUMBING_MODULES = ("multiprocessing.", "concurrent.futures.process")
 _ASYNCIO_DIR = os.path.dirname(asyncio.__file__)
+_ASYNCIO_CLEANUP = {"BaseEventLoop.shutdown_asyncgens", "BaseEventLoop.shutdown_default_executor"}
 
 
 class Recorder:
@@ -342,7 +344,15 @@ class Recorder:
     def finish(self) -> tuple[list[Event], int]:
         """The final events (the children's messages merged in) and omitted count."""
         events, overflow = self.processes.finish(self.recorded(), self.max_messages)
-        return events, self.omitted + overflow
+        return _renamed(events, self._task_renames()), self.omitted + overflow
+
+    def _task_renames(self) -> dict[int, Participant]:
+        """Tasks named after they were created (``create_task(name=...)`` on 3.11)."""
+        renames = {}
+        for task, participant in list(self._tasks.items()):
+            if participant.kind == "task" and _task_name(task) != participant.name:
+                renames[participant.key] = replace(participant, name=_task_name(task))
+        return renames
 
     def close(self) -> None:
         """Stop recording and drop every reference to the traced program."""
@@ -357,10 +367,32 @@ class Recorder:
         self.processes.close()
 
 
+def _renamed(events: list[Event], renames: dict[int, Participant]) -> list[Event]:
+    if not renames:
+        return events
+
+    def new(p: Participant) -> Participant:
+        return renames.get(p.key, p)
+
+    out: list[Event] = []
+    for event in events:
+        if isinstance(event, Spawn):
+            out.append(replace(event, parent=new(event.parent), child=new(event.child)))
+        elif isinstance(event, Message):
+            out.append(replace(event, sender=new(event.sender), receiver=new(event.receiver)))
+        else:
+            out.append(replace(event, who=new(event.who)))
+    return out
+
+
 def _is_asyncio_plumbing(task: asyncio.Task[Any]) -> bool:
     """asyncio.run's own clean-up tasks (shutting down generators, executors)."""
     code = getattr(task.get_coro(), "cr_code", None)
-    return code is not None and os.path.dirname(code.co_filename) == _ASYNCIO_DIR
+    return (
+        code is not None
+        and code.co_qualname in _ASYNCIO_CLEANUP
+        and os.path.dirname(code.co_filename) == _ASYNCIO_DIR
+    )
 
 
 def _task_name(task: asyncio.Task[Any]) -> str:

@@ -1,0 +1,534 @@
+"""seq_trace on real threads, queues, executors and asyncio tasks.
+
+Each test runs under both capture backends where the interpreter has them
+(sys.monitoring on 3.12+, patching everywhere).  Arrows and their counts
+are asserted; their order only where the code makes it deterministic.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import queue
+import random
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+import livekit
+from livekit.trace import SequenceTrace, render_seq_trace, seq_trace, tracing
+from livekit.trace.events import Event, Exit, Message, Spawn
+
+BACKENDS = ["monitoring", "patching"] if sys.version_info >= (3, 12) else ["patching"]
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture(autouse=True)
+def no_thread_left_running() -> Iterator[None]:
+    """Every thread a test starts is joined before the test ends."""
+    before = set(threading.enumerate())
+    yield
+    left = [t for t in threading.enumerate() if t not in before and t.is_alive()]
+    assert left == []
+
+
+def traced(fn: Any, backend: str, **options: Any) -> tuple[Any, SequenceTrace]:
+    trace = SequenceTrace(backend=backend, **options)
+    with trace:
+        result = fn()
+    return result, trace
+
+
+def arrows(events: tuple[Event, ...]) -> list[tuple[str, str, str]]:
+    return [
+        (e.sender.name, e.receiver.name, e.label) for e in events if isinstance(e, Message)
+    ]
+
+
+def ping_pong() -> str:
+    inbox: queue.Queue[str] = queue.Queue()
+    outbox: queue.Queue[str] = queue.Queue()
+
+    def pong() -> None:
+        if inbox.get() == "ping":
+            outbox.put("pong")
+
+    worker = threading.Thread(target=pong, name="pong")
+    worker.start()
+    inbox.put("ping")
+    answer = outbox.get()
+    worker.join()
+    return answer
+
+
+def test_ping_pong_diagram_is_exact(backend: str) -> None:
+    result, trace = traced(ping_pong, backend)
+    assert result == "pong"
+    assert str(trace.diagram) == (
+        "sequenceDiagram\n"
+        "    participant p0 as caller (MainThread)\n"
+        "    participant p1 as pong\n"
+        "    p0->>p1: SPAWN\n"
+        "    activate p1\n"
+        "    p0->>p1: 'ping'\n"
+        "    p1->>p0: 'pong'\n"
+        "    Note over p1: EXIT: normal\n"
+        "    deactivate p1"
+    )
+
+
+def test_seq_trace_returns_the_result_and_a_captioned_diagram() -> None:
+    result, diagram = seq_trace(ping_pong)
+    assert result == "pong"
+    assert isinstance(diagram, livekit.Mermaid)
+    assert diagram.caption == (
+        "Messages exchanged while ping_pong ran: 2 messages and 1 start."
+    )
+
+
+def test_caption_option_replaces_the_default() -> None:
+    _, diagram = seq_trace(ping_pong, caption="Ping, then pong")
+    assert diagram.caption == "Ping, then pong"
+
+
+def test_render_seq_trace_prints_the_diagram_and_returns_the_result(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert render_seq_trace(ping_pong) == "pong"
+    assert "p1->>p0: 'pong'" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("kind", "expected"),
+    [(queue.LifoQueue, [1, 3, 2]), (queue.PriorityQueue, [1, 2, 3])],
+)
+def test_lifo_and_priority_queues_give_one_arrow_per_message(
+    backend: str, kind: type[queue.Queue[int]], expected: list[int]
+) -> None:
+    box = kind()
+    received: list[int] = []
+    loaded = threading.Event()
+
+    def consumer() -> None:
+        loaded.wait()
+        received.extend(box.get() for _ in range(3))
+
+    def run() -> None:
+        worker = threading.Thread(target=consumer, name="consumer")
+        worker.start()
+        for number in (2, 3, 1):
+            box.put(number)
+        loaded.set()
+        worker.join()
+
+    _, trace = traced(run, backend)
+    assert received == expected
+    assert sorted(arrows(trace.events)) == [
+        ("caller (MainThread)", "consumer", "1"),
+        ("caller (MainThread)", "consumer", "2"),
+        ("caller (MainThread)", "consumer", "3"),
+    ]
+
+
+def test_a_message_is_matched_to_its_put_by_identity(backend: str) -> None:
+    """Two equal messages from two senders: each arrow starts at its own sender."""
+    box: queue.Queue[list[int]] = queue.Queue()
+    first, second = [1], [1]
+    a_done = threading.Event()
+
+    def sender(message: list[int], after: threading.Event | None) -> None:
+        if after is not None:
+            after.wait()
+        box.put(message)
+        if after is None:
+            a_done.set()
+
+    def run() -> list[list[int]]:
+        a = threading.Thread(target=sender, args=(first, None), name="a")
+        b = threading.Thread(target=sender, args=(second, a_done), name="b")
+        a.start()
+        b.start()
+        got = [box.get(), box.get()]
+        a.join()
+        b.join()
+        return got
+
+    got, trace = traced(run, backend)
+    assert got[0] is first
+    assert got[1] is second
+    assert arrows(trace.events) == [("a", "caller (MainThread)", "[1]"), ("b", "caller (MainThread)", "[1]")]
+
+
+def test_a_thread_blocked_in_get_before_the_trace_is_seen(backend: str) -> None:
+    inbox: queue.Queue[str] = queue.Queue()
+    outbox: queue.Queue[str] = queue.Queue()
+    waiting = threading.Event()
+
+    def echo() -> None:
+        waiting.set()
+        outbox.put(inbox.get())
+
+    worker = threading.Thread(target=echo, name="echo")
+    worker.start()
+    waiting.wait()
+    try:
+        _, trace = traced(lambda: (inbox.put("hi"), outbox.get()), backend)
+    finally:
+        worker.join()
+    assert arrows(trace.events) == [
+        ("caller (MainThread)", "echo", "'hi'"),
+        ("echo", "caller (MainThread)", "'hi'"),
+    ]
+
+
+def test_messages_between_untraced_threads_are_not_recorded(backend: str) -> None:
+    box: queue.Queue[int] = queue.Queue()
+    go = threading.Event()
+
+    def untraced_sender() -> None:
+        go.wait()
+        box.put(1)
+        box.get()
+
+    worker = threading.Thread(target=untraced_sender)
+    worker.start()
+
+    def run() -> None:
+        go.set()
+        worker.join()
+
+    _, trace = traced(run, backend)
+    assert trace.events == ()
+
+
+def test_a_thread_that_raises_exits_with_the_exception_type(
+    backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: list[type[BaseException] | None] = []
+    monkeypatch.setattr(threading, "excepthook", lambda args: seen.append(args.exc_type))
+
+    def fail() -> None:
+        raise KeyError("boom")
+
+    def run() -> None:
+        worker = threading.Thread(target=fail, name="failing")
+        worker.start()
+        worker.join()
+
+    _, trace = traced(run, backend)
+    assert seen == [KeyError]
+    exits = [(e.who.name, e.reason) for e in trace.events if isinstance(e, Exit)]
+    assert exits == [("failing", "KeyError")]
+
+
+def test_a_started_thread_gets_its_own_run_back(backend: str) -> None:
+    worker = threading.Thread(target=lambda: None)
+    traced(lambda: (worker.start(), worker.join()), backend)
+    assert "run" not in worker.__dict__
+
+
+def test_executor_work_gives_a_call_and_a_reply_per_item(backend: str) -> None:
+    def work(i: int) -> int:
+        time.sleep(random.uniform(0, 0.01))
+        if i == 3:
+            raise ValueError(i)
+        return i * 10
+
+    def run() -> list[int | str]:
+        with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
+            futures = [pool.submit(work, i) for i in range(4)]
+            return [f.result() if f.exception() is None else "error" for f in futures]
+
+    result, trace = traced(run, backend)
+    assert result == [0, 10, 20, "error"]
+    messages = [e for e in trace.events if isinstance(e, Message)]
+    calls = sorted(m.label for m in messages if m.kind == "call")
+    replies = sorted(m.label for m in messages if m.kind == "reply")
+    assert calls == ["work(0)", "work(1)", "work(2)", "work(3)"]
+    assert replies == ["0", "10", "20", "raised ValueError"]
+    assert {m.sender.name for m in messages if m.kind == "reply"} <= {
+        "ThreadPoolExecutor-0_0",
+        "ThreadPoolExecutor-0_1",
+    } | {t.name for t in threading.enumerate()} | {m.receiver.name for m in messages}
+    spawns = [e for e in trace.events if isinstance(e, Spawn)]
+    exits = [e for e in trace.events if isinstance(e, Exit)]
+    assert len(spawns) == len(exits) == 2
+
+
+def test_executor_map_with_random_sleeps_gives_four_calls_and_four_replies(backend: str) -> None:
+    def nap(i: int) -> int:
+        time.sleep(random.uniform(0.001, 0.02))
+        return i
+
+    def run() -> list[int]:
+        with concurrent.futures.ThreadPoolExecutor() as pool:
+            return list(pool.map(nap, range(1, 5)))
+
+    result, trace = traced(run, backend)
+    assert result == [1, 2, 3, 4]
+    kinds = Counter(e.kind for e in trace.events if isinstance(e, Message))
+    assert kinds == {"call": 4, "reply": 4}
+    # Each call comes before its own reply.
+    messages = [e for e in trace.events if isinstance(e, Message)]
+    for i in range(1, 5):
+        call = next(n for n, m in enumerate(messages) if m.label == f"nap({i})")
+        reply = next(n for n, m in enumerate(messages) if m.kind == "reply" and m.label == str(i))
+        assert call < reply
+
+
+async def producer_consumer() -> list[str]:
+    box: asyncio.Queue[str] = asyncio.Queue()
+    got: list[str] = []
+
+    async def consumer() -> int:
+        for _ in range(2):
+            got.append(await box.get())
+        return len(got)
+
+    async with asyncio.TaskGroup() as group:
+        task = group.create_task(consumer(), name="consumer")
+        await box.put("a")
+        await box.put("b")
+    assert await task == 2
+    return got
+
+
+def test_asyncio_tasks_are_participants_with_spawn_messages_and_reply(backend: str) -> None:
+    result, trace = traced(lambda: asyncio.run(producer_consumer()), backend)
+    assert result == ["a", "b"]
+    assert str(trace.diagram) == (
+        "sequenceDiagram\n"
+        "    participant p0 as caller (MainThread)\n"
+        "    participant p1 as Task-1 (producer_consumer)\n"
+        "    participant p2 as consumer\n"
+        "    p0->>p1: SPAWN\n"
+        "    activate p1\n"
+        "    p1->>p2: SPAWN\n"
+        "    activate p2\n"
+        "    p1->>p2: 'a'\n"
+        "    p1->>p2: 'b'\n"
+        "    p2-->>p1: REPLY: 2\n"
+        "    Note over p2: EXIT: normal\n"
+        "    deactivate p2\n"
+        "    p1-->>p0: REPLY: ['a', 'b']\n"
+        "    Note over p1: EXIT: normal\n"
+        "    deactivate p1"
+    ).replace("Task-1", trace.events[0].child.name.split(" ")[0])  # type: ignore[union-attr]
+
+
+def test_an_awaited_task_replies_to_its_awaiter_not_its_creator(backend: str) -> None:
+    async def main() -> int:
+        async def answer() -> int:
+            await asyncio.sleep(0)
+            return 42
+
+        job = asyncio.create_task(answer(), name="answer")
+
+        async def waiter() -> int:
+            return await job
+
+        return await asyncio.create_task(waiter(), name="waiter")
+
+    result, trace = traced(lambda: asyncio.run(main()), backend)
+    assert result == 42
+    replies = [(m.sender.name, m.receiver.name, m.label) for m in trace.events if isinstance(m, Message)]
+    assert ("answer", "waiter", "42") in replies
+
+
+def test_a_cancelled_task_exits_cancelled(backend: str) -> None:
+    async def main() -> None:
+        sleeper = asyncio.create_task(asyncio.Event().wait(), name="sleeper")
+        await asyncio.sleep(0)
+        sleeper.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await sleeper
+
+    _, trace = traced(lambda: asyncio.run(main()), backend)
+    assert [(e.who.name, e.reason) for e in trace.events if isinstance(e, Exit)][0] == (
+        "sleeper",
+        "cancelled",
+    )
+
+
+def test_context_manager_exposes_events_and_diagram_after_the_block(backend: str) -> None:
+    with SequenceTrace(backend=backend) as trace:
+        ping_pong()
+    assert len(trace.events) == 4
+    assert "p1->>p0: 'pong'" in str(trace.diagram)
+    assert trace.diagram.caption == (
+        "Messages exchanged while the traced block ran: 2 messages and 1 start."
+    )
+
+
+def test_tracing_is_the_public_context_manager() -> None:
+    with tracing(caption="block") as trace:
+        ping_pong()
+    assert trace.diagram.caption == "block"
+    assert trace.omitted == 0
+
+
+def test_max_messages_keeps_the_first_and_counts_the_rest(backend: str) -> None:
+    def run() -> None:
+        box: queue.Queue[int] = queue.Queue()
+
+        def drain() -> None:
+            for _ in range(10):
+                box.get()
+
+        worker = threading.Thread(target=drain, name="drain")
+        worker.start()
+        for i in range(10):
+            box.put(i)
+        worker.join()
+
+    _, trace = traced(run, backend, max_messages=4)
+    # SPAWN and three messages are kept; seven messages and the EXIT are not.
+    assert [type(e).__name__ for e in trace.events] == ["Spawn", "Message", "Message", "Message"]
+    assert trace.omitted == 8
+    assert str(trace.diagram).endswith(
+        "    Note over p0,p1: 8 more messages not shown (max_messages)"
+    )
+
+
+def test_message_label_sets_labels_and_none_keeps_the_default(backend: str) -> None:
+    def label(message: Any) -> str | None:
+        return "PING!" if message == "ping" else None
+
+    _, trace = traced(ping_pong, backend, message_label=label)
+    assert [m.label for m in trace.events if isinstance(m, Message)] == ["PING!", "'pong'"]
+
+
+def test_a_message_whose_repr_raises_still_gets_a_label(backend: str) -> None:
+    class Opaque:
+        def __repr__(self) -> str:
+            raise RuntimeError("no")
+
+    box: queue.Queue[Opaque] = queue.Queue()
+
+    def run() -> None:
+        worker = threading.Thread(target=box.get, name="taker")
+        worker.start()
+        box.put(Opaque())
+        worker.join()
+
+    _, trace = traced(run, backend)
+    assert arrows(trace.events) == [
+        ("caller (MainThread)", "taker", "<Opaque: repr raised RuntimeError>")
+    ]
+
+
+def test_the_exception_of_fn_reaches_the_caller_with_the_partial_diagram() -> None:
+    class Stop(Exception):
+        pass
+
+    def run() -> None:
+        ping_pong()
+        raise Stop("after the pong")
+
+    with pytest.raises(Stop) as caught:
+        seq_trace(run)
+    diagram = caught.value.livekit_seq_trace  # type: ignore[attr-defined]
+    assert "p1->>p0: 'pong'" in str(diagram)
+    assert caught.value.__notes__ == [
+        "livekit.seq_trace: the diagram of the 4 events recorded before this error "
+        "is in the exception's livekit_seq_trace attribute"
+    ]
+    assert str(caught.value) == "after the pong"
+
+
+def test_render_seq_trace_shows_the_partial_diagram_then_raises(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    def run() -> None:
+        ping_pong()
+        raise ValueError("late")
+
+    with pytest.raises(ValueError, match="late"):
+        render_seq_trace(run)
+    assert "p1->>p0: 'pong'" in capsys.readouterr().out
+
+
+def test_everything_is_restored_after_a_trace_even_when_fn_raises(backend: str) -> None:
+    watched = [
+        (queue.Queue, "_put"),
+        (queue.Queue, "_get"),
+        (asyncio.Queue, "_put"),
+        (threading.Thread, "start"),
+        (concurrent.futures.Future, "set_result"),
+    ]
+    before = [cls.__dict__[name] for cls, name in watched]
+    with pytest.raises(ZeroDivisionError), SequenceTrace(backend=backend):
+        ping_pong()
+        _ = 1 / 0
+    assert [cls.__dict__[name] for cls, name in watched] == before
+    if sys.version_info >= (3, 12):
+        tools = [sys.monitoring.get_tool(i) for i in range(6)]  # type: ignore[attr-defined,unused-ignore]
+        assert "livekit.seq_trace" not in tools
+        code = queue.Queue._put.__code__
+        assert all(
+            sys.monitoring.get_local_events(i, code) == 0  # type: ignore[attr-defined,unused-ignore]
+            for i in range(6)
+            if tools[i] is None
+        )
+
+
+def test_a_trace_inside_a_trace_raises_a_clear_error() -> None:
+    with tracing(), pytest.raises(RuntimeError, match="already running"):
+        seq_trace(ping_pong)
+    # The outer trace ended normally: a new one can start.
+    assert seq_trace(ping_pong)[0] == "pong"
+
+
+def test_a_trace_in_another_thread_at_the_same_time_raises_a_clear_error() -> None:
+    errors: list[BaseException] = []
+
+    def other() -> None:
+        try:
+            seq_trace(lambda: None)
+        except RuntimeError as error:
+            errors.append(error)
+
+    with tracing():
+        thread = threading.Thread(target=other)
+        thread.start()
+        thread.join()
+    assert len(errors) == 1
+    assert "started by caller (MainThread)" in str(errors[0])
+
+
+def test_a_non_callable_raises_type_error() -> None:
+    with pytest.raises(TypeError, match="seq_trace expects a callable, got int: 42"):
+        seq_trace(42)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"max_messages": 0}, "expected max_messages to be a positive int, got 0"),
+        ({"max_messages": True}, "expected max_messages to be a positive int, got True"),
+        ({"max_messages": "10"}, "expected max_messages to be a positive int, got '10'"),
+        ({"message_label": "repr"}, "expected message_label to be a callable or None, got 'repr'"),
+        ({"caption": 3}, "expected caption to be a str or None, got 3"),
+    ],
+)
+def test_a_bad_option_raises_value_error_naming_the_value(
+    options: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        seq_trace(ping_pong, **options)
+    with pytest.raises(ValueError, match=message):
+        tracing(**options)
+
+
+def test_an_unknown_backend_is_refused() -> None:
+    with pytest.raises(ValueError, match="got 'dtrace'"), SequenceTrace(backend="dtrace"):
+        pass

@@ -1,0 +1,233 @@
+"""The sequence-diagram formatter, fed hand-made events: exact Mermaid text."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from livekit.trace.events import MAX_LABEL, Exit, Message, Participant, Spawn
+from livekit.trace.format import (
+    default_caption,
+    describe,
+    escape,
+    participants_in_order,
+    sequence_diagram,
+    shorten,
+)
+
+CALLER = Participant(0, "caller (MainThread)", "caller")
+PONG = Participant(1, "Thread-1 (pong)", "thread")
+WORKER = Participant(2, "ThreadPoolExecutor-0_0", "thread")
+
+
+def test_ping_pong_diagram_is_exact() -> None:
+    events = [
+        Spawn(CALLER, PONG),
+        Message(CALLER, PONG, "'ping'"),
+        Message(PONG, CALLER, "'pong'"),
+        Exit(PONG, "normal"),
+    ]
+    assert sequence_diagram(CALLER, events) == (
+        "sequenceDiagram\n"
+        "    participant p0 as caller (MainThread)\n"
+        "    participant p1 as Thread-1 (pong)\n"
+        "    p0->>p1: SPAWN\n"
+        "    activate p1\n"
+        "    p0->>p1: 'ping'\n"
+        "    p1->>p0: 'pong'\n"
+        "    Note over p1: EXIT: normal\n"
+        "    deactivate p1"
+    )
+
+
+def test_calls_are_solid_and_replies_dashed_with_their_prefix() -> None:
+    events = [
+        Message(CALLER, WORKER, "work(1)", "call"),
+        Message(WORKER, CALLER, "raised ValueError", "reply"),
+    ]
+    assert sequence_diagram(CALLER, events) == (
+        "sequenceDiagram\n"
+        "    participant p0 as caller (MainThread)\n"
+        "    participant p2 as ThreadPoolExecutor-0_0\n"
+        "    p0->>p2: CALL: work(1)\n"
+        "    p2-->>p0: REPLY: raised ValueError"
+    )
+
+
+def test_a_trace_with_no_events_declares_only_the_caller() -> None:
+    assert sequence_diagram(CALLER, []) == (
+        "sequenceDiagram\n    participant p0 as caller (MainThread)"
+    )
+
+
+def test_participants_are_declared_in_order_of_first_appearance() -> None:
+    a, b, c = (Participant(k, name, "thread") for k, name in [(5, "a"), (3, "b"), (9, "c")])
+    events = [Message(b, c, "x"), Spawn(CALLER, a), Message(a, b, "y")]
+    assert [p.name for p in participants_in_order(CALLER, events)] == [
+        "caller (MainThread)",
+        "b",
+        "c",
+        "a",
+    ]
+    lines = sequence_diagram(CALLER, events).splitlines()
+    assert lines[1:5] == [
+        "    participant p0 as caller (MainThread)",
+        "    participant p3 as b",
+        "    participant p9 as c",
+        "    participant p5 as a",
+    ]
+
+
+def test_exit_without_a_recorded_spawn_does_not_end_a_bar_that_never_began() -> None:
+    # Mermaid refuses "deactivate" of an inactive participant.
+    text = sequence_diagram(CALLER, [Message(CALLER, PONG, "1"), Exit(PONG, "KeyError")])
+    assert text.endswith("    p0->>p1: 1\n    Note over p1: EXIT: KeyError")
+
+
+def test_a_cut_trace_ends_with_a_note_over_all_participants() -> None:
+    text = sequence_diagram(CALLER, [Message(CALLER, PONG, "1")], omitted=41)
+    assert text.splitlines()[-1] == (
+        "    Note over p0,p1: 41 more messages not shown (max_messages)"
+    )
+
+
+def test_a_cut_trace_of_the_caller_alone_says_message_in_the_singular() -> None:
+    text = sequence_diagram(CALLER, [], omitted=1)
+    assert text.splitlines()[-1] == "    Note over p0: 1 more message not shown (max_messages)"
+
+
+@pytest.mark.parametrize(
+    ("raw", "escaped"),
+    [
+        ("a;b", "a#59;b"),
+        ("#1", "#35;1"),
+        ('say "hi"', "say #quot;hi#quot;"),
+        ("it's", "it's"),
+        ("a<br>b", "a#lt;br#gt;b"),
+        ("x > y", "x #gt; y"),
+        ("line1\nline2", "line1#10;line2"),
+        ("tab\there", "tab#9;here"),
+        ("héllo 日本 🎉", "héllo 日本 🎉"),
+        ("100%% done", "100#37;#37; done"),
+        ("a&amp;b", "a#amp;amp#59;b"),
+        ("#35;", "#35;35#59;"),
+    ],
+)
+def test_escape_writes_entity_codes_for_mermaid_syntax(raw: str, escaped: str) -> None:
+    assert escape(raw) == escaped
+
+
+def test_participant_names_are_escaped() -> None:
+    odd = Participant(1, 'worker; #2 "<x>"\nnext', "thread")
+    text = sequence_diagram(CALLER, [Spawn(CALLER, odd)])
+    assert "    participant p1 as worker#59; #35;2 #quot;#lt;x#gt;#quot;#10;next" in text
+
+
+def test_labels_and_exit_reasons_are_escaped() -> None:
+    text = sequence_diagram(CALLER, [Message(CALLER, PONG, "a;b"), Exit(PONG, "x#y")])
+    assert "    p0->>p1: a#59;b" in text
+    assert "    Note over p1: EXIT: x#35;y" in text
+
+
+def test_shorten_keeps_short_text_and_cuts_long_text_with_an_ellipsis() -> None:
+    assert shorten("x" * MAX_LABEL) == "x" * MAX_LABEL
+    assert shorten("x" * (MAX_LABEL + 1)) == "x" * (MAX_LABEL - 1) + "…"
+
+
+def test_describe_cuts_a_long_string_in_its_middle_as_reprlib_does() -> None:
+    assert describe("a" * 1000) == "'" + "a" * 17 + "..." + "a" * 18 + "'"
+
+
+def test_describe_cuts_a_long_repr_with_an_ellipsis() -> None:
+    class Wordy:
+        def __repr__(self) -> str:
+            return "Wordy(" + "x" * 100 + ")"
+
+    assert describe(Wordy()) == "Wordy(" + "x" * 33 + "…"
+
+
+def test_describe_labels_a_message_whose_repr_raises() -> None:
+    class Broken:
+        def __repr__(self) -> str:
+            raise RuntimeError("no repr")
+
+    assert describe(Broken()) == "<Broken: repr raised RuntimeError>"
+
+
+def test_describe_uses_message_label_and_none_keeps_the_default() -> None:
+    def label(message: Any) -> str | None:
+        return f"#{message}" if isinstance(message, int) else None
+
+    assert describe(7, label) == "#7"
+    assert describe("seven", label) == "'seven'"
+
+
+def test_describe_survives_a_message_label_that_raises() -> None:
+    def label(message: Any) -> str:
+        raise KeyError(message)
+
+    assert describe(1, label) == "<message_label raised KeyError>"
+
+
+def test_default_caption_counts_messages_starts_and_omissions() -> None:
+    events = [Spawn(CALLER, PONG), Message(CALLER, PONG, "1"), Message(PONG, CALLER, "2")]
+    assert default_caption("ping_pong", events, omitted=3) == (
+        "Messages exchanged while ping_pong ran: 2 messages and 1 start, and 3 more not shown."
+    )
+
+
+SPECIAL_LABELS = [
+    "a;b",
+    "#1",
+    'say "hi"',
+    "<b>bold?</b> a<br>b",
+    "x > y",
+    "line1\nline2",
+    "héllo 日本 🎉",
+    "100%% done",
+    "a&amp;b",
+    "#35;",
+    "{'a': 1}",
+]
+
+
+@pytest.mark.browser
+def test_mermaid_draws_every_escaped_label_and_name_as_it_was(
+    browser: Any, tmp_path: Path
+) -> None:
+    """The real parser: each label comes back, character for character."""
+    from livekit import _assets
+
+    page_file = tmp_path / "page.html"
+    page_file.write_text(
+        "<!DOCTYPE html><html><head><meta charset='utf-8'></head><body>"
+        f"<script>{_assets.read(_assets.MERMAID)}</script>"
+        "<script>mermaid.initialize({startOnLoad: false});</script></body></html>",
+        encoding="utf-8",
+    )
+    page = browser.new_page()
+    try:
+        page.goto(page_file.as_uri())
+        for number, label in enumerate(SPECIAL_LABELS):
+            who = Participant(1, label, "thread")
+            source = sequence_diagram(CALLER, [Message(CALLER, who, label)])
+            drawn = page.evaluate(
+                """async ([id, source]) => {
+                    const {svg} = await mermaid.render(id, source);
+                    const box = document.createElement('div');
+                    box.innerHTML = svg;
+                    return {
+                        messages: [...box.querySelectorAll('.messageText')].map(e => e.textContent),
+                        actors: [...box.querySelectorAll('text.actor')].map(e => e.textContent),
+                    };
+                }""",
+                [f"d{number}", source],
+            )
+            # Mermaid draws a newline as a line break: two text nodes.
+            expected = label.replace("\n", "")
+            assert [m.replace("\n", "") for m in drawn["messages"]] == [expected]
+            assert expected in [a.replace("\n", "") for a in drawn["actors"]]
+    finally:
+        page.close()
