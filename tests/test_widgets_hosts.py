@@ -10,7 +10,7 @@ import pytest
 
 from livekit import VegaLite, _display
 from livekit.widgets import Text, _live
-from livekit.widgets._live import WIDGET_JS, _anywidget_class
+from livekit.widgets._live import WIDGET_JS, LiveWidget, _anywidget_class
 
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 SPEC = {"title": "Points", "mark": "point"}
@@ -48,7 +48,7 @@ def host(monkeypatch: pytest.MonkeyPatch, name: str) -> None:
 def sent(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
     messages: list[dict[str, Any]] = []
     monkeypatch.setattr(
-        _anywidget_class(), "send", lambda _self, msg, buffers=None: messages.append(msg)
+        _anywidget_class(WIDGET_JS), "send", lambda _self, msg, buffers=None: messages.append(msg)
     )
     return messages
 
@@ -150,3 +150,48 @@ def test_in_a_terminal_a_chart_prints_its_repr(
     host(monkeypatch, "terminal")
     plot._ipython_display_()
     assert capsys.readouterr().out == "<VegaLite 'Points': 0 points>\n"
+
+
+class Gauge(LiveWidget):
+    """A custom widget: one number, drawn by a front-end module of its own."""
+
+    kind = "gauge"
+    esm = "export default { render({ model, el }) { model.send({ type: 'ready' }); } };"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.value = 0
+
+    def set(self, value: int) -> None:
+        with self._lock:
+            self.value = value
+            self.changed()
+
+    def _replay(self) -> dict[str, Any]:
+        return {"type": "replay", "kind": self.kind, "value": self.value}
+
+
+def test_a_custom_widget_runs_its_own_module_in_jupyter(
+    monkeypatch: pytest.MonkeyPatch, shown: list[Any], sent: list[Any]
+) -> None:
+    host(monkeypatch, "jupyter")
+    gauge = Gauge()
+    gauge._ipython_display_()
+    ((model, _),) = shown
+    assert model._esm == Gauge.esm
+    assert model.kind == "gauge"
+    gauge.close()
+
+
+def test_a_custom_widgets_changes_are_coalesced_into_its_latest_state() -> None:
+    gauge = Gauge()
+    messages: list[dict[str, Any]] = []
+    connection = gauge.attach(messages.append)
+    connection.handle({"type": "ready"})
+    for value in range(1, 50):
+        gauge.set(value)
+    assert messages == [{"type": "replay", "kind": "gauge", "value": 0, "seq": 1}]
+    connection.handle({"type": "ack", "seq": 1})
+    assert gauge.flush()
+    assert messages[-1] == {"type": "replay", "kind": "gauge", "value": 49, "seq": 2}
+    gauge.close()

@@ -84,14 +84,22 @@ class Connection:
 class LiveWidget:
     """Base of livekit's live widgets: server-side state, any number of clients.
 
-    Subclasses set ``kind`` and implement ``_replay()`` (the whole state,
-    for a client that is new or reloaded), ``_changes(connection)`` (the
-    messages for what changed since the connection's last message),
-    ``_static_bundle()`` (what a book page shows) and optionally
-    ``_on_message(connection, msg)``.
+    Subclasses set ``kind`` (and ``esm``, for a front end of their own) and
+    implement ``_replay()`` (the whole state as one message, for a front
+    end that is new or reloaded) and ``_static_bundle()`` (the MIME bundle
+    a book page shows).  They call :meth:`changed` when the state changes;
+    by default that re-sends ``_replay()``, and a widget with big state
+    (:class:`VegaLite`) overrides ``_changes(connection)`` to send only what
+    changed.  ``_on_message(connection, msg)`` receives the front end's
+    own messages (anything but ``ready``, ``ack`` and ``assets``).  See
+    "Writing your own live widget" in the book.
     """
 
+    #: Names the widget in ``replay`` messages and thread names.
     kind: ClassVar[str] = ""
+    #: The front-end ES module that draws it (JavaScript source, or the path
+    #: of a ``.js`` file); None for livekit's own ``livekit-widget.js``.
+    esm: ClassVar[str | Path | None] = None
 
     def __init__(self) -> None:
         self._lock = threading.RLock()
@@ -137,6 +145,18 @@ class LiveWidget:
         if model is not None:
             model.close()
 
+    def changed(self) -> None:
+        """Tell every front end that the state changed.
+
+        For subclasses: call it after changing the state (with or without
+        the lock held).  Front ends get ``_changes()`` when they can take
+        it, so many changes in a row cost one message.
+        """
+        with self._lock:
+            for connection in self._connections:
+                connection.pending.setdefault("state", True)
+            self._changed()
+
     @property
     def connections(self) -> int:
         """How many front ends are attached."""
@@ -149,7 +169,8 @@ class LiveWidget:
         raise NotImplementedError
 
     def _changes(self, connection: Connection) -> list[Message]:
-        return []
+        # By default a change re-sends the whole (small) state.
+        return [self._replay()]
 
     def _static_bundle(self) -> dict[str, Any]:
         raise NotImplementedError
@@ -283,7 +304,7 @@ class LiveWidget:
     def _jupyter_model(self) -> Any:
         with self._lock:
             if self._model is None:
-                model = _anywidget_class()(kind=self.kind)
+                model = _anywidget_class(self.esm or WIDGET_JS)(kind=self.kind)
                 connection = self.attach(model.send)
                 model.on_msg(lambda _widget, content, _buffers: connection.handle(content))
                 self._model = model
@@ -313,14 +334,14 @@ def _after_cell(*_args: object) -> None:
 
 
 @functools.cache
-def _anywidget_class() -> type:
+def _anywidget_class(esm: str | Path) -> type:
     import anywidget
     import traitlets
 
     class LivekitWidget(anywidget.AnyWidget):
         """The Jupyter side of a livekit widget: messages in and out, no state."""
 
-        _esm = WIDGET_JS
+        _esm = esm
         kind = traitlets.Unicode("").tag(sync=True)
 
     return LivekitWidget
