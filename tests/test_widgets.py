@@ -21,6 +21,16 @@ from livekit.widgets._live import LiveWidget
 CHART = alt.Chart(title="Memory").mark_line().encode(x="iter:Q", y="total:Q")
 
 
+ACKERS: list[threading.Thread] = []
+
+
+@pytest.fixture(autouse=True)
+def acks_all_delivered() -> Iterator[None]:
+    yield
+    while ACKERS:
+        ACKERS.pop().join()
+
+
 class FakeClient:
     """A front end: records messages, applies them, acknowledges on demand."""
 
@@ -41,7 +51,9 @@ class FakeClient:
             self.datasets[msg["dataset"]] = rows[len(rows) - msg["window"] :]
         if self.auto_ack and "seq" in msg:
             # Acknowledge from another thread, as a browser's reply arrives.
-            threading.Thread(target=self.ack, args=(msg["seq"],)).start()
+            acker = threading.Thread(target=self.ack, args=(msg["seq"],), name="fake-ack")
+            ACKERS.append(acker)
+            acker.start()
 
     def ack(self, seq: int | None = None) -> None:
         self.connection.handle({"type": "ack", "seq": seq or self.messages[-1]["seq"]})
