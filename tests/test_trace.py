@@ -49,9 +49,7 @@ def traced(fn: Any, backend: str, **options: Any) -> tuple[Any, SequenceTrace]:
 
 
 def arrows(events: tuple[Event, ...]) -> list[tuple[str, str, str]]:
-    return [
-        (e.sender.name, e.receiver.name, e.label) for e in events if isinstance(e, Message)
-    ]
+    return [(e.sender.name, e.receiver.name, e.label) for e in events if isinstance(e, Message)]
 
 
 def ping_pong() -> str:
@@ -90,9 +88,7 @@ def test_seq_trace_returns_the_result_and_a_captioned_diagram() -> None:
     result, diagram = seq_trace(ping_pong)
     assert result == "pong"
     assert isinstance(diagram, livekit.Mermaid)
-    assert diagram.caption == (
-        "Messages exchanged while ping_pong ran: 2 messages and 1 start."
-    )
+    assert diagram.caption == ("Messages exchanged while ping_pong ran: 2 messages and 1 start.")
 
 
 def test_caption_option_replaces_the_default() -> None:
@@ -165,7 +161,10 @@ def test_a_message_is_matched_to_its_put_by_identity(backend: str) -> None:
     got, trace = traced(run, backend)
     assert got[0] is first
     assert got[1] is second
-    assert arrows(trace.events) == [("a", "caller (MainThread)", "[1]"), ("b", "caller (MainThread)", "[1]")]
+    assert arrows(trace.events) == [
+        ("a", "caller (MainThread)", "[1]"),
+        ("b", "caller (MainThread)", "[1]"),
+    ]
 
 
 def test_a_thread_blocked_in_get_before_the_trace_is_seen(backend: str) -> None:
@@ -238,7 +237,7 @@ def test_a_started_thread_gets_its_own_run_back(backend: str) -> None:
 
 def test_executor_work_gives_a_call_and_a_reply_per_item(backend: str) -> None:
     def work(i: int) -> int:
-        time.sleep(random.uniform(0, 0.01))
+        time.sleep(random.uniform(0, 0.01))  # noqa: S311 - only a shuffle of timings
         if i == 3:
             raise ValueError(i)
         return i * 10
@@ -266,7 +265,7 @@ def test_executor_work_gives_a_call_and_a_reply_per_item(backend: str) -> None:
 
 def test_executor_map_with_random_sleeps_gives_four_calls_and_four_replies(backend: str) -> None:
     def nap(i: int) -> int:
-        time.sleep(random.uniform(0.001, 0.02))
+        time.sleep(random.uniform(0.001, 0.02))  # noqa: S311 - only a shuffle of timings
         return i
 
     def run() -> list[int]:
@@ -340,7 +339,9 @@ def test_an_awaited_task_replies_to_its_awaiter_not_its_creator(backend: str) ->
 
     result, trace = traced(lambda: asyncio.run(main()), backend)
     assert result == 42
-    replies = [(m.sender.name, m.receiver.name, m.label) for m in trace.events if isinstance(m, Message)]
+    replies = [
+        (m.sender.name, m.receiver.name, m.label) for m in trace.events if isinstance(m, Message)
+    ]
     assert ("answer", "waiter", "42") in replies
 
 
@@ -353,7 +354,7 @@ def test_a_cancelled_task_exits_cancelled(backend: str) -> None:
             await sleeper
 
     _, trace = traced(lambda: asyncio.run(main()), backend)
-    assert [(e.who.name, e.reason) for e in trace.events if isinstance(e, Exit)][0] == (
+    assert next((e.who.name, e.reason) for e in trace.events if isinstance(e, Exit)) == (
         "sleeper",
         "cancelled",
     )
@@ -427,14 +428,14 @@ def test_a_message_whose_repr_raises_still_gets_a_label(backend: str) -> None:
 
 
 def test_the_exception_of_fn_reaches_the_caller_with_the_partial_diagram() -> None:
-    class Stop(Exception):
+    class StopError(Exception):
         pass
 
     def run() -> None:
         ping_pong()
-        raise Stop("after the pong")
+        raise StopError("after the pong")
 
-    with pytest.raises(Stop) as caught:
+    with pytest.raises(StopError) as caught:
         seq_trace(run)
     diagram = caught.value.livekit_seq_trace  # type: ignore[attr-defined]
     assert "p1->>p0: 'pong'" in str(diagram)
@@ -466,9 +467,14 @@ def test_everything_is_restored_after_a_trace_even_when_fn_raises(backend: str) 
         (concurrent.futures.Future, "set_result"),
     ]
     before = [cls.__dict__[name] for cls, name in watched]
-    with pytest.raises(ZeroDivisionError), SequenceTrace(backend=backend):
-        ping_pong()
-        _ = 1 / 0
+
+    def fail_after_ping_pong() -> None:
+        with SequenceTrace(backend=backend):
+            ping_pong()
+            _ = 1 / 0
+
+    with pytest.raises(ZeroDivisionError):
+        fail_after_ping_pong()
     assert [cls.__dict__[name] for cls, name in watched] == before
     if sys.version_info >= (3, 12):
         tools = [sys.monitoring.get_tool(i) for i in range(6)]  # type: ignore[attr-defined,unused-ignore]
