@@ -17,6 +17,7 @@ import os
 from typing import Any
 
 from livekit import __version__, _assets, _display
+from livekit.kernel import _sphinx as _live
 from livekit.mystnb import CHART_CLASS
 
 
@@ -28,6 +29,10 @@ def setup(app: Any) -> dict[str, Any]:
     app.connect("builder-inited", _add_static_path)
     app.connect("html-page-context", _add_page_scripts)
     app.add_css_file("livekit.css")
+    # livekit serve: mark each code cell with its page and index, and add the
+    # page script that makes cells live when a kernel is there.
+    app.connect("doctree-resolved", _live.mark_cells)
+    app.add_js_file(_live.LIVE_JS)
     return {"version": __version__, "parallel_read_safe": True, "parallel_write_safe": True}
 
 

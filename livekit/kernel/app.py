@@ -138,9 +138,8 @@ class Guard:
 
 def _http_scheme(scope: Scope) -> str:
     # A WebSocket handshake from an http:// page carries an http:// Origin.
-    return {"ws": "http", "wss": "https"}.get(
-        scope.get("scheme", "http"), scope.get("scheme", "http")
-    )
+    scheme = str(scope.get("scheme", "http"))
+    return {"ws": "http", "wss": "https"}.get(scheme, scheme)
 
 
 def _with_headers(send: Send) -> Send:
@@ -273,6 +272,29 @@ def create_app(
     return Guard(app, token=token, port=port, allow_any_host=allow_any_host)
 
 
+def is_input_change(data: dict[str, Any]) -> bool:
+    """Return whether a widget message from the page is the reader changing an input.
+
+    That is a Jupyter widget state ``update``, or livekit's own ``input``
+    message (see :mod:`livekit.widgets`).
+
+    Examples
+    --------
+    >>> is_input_change({"method": "custom", "content": {"type": "input", "value": "x"}})
+    True
+    >>> is_input_change({"method": "custom", "content": {"type": "ack", "seq": 3}})
+    False
+    """
+    if data.get("method") == "update":
+        return True
+    content = data.get("content")
+    return (
+        data.get("method") == "custom"
+        and isinstance(content, dict)
+        and content.get("type") == "input"
+    )
+
+
 def _kernel_session(cwd: Path, emit: Emit) -> Session:
     return KernelSession(cwd, emit)
 
@@ -395,7 +417,7 @@ class _Connection:
         if self.session is None:
             raise LookupError(f"no widget {comm_id!r}: the page is not live")
         owner = self.session.send_comm(comm_id, data)
-        if data.get("method") == "update" and owner is not None:
+        if is_input_change(data) and owner is not None:
             # An input changed: run again the cells that read it.
             cells = self.book.cells(self.page)
             again = dependents(cells, owner, ran=self.session.ran)

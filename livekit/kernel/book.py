@@ -27,10 +27,16 @@ class UnknownCellError(LookupError):
 
 @dataclass(frozen=True)
 class Cell:
-    """One code cell of a page: its index in the page's notebook and its code."""
+    """One code cell of a page: its index in the page's notebook, its code, its tags."""
 
     index: int
     source: str
+    tags: tuple[str, ...] = ()
+
+    @property
+    def raises(self) -> bool:
+        """Whether the page expects this cell to raise (tag ``raises-exception``)."""
+        return "raises-exception" in self.tags
 
 
 class Book:
@@ -87,7 +93,7 @@ class Book:
 
         notebook = read_myst_markdown_notebook(path.read_text("utf8"), path=str(path))
         cells = [
-            Cell(index, "".join(cell.source))
+            Cell(index, "".join(cell.source), tuple(cell.metadata.get("tags", ())))
             for index, cell in enumerate(notebook.cells)
             if cell.cell_type == "code"
         ]

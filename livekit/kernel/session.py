@@ -217,14 +217,14 @@ class KernelSession:
             self._pending.discard(cell.index)
             status = await self._execute(cell)
             self._emit({"type": "cell_done", "cell": cell.index, "status": status})
-            if status != "ok":
+            if status == "cancelled" or (status == "error" and not cell.raises):
                 # Later cells build on this one: do not run them on a broken state.
                 self._cancel_queued()
 
     async def _execute(self, cell: Cell) -> str:
         if self._dead.is_set():
             return "cancelled"
-        msg_id: str = self._kc.execute(cell.source, allow_stdin=False, stop_on_error=False)
+        msg_id = self._send_execute(cell)
         self._remember(msg_id, cell.index)
         idle = self._idle[msg_id] = asyncio.Event()
         self._emit({"type": "cell_start", "cell": cell.index})
@@ -243,6 +243,23 @@ class KernelSession:
             self._errored.discard(msg_id)
             return "error"
         return "ok"
+
+    def _send_execute(self, cell: Cell) -> str:
+        content = {
+            "code": cell.source,
+            "silent": False,
+            "store_history": True,
+            "user_expressions": {},
+            "allow_stdin": False,
+            "stop_on_error": False,
+        }
+        # Name the cell as JupyterLab does, so that a re-run is known as one
+        # (an input keeps what the reader typed; a cell's old listener stops).
+        msg = self._kc.session.msg(
+            "execute_request", content, metadata={"cellId": f"livekit-cell-{cell.index}"}
+        )
+        self._kc.shell_channel.send(msg)
+        return str(msg["header"]["msg_id"])
 
     def _remember(self, msg_id: str, index: int) -> None:
         self._cell_of[msg_id] = index
