@@ -395,21 +395,23 @@ class SpawnHandle:
     value with :meth:`result`.
     """
 
-    def __init__(
-        self, node: str, name: str, pool: _Pool, link: Link, *, stdout: TextIO, stderr: TextIO
-    ) -> None:
+    def __init__(self, node: str, name: str) -> None:
         #: The node the function runs on.
         self.node = node
         #: The name of its thread on the node.
         self.name = name
-        self._pool = pool
-        self._link = link
-        self._streams = {"out": stdout, "err": stderr}
         self._done = threading.Event()
         self._raw: bytes | None = None
         self._lost: NodeError | None = None
+        self._reader: threading.Thread | None = None
+
+    def _follow(self, pool: _Pool, link: Link, *, stdout: TextIO, stderr: TextIO) -> None:
+        """Copy the function's output from ``link`` to the caller's streams until it ends."""
+        self._pool = pool
+        self._link = link
+        self._streams = {"out": stdout, "err": stderr}
         self._reader = threading.Thread(
-            target=self._read, name=f"livekit-spawn-output-{name}", daemon=True
+            target=self._read, name=f"livekit-spawn-output-{self.name}", daemon=True
         )
         self._reader.start()
 
@@ -438,7 +440,7 @@ class SpawnHandle:
     def join(self, timeout: float | None = None) -> None:
         """Wait until the function has ended and all its output has arrived."""
         self._done.wait(timeout)
-        if self._done.is_set():
+        if self._done.is_set() and self._reader is not None:
             self._reader.join()
 
     def is_alive(self) -> bool:
@@ -507,7 +509,9 @@ def spawn(node: str, fn: Any) -> SpawnHandle:
     assert raw is not None  # noqa: S101 -- no deadline, so a reply came
     reply = pickle.loads(raw)  # noqa: S301 -- from an authenticated node
     if isinstance(reply, tuple) and reply[0] == "spawned":
-        return SpawnHandle(node, reply[1], pool, link, stdout=sys.stdout, stderr=sys.stderr)
+        handle = SpawnHandle(node, reply[1])
+        handle._follow(pool, link, stdout=sys.stdout, stderr=sys.stderr)
+        return handle
     pool.give(link)
     unwrap(raw, node, "spawn()")  # raises what the node reported
     raise NodeError(f"node {node} did not start {fn!r:.60}")

@@ -34,7 +34,7 @@ class RemoteTraceback(Exception):  # noqa: N818 -- a traceback, as concurrent.fu
     """The traceback of a remote exception, chained as its ``__cause__``.
 
     Printing the exception in the caller shows the node's traceback first,
-    then the caller's, as :mod:`concurrent.futures.process` does.
+    then the caller's, as a ``ProcessPoolExecutor`` does.
 
     Examples
     --------
