@@ -8,8 +8,20 @@ and ``Kino.VegaLite``.
 
 from __future__ import annotations
 
-from livekit import _display
+from livekit import _display, rpc
 from livekit.mermaid import Mermaid
+from livekit.nodes import (
+    NodeError,
+    SpawnHandle,
+    connect,
+    disconnect,
+    get_cookie,
+    node,
+    set_cookie,
+    spawn,
+    start_node,
+    stop_node,
+)
 from livekit.runtime import memory, process_info, processes, threads
 from livekit.supervisor import Agent, Supervisor, child, stopping
 from livekit.trees import (
@@ -30,17 +42,28 @@ _display.enable_book_renderer()
 __all__ = [
     "Agent",
     "Mermaid",
+    "NodeError",
+    "SpawnHandle",
     "Supervisor",
     "VegaLite",
     "__version__",
     "app_tree",
     "child",
+    "connect",
+    "disconnect",
+    "get_cookie",
     "listen",
     "memory",
+    "node",
     "process_info",
     "processes",
     "render_app_tree",
     "render_sup_tree",
+    "rpc",
+    "set_cookie",
+    "spawn",
+    "start_node",
+    "stop_node",
     "stopping",
     "started_applications",
     "sup_tree",

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 from livekit import __version__
 from livekit.kernel import cli as _serve_cli
+from livekit.nodes import cli as _node_cli
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -47,6 +48,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 # whose defaults set ``handler(args) -> int``.
 _SUBCOMMANDS: list = []  # type: ignore[type-arg]
 _SUBCOMMANDS.append(_serve_cli.add_parser)
+_SUBCOMMANDS.append(_node_cli.add_parser)
 
 
 if __name__ == "__main__":
