@@ -10,10 +10,10 @@ supervisor does: by ``strategy`` (``one_for_one``, ``one_for_all``,
 https://www.erlang.org/doc/system/sup_princ.html for OTP's definitions.
 
 Stopping is cooperative: a Python thread cannot be killed.  Each child has
-a stop event, :func:`stopping` returns it inside the child, and a child that
+a stop event, :func:`~livekit.stopping` returns it inside the child, and a child that
 checks it stops when asked.  A child that does not stop within its
 ``shutdown`` timeout is reported (a :class:`RuntimeWarning` and the return
-value of :meth:`Supervisor.stop`), never waited on forever.
+value of :meth:`~livekit.Supervisor.stop`), never waited on forever.
 
 livekit's own background work (live charts, the node server, the local
 kernel) runs under :func:`app_supervisor`, the supervisor named
@@ -107,7 +107,7 @@ def stopping() -> threading.Event:
 class ChildSpec:
     """How a supervisor starts, restarts and stops one child.
 
-    Build one with :func:`child`; a supervisor turns a bare callable, an
+    Build one with :func:`~livekit.child`; a supervisor turns a bare callable, an
     :class:`Agent` or a :class:`Supervisor` into one with the defaults.
     """
 
@@ -197,7 +197,7 @@ def _as_spec(item: object) -> ChildSpec:
 
 
 class ChildInfo(NamedTuple):
-    """One row of :meth:`Supervisor.which_children`."""
+    """One row of :meth:`~livekit.Supervisor.which_children`."""
 
     name: str
     kind: Kind
@@ -263,7 +263,7 @@ class Supervisor:
         self,
         children: Iterable[object] = (),
         *,
-        strategy: Strategy = "one_for_one",
+        strategy: str = "one_for_one",
         max_restarts: int = 3,
         max_seconds: float = 5,
         name: str | None = None,
@@ -281,6 +281,7 @@ class Supervisor:
         if isinstance(children, str | bytes) or not isinstance(children, Iterable):
             raise TypeError(f"expected a list of children, got {children!r}")
         self.name = name if name is not None else f"Supervisor-{next(_names)}"
+        # A str in the signature (checked above), so the docs show it as text.
         self.strategy: Strategy = strategy
         self.max_restarts = max_restarts
         self.max_seconds = max_seconds
@@ -911,7 +912,7 @@ def app_supervisor() -> Supervisor:
 
     livekit's background work (live chart listeners, the node server, the
     local kernel) runs as its children, added with
-    :meth:`Supervisor.start_child`; ``app_tree("livekit")`` draws it.  It
+    :meth:`~livekit.Supervisor.start_child`; ``app_tree("livekit")`` draws it.  It
     is stopped when the interpreter exits, so no livekit thread outlives
     the program.  If it gave up (restart intensity), the next call starts
     a fresh one.

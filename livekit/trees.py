@@ -1,10 +1,10 @@
 """Trees of who owns, starts and restarts whom, drawn as Mermaid.
 
-:func:`sup_tree` draws one object's tree: a :class:`~livekit.Supervisor`, an
+:func:`~livekit.sup_tree` draws one object's tree: a :class:`~livekit.Supervisor`, an
 executor, a ``multiprocessing`` pool, an OS process, an asyncio task.
-:func:`app_tree` draws an application: livekit's own supervisor, the work
+:func:`~livekit.app_tree` draws an application: livekit's own supervisor, the work
 of any imported package, or the whole interpreter.
-:func:`started_applications` lists the distributions this interpreter uses.
+:func:`~livekit.started_applications` lists the distributions this interpreter uses.
 
 Capture and format are apart: each ``_capture_*`` function turns a live
 object into plain :class:`TreeNode` values, and :func:`format_tree` (pure)
@@ -178,20 +178,21 @@ def sup_tree(obj: object, *, direction: str = "top_down", caption: str | None = 
 
 def render_sup_tree(
     obj: object, *, direction: str = "top_down", caption: str | None = None
-) -> Mermaid:
-    """Display :func:`sup_tree` of ``obj`` and return the diagram.
+) -> None:
+    """Display :func:`sup_tree` of ``obj``: drawn in a notebook, printed elsewhere.
+
+    It returns None, so that a notebook cell ending with it shows the tree
+    once; call :func:`sup_tree` for the diagram itself.
 
     Examples
     --------
     >>> from livekit import Supervisor
-    >>> _ = render_sup_tree(Supervisor(name="empty"))  # doctest: +ELLIPSIS
+    >>> render_sup_tree(Supervisor(name="empty"))  # doctest: +ELLIPSIS
     graph TD
       n0["empty (one_for_one)"]:::root
     ...
     """
-    diagram = sup_tree(obj, direction=direction, caption=caption)
-    _display.show(diagram)
-    return diagram
+    _display.show(sup_tree(obj, direction=direction, caption=caption))
 
 
 def _capture(obj: object) -> tuple[TreeNode, str]:
@@ -545,11 +546,11 @@ def app_tree(
         default = (
             f"Threads, event loops and child processes of this interpreter (pid {os.getpid()})."
         )
-    elif app == "livekit":
+    elif _import_name(app) == "livekit":
         root = _livekit_node()
         default = "livekit's own supervision tree: the background work livekit runs."
     else:
-        root = _package_node(app)
+        root = _package_node(_import_name(app))
         default = f"Threads, tasks and child processes running code of {app!r}."
     source = format_tree(root, direction=direction)
     return Mermaid(source, caption=caption if caption is not None else default)
@@ -557,19 +558,19 @@ def app_tree(
 
 def render_app_tree(
     app: str | None = None, *, direction: str = "top_down", caption: str | None = None
-) -> Mermaid:
-    """Display :func:`app_tree` of ``app`` and return the diagram.
+) -> None:
+    """Display :func:`app_tree` of ``app``: drawn in a notebook, printed elsewhere.
+
+    Like :func:`render_sup_tree`, it returns None.
 
     Examples
     --------
-    >>> _ = render_app_tree("livekit")  # doctest: +ELLIPSIS
+    >>> render_app_tree("livekit")  # doctest: +ELLIPSIS
     graph TD
       n0["livekit..."]:::root
     ...
     """
-    diagram = app_tree(app, direction=direction, caption=caption)
-    _display.show(diagram)
-    return diagram
+    _display.show(app_tree(app, direction=direction, caption=caption))
 
 
 def _livekit_node() -> TreeNode:
@@ -697,6 +698,27 @@ def _child_processes() -> list[psutil.Process]:
 # ── one package's share ──────────────────────────────────────────────
 
 
+def _import_name(app: str) -> str:
+    """The imported top-level module for ``app``: itself, or a distribution's module.
+
+    So that a name from :func:`started_applications` ("livekit-introspect",
+    "PyYAML") works as well as an import name ("livekit", "yaml").
+    """
+    if not isinstance(app, str):
+        raise TypeError(f"expected a package name (str) or None, got {type(app).__name__}: {app!r}")
+    if app in sys.modules:
+        return app
+    wanted = re.sub(r"[-_.]+", "-", app).lower()
+    mapping = dict(_distributions_of_modules())
+    mapping.setdefault("livekit", ["livekit-introspect"])
+    for module, dists in sorted(mapping.items()):
+        if module in sys.modules and any(
+            re.sub(r"[-_.]+", "-", d).lower() == wanted for d in dists
+        ):
+            return module
+    return app  # _package_files() says it is unknown
+
+
 def _package_files(app: str) -> tuple[str, ...]:
     """Directory prefixes (or the file) holding ``app``'s code; raise if not imported."""
     module = sys.modules.get(app)
@@ -768,7 +790,7 @@ def _package_node(app: str) -> TreeNode:
 
 
 class Application(NamedTuple):
-    """One row of :func:`started_applications`."""
+    """One row of :func:`~livekit.started_applications`."""
 
     name: str
     description: str

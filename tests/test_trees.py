@@ -352,6 +352,12 @@ def test_app_tree_of_a_package_shows_threads_running_its_code() -> None:
     assert '  n0 -->|thread target| n1["pkgpool_0"]:::worker' in text.splitlines()
 
 
+def test_app_tree_accepts_a_distribution_name_from_started_applications() -> None:
+    assert app_tree("livekit-introspect") == app_tree("livekit")
+    assert app_tree("LiveKit_Introspect") == app_tree("livekit")
+    assert body(app_tree("psutil")).splitlines()[1] == f'  n0["psutil {psutil.__version__}"]:::root'
+
+
 def test_app_tree_of_an_unknown_package_raises_naming_it() -> None:
     with pytest.raises(ValueError, match=r"^unknown package 'nonexistent_pkg': not imported"):
         app_tree("nonexistent_pkg")
@@ -360,9 +366,8 @@ def test_app_tree_of_an_unknown_package_raises_naming_it() -> None:
 def test_render_app_tree_prints_the_tree_outside_a_notebook(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    diagram = render_app_tree("livekit", caption="livekit's work.")
-    assert capsys.readouterr().out == str(diagram) + "\n"
-    assert diagram.caption == "livekit's work."
+    assert render_app_tree("livekit", direction="left_right") is None
+    assert capsys.readouterr().out == str(app_tree("livekit", direction="left_right")) + "\n"
 
 
 # ── started_applications ────────────────────────────────────────────
