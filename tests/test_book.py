@@ -143,6 +143,13 @@ def test_the_seed_sections_come_in_the_seed_order() -> None:
     assert [a for a in found if a in anchors] == anchors
 
 
+def test_the_tutorial_ends_pointing_at_the_custom_widget_page() -> None:
+    text = TUTORIAL.read_text(encoding="utf-8")
+    where_next = text[text.index("(tutorial-where-next)=") :]
+    assert "{doc}`custom-widget`" in where_next
+    assert (DOCS / "custom-widget.md").is_file()
+
+
 @pytest.mark.parametrize("page", ["tutorial.md", "vega-lite.md", "first-look.md"])
 def test_each_start_here_page_says_what_you_will_learn_and_where_next(page: str) -> None:
     text = (DOCS / page).read_text(encoding="utf-8")
