@@ -20,7 +20,7 @@ from typing import Any
 
 import livekit
 
-REPEATS = 7
+REPEATS = 9
 
 
 def fib(n: int) -> int:

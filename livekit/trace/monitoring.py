@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
-from types import CodeType, FrameType
+from types import CodeType
 from typing import Any
 
 from livekit.trace import hooks
@@ -25,8 +25,11 @@ from livekit.trace.recorder import Recorder
 _PREFERRED_TOOL_IDS = (4, 3, 2, 1, 0, 5)
 _TOOL_NAME = "livekit.seq_trace"
 
-StartHandler = Callable[[FrameType], None]
-ReturnHandler = Callable[[FrameType, Any], None]
+# A handler that needs the watched function's locals reads them from
+# ``sys._getframe(2)`` (itself, the callback, then the watched frame): most
+# calls need none, and fetching a frame costs.
+StartHandler = Callable[[], None]
+ReturnHandler = Callable[[Any], None]
 
 #: (code, on_start, on_return) added by other capture modules (multiprocessing).
 EXTRA_HOOKS: list[
@@ -63,10 +66,10 @@ class MonitoringBackend:
             starts, returns = self._starts, self._returns
 
             def on_start(code: CodeType, offset: int) -> None:
-                starts[code](sys._getframe(1))
+                starts[code]()
 
             def on_return(code: CodeType, offset: int, value: Any) -> None:
-                returns[code](sys._getframe(1), value)
+                returns[code](value)
 
             monitoring.register_callback(self._tool, events.PY_START, on_start)
             monitoring.register_callback(self._tool, events.PY_RETURN, on_return)
@@ -93,52 +96,48 @@ class MonitoringBackend:
 
     def _collect(self) -> None:
         recorder = self._recorder
+        getframe = sys._getframe
 
         # Reading a frame's locals is the dearest step on 3.12 (it builds
         # a dict): do it only for a message that will be drawn.
-        def put(frame: FrameType) -> None:
+        def put() -> None:
             sender = recorder.who()
             if sender is None:
                 return
-            if recorder.full:
+            if len(recorder.events) >= recorder.max_messages:
                 recorder.count()
                 return
-            local = frame.f_locals
+            local = getframe(2).f_locals
             recorder.put_by(sender, local["self"], local["item"])
 
         def getter(newest_first: bool) -> ReturnHandler:
-            def got(frame: FrameType, item: Any) -> None:
-                if recorder.waiting:
-                    recorder.got(frame.f_locals["self"], item, newest_first)
+            def got(item: Any) -> None:
+                if recorder._pending:
+                    recorder.got(getframe(2).f_locals["self"], item, newest_first)
 
             return got
+
+        def this() -> Any:
+            return getframe(3).f_locals["self"]
 
         for cls, newest_first in hooks.QUEUE_CLASSES:
             self._starts[cls._put.__code__] = put
             self._returns[cls._get.__code__] = getter(newest_first)
-        self._starts[hooks.THREAD.start.__code__] = lambda f: recorder.thread_starting(
-            f.f_locals["self"]
-        )
-        self._returns[hooks.WORK_ITEM.__init__.__code__] = lambda f, _: recorder.work_submitted(
-            f.f_locals["self"]
-        )
-        self._starts[hooks.WORK_ITEM.run.__code__] = lambda f: recorder.work_started(
-            f.f_locals["self"]
-        )
+        self._starts[hooks.THREAD.start.__code__] = lambda: recorder.thread_starting(this())
+        self._returns[hooks.WORK_ITEM.__init__.__code__] = lambda _: recorder.work_submitted(this())
+        self._starts[hooks.WORK_ITEM.run.__code__] = lambda: recorder.work_started(this())
 
-        def set_result(frame: FrameType) -> None:
-            local = frame.f_locals
+        def set_result() -> None:
+            local = getframe(2).f_locals
             recorder.future_settled(local["self"], local["result"], None)
 
-        def set_exception(frame: FrameType) -> None:
-            local = frame.f_locals
+        def set_exception() -> None:
+            local = getframe(2).f_locals
             recorder.future_settled(local["self"], None, local["exception"])
 
         self._starts[hooks.FUTURE.set_result.__code__] = set_result
         self._starts[hooks.FUTURE.set_exception.__code__] = set_exception
-        self._returns[hooks.EVENT_LOOP.create_task.__code__] = lambda _, task: (
-            recorder.task_created(task)
-        )
+        self._returns[hooks.EVENT_LOOP.create_task.__code__] = recorder.task_created
         for extra in EXTRA_HOOKS:
             for code, on_start, on_return in extra(recorder):
                 if on_start is not None:

@@ -23,13 +23,14 @@ import multiprocessing.process
 import multiprocessing.queues
 import pickle
 import shutil
+import sys
 import tempfile
 import threading
 import time
 from bisect import bisect_right
 from collections.abc import Callable
 from pathlib import Path
-from types import CodeType, FrameType
+from types import CodeType
 from typing import Any
 
 from livekit.trace import monitoring as monitoring_hooks
@@ -339,21 +340,29 @@ def _monitoring(
     tuple[CodeType, monitoring_hooks.StartHandler | None, monitoring_hooks.ReturnHandler | None]
 ]:
     tracker = _tracker(recorder)
+    getframe = sys._getframe
 
-    def sent(frame: FrameType) -> None:
-        tracker.half("send", frame.f_locals["obj"])
+    # Handlers run two calls below the watched frame (see monitoring.py).
+    def sent() -> None:
+        tracker.half("send", getframe(2).f_locals["obj"])
 
-    def received(frame: FrameType, value: Any) -> None:
+    def received(value: Any) -> None:
         tracker.half("recv", value)
+
+    def starting() -> None:
+        tracker.starting(getframe(2).f_locals["self"])
+
+    def bootstrapping() -> None:
+        tracker.bootstrapping(getframe(2).f_locals["self"])
 
     hooks: list[
         tuple[CodeType, monitoring_hooks.StartHandler | None, monitoring_hooks.ReturnHandler | None]
     ] = [
-        (_PROCESS.start.__code__, lambda f: tracker.starting(f.f_locals["self"]), None),
+        (_PROCESS.start.__code__, starting, None),
         (
             _PROCESS._bootstrap.__code__,  # type: ignore[attr-defined]
-            lambda f: tracker.bootstrapping(f.f_locals["self"]),
-            lambda f, _: tracker.bootstrapped(),
+            bootstrapping,
+            lambda _: tracker.bootstrapped(),
         ),
         (_CONNECTION.send.__code__, sent, None),
         (_CONNECTION.recv.__code__, None, received),
