@@ -432,17 +432,36 @@ def track_tasks(loop: asyncio.AbstractEventLoop | None = None) -> None:
 
 
 def _all_tasks() -> list[asyncio.Task[Any]]:
-    """Every task of every loop in this interpreter (Python keeps a weak set)."""
+    """Every pending task of every event loop this interpreter can find.
+
+    asyncio has no public list of loops.  Up to Python 3.13 it keeps every
+    task in module-level weak sets, read here; Python 3.14 keeps native
+    tasks per thread instead, so there the loops found are those of this
+    thread and of tasks that :func:`track_tasks` saw, asked with
+    ``asyncio.all_tasks(loop)``.
+    """
     tasks: set[asyncio.Task[Any]] = set()
     for attr in ("_all_tasks", "_scheduled_tasks", "_eager_tasks"):
         found = getattr(asyncio.tasks, attr, None)
         if found is not None:
             tasks.update(list(found))
+    loops = {t.get_loop() for t in list(_task_parents)}
+    running = asyncio._get_running_loop()
+    if running is not None:
+        loops.add(running)
+    for loop in loops:
+        tasks.update(_all_tasks_of(loop))
     return [t for t in tasks if not t.done()]
 
 
 def _all_tasks_of(loop: asyncio.AbstractEventLoop) -> list[asyncio.Task[Any]]:
-    return [t for t in _all_tasks() if t.get_loop() is loop]
+    """The pending tasks of one loop (asyncio.all_tasks reads from any thread)."""
+    for _ in range(10):
+        try:
+            return list(asyncio.all_tasks(loop))
+        except RuntimeError:  # "Set changed size during iteration", on 3.11
+            continue
+    return []
 
 
 def _awaited(task: asyncio.Task[Any]) -> list[asyncio.Task[Any]]:

@@ -341,6 +341,38 @@ def test_app_tree_of_the_interpreter_groups_threads_by_owner() -> None:
     )
 
 
+def test_app_tree_of_the_interpreter_draws_each_event_loop_under_its_thread() -> None:
+    ready = threading.Event()
+    holder: list[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = []
+
+    async def waiter(done: asyncio.Event) -> None:
+        await done.wait()
+
+    async def serve() -> None:
+        done = asyncio.Event()
+        holder.append((asyncio.get_running_loop(), done))
+        task = asyncio.create_task(waiter(done), name="waiter")
+        ready.set()
+        await task
+
+    thread = threading.Thread(target=asyncio.run, args=(serve(),), name="loop-thread")
+    thread.start()
+    try:
+        assert ready.wait(TIMEOUT)
+        text = str(app_tree())
+    finally:
+        loop, done = holder[0]
+        loop.call_soon_threadsafe(done.set)
+        thread.join(TIMEOUT)
+    assert re.search(
+        r'(n\d+)\["loop-thread"\]:::owner\n'
+        r'  \1 -->\|runs\| (n\d+)\["event loop _UnixSelectorEventLoop"\]:::owner\n'
+        r'  \2 -->\|runs\| (n\d+)\["Task-\d+: serve\(\)"\]:::worker\n'
+        r'  \3 -->\|awaits\| n\d+\["waiter: waiter\(\)"\]:::worker\n',
+        text,
+    ), text
+
+
 def test_app_tree_of_a_package_shows_threads_running_its_code() -> None:
     pool = ThreadPoolExecutor(1, thread_name_prefix="pkgpool")
     try:
