@@ -889,7 +889,9 @@ class Agent(Generic[S]):
                 future.set_result(reply)
         finally:
             with self._lock:
-                self._accepting = False
+                # A late run must not close the queue of the run that replaced it.
+                if self._requests is requests:
+                    self._accepting = False
             # Fail the calls still queued, so that no caller waits for a dead agent.
             while True:
                 try:

@@ -302,6 +302,8 @@ def _process_pool_node(pool: ProcessPoolExecutor) -> TreeNode:
 
 
 def _mp_process_node(proc: Any, edge: str) -> TreeNode:
+    if isinstance(proc, threading.Thread):  # a ThreadPool's workers are threads
+        return TreeNode(_thread_label(proc), "worker" if proc.is_alive() else "notstarted", edge)
     pid = getattr(proc, "pid", None)
     alive = bool(pid) and proc.is_alive()
     label = f"{proc.name} (pid {pid})" if pid else f"{proc.name} (not started)"

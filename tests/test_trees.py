@@ -220,6 +220,25 @@ def test_multiprocessing_pool_tree_shows_its_worker_handler_supervising_workers(
     ), text
 
 
+def test_thread_pool_tree_draws_its_worker_threads() -> None:
+    from multiprocessing.pool import ThreadPool
+
+    with ThreadPool(1) as pool:
+        assert pool.apply(abs, (-3,)) == 3
+        text = body(sup_tree(pool))
+        pool.terminate()
+        pool.join()
+    assert re.fullmatch(
+        r"graph TD\n"
+        r'  n0\["multiprocessing ThreadPool \(processes=1, run\)"\]:::root\n'
+        r'  n0 -->\|owns\| n1\["Thread-\d+ \(_handle_workers\) \(worker handler\)"\]:::supervisor\n'
+        r'  n1 -->\|supervises\| n2\["Thread-\d+ \(worker\)"\]:::worker\n'
+        r".*",
+        text,
+        re.DOTALL,
+    ), text
+
+
 # ── OS processes ────────────────────────────────────────────────────
 
 
