@@ -57,20 +57,64 @@ SEED_SECTIONS = (
         ("livekit.render_sup_tree(supervisor)",),
     ),
     Counterpart("a supervisor as a cell's value", "tutorial-sup-value", ("supervisor\n",)),
-    Counterpart("render_app_tree(:kino) and render_app_tree(:elixir)", "tutorial-app-tree", ()),
-    Counterpart("Application.started_applications()", "tutorial-started-apps", ()),
-    Counterpart("node() and Node.get_cookie()", "tutorial-node-name", ()),
-    Counterpart("read_text inputs, Node.set_cookie and Node.connect", "tutorial-connect", ()),
-    Counterpart("Node.spawn with IO.inspect", "tutorial-spawn", ()),
-    Counterpart(":erpc.call(node, Process, :list, [])", "tutorial-rpc", ()),
-    Counterpart("Process.info per pid and the VegaLite scatter", "tutorial-processes", ()),
+    Counterpart(
+        "render_app_tree(:kino) and render_app_tree(:elixir)",
+        "tutorial-app-tree",
+        ('livekit.render_app_tree("livekit")', "livekit.render_app_tree()"),
+    ),
+    Counterpart(
+        "Application.started_applications()",
+        "tutorial-started-apps",
+        ("livekit.started_applications()",),
+    ),
+    Counterpart(
+        "node() and Node.get_cookie()",
+        "tutorial-node-name",
+        ("print(livekit.node())", "print(livekit.get_cookie())"),
+    ),
+    Counterpart(
+        "read_text inputs, Node.set_cookie and Node.connect",
+        "tutorial-connect",
+        (
+            'read_text("Node", default=livekit.node())',
+            'read_text("Cookie", default=livekit.get_cookie())',
+            "livekit.set_cookie(node, cookie)",
+            "livekit.connect(node)",
+        ),
+    ),
+    Counterpart("Node.spawn with IO.inspect", "tutorial-spawn", ("livekit.spawn(node,",)),
+    Counterpart(
+        ":erpc.call(node, Process, :list, [])",
+        "tutorial-rpc",
+        ('livekit.rpc.call(node, "psutil", "pids")',),
+    ),
+    Counterpart(
+        "Process.info per pid and the VegaLite scatter",
+        "tutorial-processes",
+        (
+            'livekit.rpc.call(node, "livekit", "process_info", [pid])',
+            'alt.Scale(type="log", base=10)',
+            'alt.Color("status:N"',
+            "tooltip=",
+        ),
+    ),
     Counterpart(":erlang.memory()", "tutorial-memory-call", ("livekit.memory()",)),
     Counterpart(
         "Kino.VegaLite.new, Kino.listen(200, ...) and push(window: 1000)",
         "tutorial-live-chart",
-        (),
+        (
+            "livekit.VegaLite(",
+            ".repeat(layer=categories)",
+            'livekit.rpc.call(node, "livekit", "memory")',
+            "memory_plot.push(point, window=1000)",
+            "livekit.listen(0.2, sample)",
+        ),
     ),
-    Counterpart("the binary and ETS spikes", "tutorial-spikes", ()),
+    Counterpart(
+        "the binary and ETS spikes",
+        "tutorial-spikes",
+        ('"cat" * i for i in range(1, 10_001)', 'f"User {i}" for i in range(1_000_000)'),
+    ),
     Counterpart("the pointer to custom Kinos", "tutorial-where-next", ()),
 )
 
