@@ -392,12 +392,28 @@ def test_max_messages_keeps_the_first_and_counts_the_rest(backend: str) -> None:
         worker.join()
 
     _, trace = traced(run, backend, max_messages=4)
-    # SPAWN and three messages are kept; seven messages and the EXIT are not.
-    assert [type(e).__name__ for e in trace.events] == ["Spawn", "Message", "Message", "Message"]
-    assert trace.omitted == 8
+    # Four arrows: the SPAWN and three messages; the EXIT closes the bar.
+    kinds = [type(e).__name__ for e in trace.events]
+    assert kinds == ["Spawn", "Message", "Message", "Message", "Exit"]
+    assert trace.omitted == 7
     assert str(trace.diagram).endswith(
-        "    Note over p0,p1: 8 more messages not shown (max_messages)"
+        "    deactivate p1\n    Note over p0,p1: 7 more messages not shown (max_messages)"
     )
+
+
+def test_an_exit_whose_spawn_was_cut_is_left_out(backend: str) -> None:
+    box: queue.Queue[int] = queue.Queue()
+
+    def run() -> None:
+        box.put(1)
+        box.get()
+        worker = threading.Thread(target=lambda: None, name="late")
+        worker.start()
+        worker.join()
+
+    _, trace = traced(run, backend, max_messages=1)
+    assert [type(e).__name__ for e in trace.events] == ["Message"]
+    assert trace.omitted == 1
 
 
 def test_message_label_sets_labels_and_none_keeps_the_default(backend: str) -> None:

@@ -194,9 +194,7 @@ SPECIAL_LABELS = [
 
 
 @pytest.mark.browser
-def test_mermaid_draws_every_escaped_label_and_name_as_it_was(
-    browser: Any, tmp_path: Path
-) -> None:
+def test_mermaid_draws_every_escaped_label_and_name_as_it_was(browser: Any, tmp_path: Path) -> None:
     """The real parser: each label comes back, character for character."""
     from livekit import _assets
 

@@ -5,6 +5,18 @@ runs; the formatter (``livekit.trace.format``) turns a list of them into
 Mermaid text.  They hold no reference to the traced program's objects: a
 label is computed when the message is seen, so each event costs a bounded
 amount of memory (see :data:`MAX_LABEL`) and keeps nothing alive.
+
+``str(event)`` reads like the event's line in the diagram:
+
+>>> a = Participant(0, "caller (MainThread)", "caller")
+>>> b = Participant(1, "pong", "thread")
+>>> events = [Spawn(a, b), Message(a, b, "'ping'"), Message(b, a, "42", "reply"), Exit(b, "normal")]
+>>> for event in events:
+...     print(event)
+caller (MainThread) -> pong: SPAWN
+caller (MainThread) -> pong: 'ping'
+pong -> caller (MainThread): REPLY: 42
+pong: EXIT: normal
 """
 
 from __future__ import annotations
@@ -47,6 +59,9 @@ class Spawn:
     child: Participant
     time: float = 0.0
 
+    def __str__(self) -> str:
+        return f"{self.parent.name} -> {self.child.name}: SPAWN"
+
 
 @dataclass(frozen=True, slots=True)
 class Message:
@@ -64,6 +79,10 @@ class Message:
     kind: MessageKind = "send"
     time: float = 0.0
 
+    def __str__(self) -> str:
+        prefix = {"send": "", "call": "CALL: ", "reply": "REPLY: "}[self.kind]
+        return f"{self.sender.name} -> {self.receiver.name}: {prefix}{self.label}"
+
 
 @dataclass(frozen=True, slots=True)
 class Exit:
@@ -73,6 +92,9 @@ class Exit:
     who: Participant
     reason: str
     time: float = 0.0
+
+    def __str__(self) -> str:
+        return f"{self.who.name}: EXIT: {self.reason}"
 
 
 Event = Spawn | Message | Exit

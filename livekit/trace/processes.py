@@ -100,8 +100,12 @@ class ProcessTracker:
         with self._lock:
             self._halves.append(half)
 
-    def finish(self, events: list[Event], max_messages: int) -> tuple[list[Event], int]:
-        """Merge the children's reports into ``events``; return them and the overflow."""
+    def finish(self, events: list[Event], room: int, shown: set[int]) -> tuple[list[Event], int]:
+        """Merge the children's reports into ``events``; return them and the overflow.
+
+        ``room`` is how many more arrows fit under ``max_messages``;
+        ``shown`` the participants whose SPAWN is in ``events``.
+        """
         if not self._processes:
             return events, 0
         participants = dict(self._known)
@@ -110,7 +114,7 @@ class ProcessTracker:
             for p in _participants_of(event):
                 participants.setdefault(p.key, p)
         halves = list(self._halves)
-        exits: list[Event] = []
+        exits: list[Exit] = []
         reported: set[int] = set()
         for key, child in self._by_key.items():
             report = self._read(key)
@@ -122,13 +126,14 @@ class ProcessTracker:
         for process, child in self._processes.items():
             if child.key not in reported and process.exitcode is not None:
                 exits.append(Exit(child, _exit_reason(process.exitcode), time.monotonic()))
-        extra = sorted([*pair_halves(halves, participants), *exits], key=lambda e: e.time)
-        room = max_messages - len(events)
+        extra: list[Event] = [*pair_halves(halves, participants), *exits]
+        extra.sort(key=lambda e: e.time)
         kept: list[Event] = []
         overflow = 0
         for event in extra:
-            if not isinstance(event, Message):
-                kept.append(event)
+            if isinstance(event, Exit):
+                if event.who.key in shown:
+                    kept.append(event)
             elif room > 0:
                 kept.append(event)
                 room -= 1

@@ -13,9 +13,11 @@ untraced threads are ignored.
 
 Memory: each recorded event holds two references to shared participants,
 a float and a label of at most :data:`~livekit.trace.events.MAX_LABEL`
-characters (about 200 bytes all told), and at most ``max_messages`` events
-are kept.  A message put but not yet taken is held (a strong reference, so
-that its identity cannot be reused) until it is taken or the trace ends.
+characters: about 190 bytes with an ASCII label, at most about 350 with
+four-byte characters (``sys.getsizeof`` of its parts); and at most ``max_messages`` arrows
+(and the EXIT notes of the participants they started) are kept.  A message
+put but not yet taken is held (a strong reference, so that its identity
+cannot be reused) until it is taken or the trace ends.
 """
 
 from __future__ import annotations
@@ -78,6 +80,9 @@ class Recorder:
         self.active = True
         self.events: list[Event | _Unreceived] = []
         self.omitted = 0
+        #: Arrows kept so far (messages, and SPAWNs), at most max_messages.
+        self.arrows = 0
+        self._shown: set[int] = set()  # participants whose SPAWN is kept
         self.max_messages = max_messages
         self.message_label = message_label
         self._keys = itertools.count(1)
@@ -109,10 +114,21 @@ class Recorder:
     # -- bookkeeping -----------------------------------------------------
 
     def emit(self, event: Event) -> None:
-        """Keep ``event``, or count it once ``max_messages`` are kept."""
+        """Keep ``event``, or count it once ``max_messages`` arrows are kept.
+
+        Arrows (messages and SPAWNs) count towards ``max_messages``.  An
+        EXIT note is kept when its participant's SPAWN was, so that every
+        bar drawn also ends, and dropped otherwise.
+        """
         with self._lock:
-            if len(self.events) < self.max_messages:
+            if isinstance(event, Exit):
+                if event.who.key in self._shown:
+                    self.events.append(event)
+            elif self.arrows < self.max_messages:
+                self.arrows += 1
                 self.events.append(event)
+                if isinstance(event, Spawn):
+                    self._shown.add(event.child.key)
             else:
                 self.omitted += 1
 
@@ -124,9 +140,10 @@ class Recorder:
         in.  Returns -1 (and counts the message) once the diagram is full.
         """
         with self._lock:
-            if len(self.events) >= self.max_messages:
+            if self.arrows >= self.max_messages:
                 self.omitted += 1
                 return -1
+            self.arrows += 1
             self.events.append(UNRECEIVED)
             return len(self.events) - 1
 
@@ -189,7 +206,7 @@ class Recorder:
 
     @property
     def full(self) -> bool:
-        return len(self.events) >= self.max_messages
+        return self.arrows >= self.max_messages
 
     def count(self) -> None:
         """Count one message that the full diagram will not show."""
@@ -343,7 +360,9 @@ class Recorder:
 
     def finish(self) -> tuple[list[Event], int]:
         """The final events (the children's messages merged in) and omitted count."""
-        events, overflow = self.processes.finish(self.recorded(), self.max_messages)
+        events, overflow = self.processes.finish(
+            self.recorded(), self.max_messages - self.arrows, self._shown
+        )
         return _renamed(events, self._task_renames()), self.omitted + overflow
 
     def _task_renames(self) -> dict[int, Participant]:
