@@ -24,6 +24,7 @@ from livekit.nodes import (
 )
 from livekit.runtime import memory, process_info, processes, threads
 from livekit.supervisor import Agent, Supervisor, child, stopping
+from livekit.trace import SequenceTrace, render_seq_trace, seq_trace, tracing
 from livekit.trees import (
     app_tree,
     render_app_tree,
@@ -43,6 +44,7 @@ __all__ = [
     "Agent",
     "Mermaid",
     "NodeError",
+    "SequenceTrace",
     "SpawnHandle",
     "Supervisor",
     "VegaLite",
@@ -58,15 +60,18 @@ __all__ = [
     "process_info",
     "processes",
     "render_app_tree",
+    "render_seq_trace",
     "render_sup_tree",
     "rpc",
+    "seq_trace",
     "set_cookie",
     "spawn",
     "start_node",
+    "started_applications",
     "stop_node",
     "stopping",
-    "started_applications",
     "sup_tree",
     "threads",
+    "tracing",
     "track_tasks",
 ]
