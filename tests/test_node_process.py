@@ -157,6 +157,38 @@ def test_a_timeout_on_another_process_leaves_the_node_serving(start: type[NodePr
     assert rpc.call(node.name, "os", "getpid", timeout=30) == node.pid
 
 
+def test_a_node_that_dies_during_a_call_raises_node_error(start: type[NodeProcess]) -> None:
+    node = start("alpha")
+    handle = livekit.spawn(node.name, lambda: __import__("time").sleep(60))
+    errors: list[BaseException] = []
+
+    def call() -> None:
+        try:
+            rpc.call(node.name, "time", "sleep", (60,))
+        except livekit.NodeError as error:
+            errors.append(error)
+
+    def both_sleeping() -> bool:
+        where = [row["where"] for row in rpc.call(node.name, "livekit", "threads")]
+        # Two calls are being answered (this one and the sleeping one), and the
+        # spawned lambda runs.
+        answering = sum(w.endswith(" _answer") for w in where)
+        return answering >= 2 and any(w.endswith(" <lambda>") for w in where)
+
+    caller = threading.Thread(target=call)
+    caller.start()
+    while not both_sleeping():
+        pass
+    node.proc.kill()
+    node.proc.communicate(timeout=30)
+    caller.join(30)
+    assert [str(error).partition(": ")[0] for error in errors] == [
+        f"lost the link to node {node.name} during time.sleep()"
+    ]
+    with pytest.raises(livekit.NodeError, match=r"^lost the link to node alpha@"):
+        handle.result(30)
+
+
 def test_a_node_restarted_under_the_same_name_is_found_again(start: type[NodeProcess]) -> None:
     first = start("alpha")
     assert rpc.call(first.name, "os", "getpid") == first.pid

@@ -217,6 +217,43 @@ def test_a_request_that_cannot_be_unpickled_is_answered_and_the_link_kept(
         link.close()
 
 
+def test_a_serve_loop_that_fails_leaves_the_node_open_for_a_restart(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    other = NodeServer("test@localhost", cookie=lambda: COOKIE)
+    sock = raw_socket(other)  # queued in the listener until a loop accepts it
+    sock.settimeout(None)
+    link = Link(sock)
+    failed: list[BaseException] = []
+
+    def crash() -> None:
+        raise RuntimeError("accept failed")
+
+    def run_and_record() -> None:
+        try:
+            other.serve()
+        except RuntimeError as error:
+            failed.append(error)
+
+    monkeypatch.setattr(other, "_accept", crash)
+    first = threading.Thread(target=run_and_record, name="test-node-server-first")
+    first.start()
+    first.join(5)
+    assert [str(error) for error in failed] == ["accept failed"]
+    monkeypatch.undo()
+    restarted = threading.Thread(target=other.serve, name="test-node-server-restarted")
+    restarted.start()  # what a supervisor's restart does
+    try:
+        protocol.client_handshake(link, COOKIE)
+        link.send(protocol.dumps(("hello", "test")))
+        assert link.recv() == ("welcome", "test@localhost", os.getpid())
+    finally:
+        link.close()
+        other.close()
+        restarted.join(5)
+    assert not restarted.is_alive()
+
+
 def test_close_ends_every_link_thread_and_the_listener() -> None:
     node = NodeServer("test@localhost", cookie=lambda: COOKIE)
     thread = threading.Thread(target=node.serve, name="test-node-server")

@@ -62,6 +62,16 @@ def test_start_node_names_the_node_and_registers_it(livekit_home: Path) -> None:
     assert livekit.stop_node() is False
 
 
+def test_the_node_server_runs_under_livekits_supervisor() -> None:
+    from livekit.supervisor import ChildInfo, app_supervisor
+
+    livekit.start_node("alpha")
+    children = app_supervisor().which_children()
+    assert ChildInfo("node-server", "worker", alive=True, restarts=0) in children
+    livekit.stop_node()
+    assert all(info.name != "node-server" for info in app_supervisor().which_children())
+
+
 def test_start_node_under_another_name_while_running_is_refused() -> None:
     me = livekit.start_node("alpha")
     with pytest.raises(livekit.NodeError) as caught:

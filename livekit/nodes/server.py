@@ -91,13 +91,21 @@ class NodeServer:
         self._closed = threading.Event()
         self._serving = threading.Event()
         self._finished = threading.Event()
+        self._shutting_down = False
 
     # -- lifecycle ---------------------------------------------------------
 
     def serve(self, stop: threading.Event | None = None) -> None:
-        """Accept links until ``stop`` is set or :meth:`close` is called."""
+        """Accept links until ``stop`` is set or :meth:`close` is called.
+
+        If the loop itself fails, the listener and the links stay open, so
+        that a supervisor restarting this function resumes serving them.
+        """
         stop = stop or self._closed
-        self._serving.set()
+        with self._lock:
+            if self._shutting_down:
+                return
+            self._serving.set()
         selector = selectors.DefaultSelector()
         try:
             selector.register(self._listener, selectors.EVENT_READ)
@@ -110,8 +118,9 @@ class NodeServer:
                         self._accept()
         finally:
             selector.close()
-            # Whatever ended the loop, the node is going away: release everything.
-            self._shutdown()
+            self._serving.clear()
+        # Asked to stop: the node is going away, so release everything.
+        self._shutdown()
 
     def close(self, timeout: float = 2.0) -> None:
         """Stop serving: close the listener and every link, and join their threads."""
@@ -125,8 +134,14 @@ class NodeServer:
 
     def _shutdown(self, timeout: float = 2.0) -> None:
         with self._lock:
-            if self._finished.is_set():
-                return
+            if self._shutting_down:
+                claimed = False
+            else:
+                claimed = self._shutting_down = True
+        if not claimed:  # another thread is at it: wait for it to finish
+            self._finished.wait(timeout)
+            return
+        with self._lock:
             self._listener.close()
             self._wake_read.close()
             self._wake_write.close()
@@ -152,6 +167,11 @@ class NodeServer:
         try:
             sock, _ = self._listener.accept()
         except (BlockingIOError, InterruptedError, ConnectionAbortedError):
+            return
+        except OSError:
+            # Out of descriptors or memory: the pending peer stays queued, so
+            # pause rather than spin on a listener that stays readable.
+            self._closed.wait(0.1)
             return
         sock.setblocking(True)
         protocol.tune(sock)
