@@ -554,3 +554,31 @@ def test_a_bad_option_raises_value_error_naming_the_value(
 def test_an_unknown_backend_is_refused() -> None:
     with pytest.raises(ValueError, match="got 'dtrace'"), SequenceTrace(backend="dtrace"):
         pass
+
+
+def test_workers_started_before_the_trace_join_it_when_they_get_work(backend: str) -> None:
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="old") as pool:
+        pool.submit(int).result()  # the worker thread now exists, untraced
+        _, trace = traced(lambda: pool.submit(abs, -5).result(), backend)
+    assert [str(e) for e in trace.events] == [
+        "caller (MainThread) -> old_0: CALL: abs(-5)",
+        "old_0 -> caller (MainThread): REPLY: 5",
+    ]
+
+
+def test_gathered_tasks_reply_to_the_task_that_created_them(backend: str) -> None:
+    async def double(i: int) -> int:
+        await asyncio.sleep(0)
+        return 2 * i
+
+    async def main() -> list[int]:
+        return await asyncio.gather(double(1), double(2))
+
+    result, trace = traced(lambda: asyncio.run(main()), backend)
+    assert result == [2, 4]
+    replies = sorted(
+        (m.sender.name.split(" ")[1], m.receiver.name.split(" ")[1], m.label)
+        for m in trace.events
+        if isinstance(m, Message) and m.receiver.kind == "task"
+    )
+    assert replies == [("(double)", "(main)", "2"), ("(double)", "(main)", "4")]

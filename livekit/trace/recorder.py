@@ -260,7 +260,10 @@ class Recorder:
         """A ``_WorkItem`` was made by ``executor.submit`` (in the submitter)."""
         submitter = self.who()
         if submitter is not None:
-            self._calls[item] = (submitter, _call_label(item.fn, item.args, item.kwargs))
+            # getattr: the fields of this private class may change (3.14 did).
+            fn = getattr(item, "fn", None)
+            label = _call_label(fn, getattr(item, "args", ()), getattr(item, "kwargs", {}))
+            self._calls[item] = (submitter, label)
 
     def work_started(self, item: Any) -> None:
         """A worker thread picked ``item`` up: the CALL arrow.
@@ -275,7 +278,9 @@ class Recorder:
         worker = self.adopt()
         place = self.reserve()
         self.fill(place, Message(submitter, worker, label, "call", time.monotonic()))
-        self._running[item.future] = (worker, submitter, place >= 0)
+        future = getattr(item, "future", None)
+        if future is not None:
+            self._running[future] = (worker, submitter, place >= 0)
 
     def future_settled(self, future: object, result: object, error: BaseException | None) -> None:
         """``set_result`` or ``set_exception``: the REPLY arrow."""
