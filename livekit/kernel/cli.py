@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import signal
 import subprocess
 import sys
 import webbrowser
@@ -105,8 +106,17 @@ def run(args: argparse.Namespace) -> int:
     print("Press Ctrl-C to stop.", flush=True)
     if args.browser:
         webbrowser.open(server.url)
-    # uvicorn has stopped everything when it re-raises Ctrl-C.
-    with contextlib.suppress(KeyboardInterrupt):
-        server.run()
+    # uvicorn shuts down on SIGINT and SIGTERM, then raises the signal again
+    # with the handler it found: make SIGTERM end as Ctrl-C does, quietly.
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            server.run()
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     print("livekit serve: stopped", flush=True)
     return 0
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
