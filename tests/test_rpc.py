@@ -6,6 +6,7 @@ import datetime
 import json
 import os
 import threading
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -274,6 +275,22 @@ def test_spawn_rejects_what_is_not_callable() -> None:
     with pytest.raises(TypeError) as caught:
         livekit.spawn("somewhere@localhost", 42)
     assert str(caught.value) == "expected a function to spawn, got int: 42"
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="os.fork is POSIX only")
+def test_a_forked_child_is_not_the_node_and_leaves_the_parents_links_alone() -> None:
+    me = livekit.node()
+    assert rpc.call(me, "os", "getpid") == os.getpid()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # 3.12+: fork with threads
+        pid = os.fork()
+    if pid == 0:  # the child: report by exit status only, never return into pytest
+        ok = local._running is None and client._pools == {}
+        os._exit(0 if ok else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert rpc.call(me, "os", "getpid") == os.getpid()  # the same link, still good
+    assert open_links() == 1
 
 
 def test_disconnect_closes_the_links_and_the_next_call_reconnects() -> None:

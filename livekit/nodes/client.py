@@ -10,6 +10,7 @@ once, each on its own link. A link that broke, or whose call timed out
 
 from __future__ import annotations
 
+import os
 import pickle
 import socket
 import sys
@@ -85,6 +86,23 @@ class _Pool:
 
 _pools_lock = threading.Lock()
 _pools: dict[str, _Pool] = {}
+
+
+def _forget_links_after_fork() -> None:
+    """In a forked child, drop the parent's links: sharing them would mix two
+    processes' calls on one stream. Closing the child's copies leaves the
+    parent's links open."""
+    global _pools_lock  # noqa: PLW0603 -- the parent's lock may have been held at fork
+    _pools_lock = threading.Lock()
+    pools = list(_pools.values())
+    _pools.clear()
+    for pool in pools:
+        for link in [*pool._idle, *pool._busy]:
+            link.close()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_links_after_fork)
 
 
 def _pool(node: str) -> _Pool:

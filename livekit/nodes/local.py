@@ -35,6 +35,19 @@ _running: _Running | None = None
 _atexit_registered = False
 
 
+def _not_a_node_after_fork() -> None:
+    """A forked child is not its parent's node: close its copy of the listener."""
+    global _running, _lock  # noqa: PLW0603 -- the parent's lock may have been held at fork
+    _lock = threading.RLock()
+    running, _running = _running, None
+    if running is not None:
+        running.server.forget_after_fork()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_not_a_node_after_fork)
+
+
 def start_node(
     name: str | None = None,
     *,

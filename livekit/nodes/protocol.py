@@ -19,7 +19,6 @@ its ``ok`` or ``raise``.
 from __future__ import annotations
 
 import contextlib
-import os
 import pickle
 import select
 import socket
@@ -44,7 +43,8 @@ class Link:
 
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
-        self.conn = Connection(os.dup(sock.fileno()))
+        # socket.dup() rather than os.dup(): on Windows a socket is not a file descriptor.
+        self.conn = Connection(sock.dup().detach())
 
     def send(self, payload: bytes) -> None:
         self.conn.send_bytes(payload)

@@ -156,6 +156,20 @@ class NodeServer:
         _output.uninstall()
         self._finished.set()
 
+    def forget_after_fork(self) -> None:
+        """In a forked child: close this process's copies of the sockets, nothing more.
+
+        The parent still serves on them; shutting them down here would cut its links.
+        """
+        self._lock = threading.Lock()
+        for sock in (self._listener, self._wake_read, self._wake_write):
+            sock.close()
+        for link in self._links:
+            link.close()
+        self._links = {}
+        self._shutting_down = True
+        self._finished.set()
+
     def connection_count(self) -> int:
         """Return how many links are open now (authenticated or not)."""
         with self._lock:
