@@ -124,7 +124,10 @@ function render({ model, el }) {
     }
     if (view) {
       for (const [name, change] of changes) applyChange(view, name, change);
-      await view.runAsync();
+      // Vega sizes a chart ("autosize") only when asked: without resize()
+      // new data that widens the axis labels pushes the axis and chart
+      // titles out of the SVG, where they are cut off.
+      await view.resize().runAsync();
     }
     if (!closed && upTo) model.send({ type: "ack", seq: upTo });
   }
