@@ -67,7 +67,8 @@ class Recorder:
     message_label
         ``message_label(message)`` returns a label, or None for the default.
     max_messages
-        How many events to keep; later ones are only counted.
+        How many arrows (messages and SPAWNs) to keep; later ones are
+        only counted.
     """
 
     def __init__(
@@ -93,14 +94,13 @@ class Recorder:
         self._threads: dict[int, Participant] = {_get_ident(): self.caller}
         self._tasks: dict[asyncio.Task[Any], Participant] = {}
         self._task_parents: dict[asyncio.Task[Any], Participant] = {}
-        # (id(queue), id(item)) -> [(queue, item, sender)]: the strong
-        # references keep both ids from being reused while the item waits.
+        # (id(queue), id(item)) -> [(queue, item, sender, place in events)]:
+        # the strong references keep both ids from being reused meanwhile.
         self._pending: dict[tuple[int, int], list[tuple[Any, Any, Participant, int]]] = {}
         # Executor work: _WorkItem -> (submitter, label).
         self._calls: dict[Any, tuple[Participant, str]] = {}
         # Futures being run: Future -> (worker, submitter, shown).
         self._running: dict[Any, tuple[Participant, Participant, bool]] = {}
-        self._spawned_threads: list[threading.Thread] = []
         from livekit.trace.processes import ProcessTracker
 
         self.processes = ProcessTracker(self)
@@ -243,7 +243,6 @@ class Recorder:
             return
         child = self._new(thread.name, "thread")
         self.emit(Spawn(parent, child, time.monotonic()))
-        self._spawned_threads.append(thread)
         _watch_run(self, thread, child)
 
     def thread_running(self, participant: Participant) -> None:
@@ -387,7 +386,6 @@ class Recorder:
         self._running.clear()
         self._tasks.clear()
         self._task_parents.clear()
-        self._spawned_threads.clear()
         self.processes.close()
 
 
