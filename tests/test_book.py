@@ -44,8 +44,16 @@ SEED_SECTIONS = (
         "tutorial-threads",
         ("threading.current_thread()", "queue.Queue()", "asyncio.Queue()"),
     ),
-    Counterpart("Kino.Process.render_seq_trace of the ping/pong", "tutorial-trace", ()),
-    Counterpart("Task.async_stream with random sleeps", "tutorial-executor", ()),
+    Counterpart(
+        "Kino.Process.render_seq_trace of the ping/pong",
+        "tutorial-trace",
+        ("livekit.render_seq_trace(ping_pong)",),
+    ),
+    Counterpart(
+        "Task.async_stream with random sleeps",
+        "tutorial-executor",
+        ("random.uniform(0.1, 0.3)", "pool.map(", "livekit.render_seq_trace(four_naps)"),
+    ),
     Counterpart(
         "Supervisor.start_link with a Task and an Agent",
         "tutorial-supervisors",
@@ -179,6 +187,16 @@ def test_each_ported_section_runs_the_python_twin_of_the_seed_code(part: Counter
     executed = "\n".join(cell.code for cell in cells if cell.executed)
     missing = [snippet for snippet in part.code if snippet not in executed]
     assert missing == [], f"{part.anchor}: no executed cell calls {missing}"
+
+
+def test_every_seed_section_but_the_closing_pointer_names_the_code_it_runs() -> None:
+    assert [p.anchor for p in SEED_SECTIONS if not p.code] == ["tutorial-where-next"]
+
+
+def test_every_cell_of_the_tutorial_runs_when_the_book_is_built() -> None:
+    cells = [c for _h, cs in sections(TUTORIAL.read_text(encoding="utf-8")).values() for c in cs]
+    assert len(cells) > 20
+    assert [c.code for c in cells if not c.executed] == []
 
 
 def test_the_seed_sections_come_in_the_seed_order() -> None:
