@@ -89,9 +89,11 @@ _pools: dict[str, _Pool] = {}
 
 
 def _forget_links_after_fork() -> None:
-    """In a forked child, drop the parent's links: sharing them would mix two
-    processes' calls on one stream. Closing the child's copies leaves the
-    parent's links open."""
+    """Drop the parent's links in a forked child.
+
+    Sharing them would mix two processes' calls on one stream; closing the
+    child's copies (without shutting them down) leaves the parent's open.
+    """
     global _pools_lock  # noqa: PLW0603 -- the parent's lock may have been held at fork
     _pools_lock = threading.Lock()
     pools = list(_pools.values())
@@ -491,8 +493,11 @@ def spawn(node: str, fn: Any) -> SpawnHandle:
 
     Like Erlang's ``Node.spawn(node, fn)``: what the function prints appears
     in the caller's output (this cell, this terminal), which is where
-    Erlang's group leader sends it. The function travels with cloudpickle,
-    so a lambda or a function defined in a notebook works.
+    Erlang's group leader sends it. Only that thread's prints come back:
+    threads the function starts print on the node. The function travels
+    with cloudpickle, so a lambda or a function defined in a notebook works
+    (with the same Python version on both sides, since it travels as
+    bytecode).
 
     Parameters
     ----------
