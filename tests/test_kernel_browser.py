@@ -1,0 +1,149 @@
+"""The served book in chromium: Run live, a streaming chart, an input, errors,
+interrupt, restart, closing the tab, and nothing left running afterwards.
+
+The book is ``tests/kernel_book`` (an input, a cell reading it, a live chart
+fed by a listener, a cell that raises, a cell that runs long when served),
+built with livekit's own configuration.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+
+from livekit.kernel.server import BookServer
+from tests.conftest import build_book
+
+pytestmark = pytest.mark.browser
+
+BOOK = Path(__file__).resolve().parent / "kernel_book"
+
+HINT = (
+    "These outputs are a snapshot from when the book was built. To run this page live, "
+    "run livekit serve in the book's project and open the address it prints."
+)
+
+
+@pytest.fixture(scope="module")
+def kernel_book(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("kernel-book") / "html"
+    result = build_book(BOOK, out)
+    if result.returncode != 0:
+        pytest.fail(f"the test book did not build:\n{result.stdout}\n{result.stderr[-6000:]}")
+    return out
+
+
+@pytest.fixture
+def server(kernel_book: Path) -> Iterator[BookServer]:
+    server = BookServer(kernel_book, BOOK, port=0)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+    # Stopping the server leaves no thread and no kernel process behind.
+    assert [t.name for t in threading.enumerate() if t.name == "livekit-serve"] == []
+    _, alive = psutil.wait_procs(kernels(), timeout=5)
+    assert alive == []
+
+
+def kernels() -> list[psutil.Process]:
+    """The kernel processes this test process started (not chromium's)."""
+    found = []
+    for child in psutil.Process().children(recursive=True):
+        try:
+            if "ipykernel_launcher" in " ".join(child.cmdline()):
+                found.append(child)
+        except psutil.NoSuchProcess:
+            continue
+    return found
+
+
+def cell(page: Any, index: int) -> Any:
+    return page.locator(f".cell:has(> .livekit-cell-ref[data-livekit-cell='{index}'])")
+
+
+def test_a_page_opened_from_disk_keeps_its_snapshot_and_says_how_to_go_live(
+    browser: Any, kernel_book: Path
+) -> None:
+    page = browser.new_page()
+    try:
+        page.goto((kernel_book / "live.html").as_uri())
+        page.wait_for_selector(".livekit-live-hint")
+        assert page.locator(".livekit-live-hint").all_inner_texts() == [HINT]
+        assert page.locator(".livekit-live-bar").count() == 0
+        # The build-time outputs are still there.
+        assert "hello world" in cell(page, 2).inner_text()
+        assert page.locator(".livekit-cell-ref").count() == 6
+    finally:
+        page.close()
+
+
+def test_the_served_page_goes_live(browser: Any, server: BookServer) -> None:
+    page = browser.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    try:
+        page.goto(server.url.replace("/?", "/live.html?"))
+        assert page.url.endswith("/live.html")  # the token is gone from the address
+        page.wait_for_selector(".livekit-live-bar")
+        assert page.locator(".livekit-live-hint").count() == 0
+
+        # Run live: the whole page runs; the chart streams.
+        page.click(".livekit-live-run")
+        page.wait_for_function("window.livekitLive.stats.points > 0", timeout=60_000)
+        seen = page.evaluate("window.livekitLive.stats.points")
+        page.wait_for_function(f"window.livekitLive.stats.points > {seen}", timeout=2_000)
+        assert cell(page, 4).locator(".livekit-live-widget svg.marks").count() == 1
+
+        # A cell that raises shows its error, and the run goes on to the long cell.
+        cell(page, 7).locator(".livekit-live-error").wait_for()
+        assert "ZeroDivisionError: division by zero" in cell(page, 7).inner_text()
+        page.wait_for_function("window.livekitLive.kernel === 'busy'")
+        page.locator(".cell.livekit-running:has(> [data-livekit-cell='9'])").wait_for()
+
+        # Stop interrupts it; the kernel goes on.
+        page.click(".livekit-live-stop")
+        cell(page, 9).locator(".livekit-live-error").wait_for()
+        assert "KeyboardInterrupt" in cell(page, 9).inner_text()
+        page.wait_for_function("window.livekitLive.kernel === 'idle'")
+
+        # Typing in the input re-runs the cell that reads it; the input keeps focus.
+        field = cell(page, 1).locator(".livekit-input input")
+        field.fill("Ada")
+        cell(page, 2).locator("text=hello Ada").wait_for()
+        assert page.evaluate("document.activeElement.value") == "Ada"
+        # Only the cells that read the input ran again, not the long one.
+        assert cell(page, 9).locator("[data-livekit-stream]").count() == 0
+        assert "KeyboardInterrupt" in cell(page, 9).locator(".cell_output").inner_text()
+
+        # Restart: a fresh kernel; running a cell runs the ones before it first.
+        page.click(".livekit-live-restart")
+        page.wait_for_function("window.livekitLive.kernel === 'idle'")
+        cell(page, 2).locator(".livekit-cell-run").click()
+        cell(page, 2).locator("text=hello world").wait_for()
+
+        # Closing the tab ends the page's session and its kernel.
+        sessions = server.app.app.state.sessions  # type: ignore[attr-defined]
+        assert len(sessions.live) == 1
+    finally:
+        page.close()
+    deadline_ok = _wait(lambda: not sessions.live)
+    assert deadline_ok
+    assert errors == []
+
+
+def _wait(condition: Any, timeout: float = 10.0) -> bool:
+    import time
+
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if condition():
+            return True
+        time.sleep(0.05)
+    return False
