@@ -24,6 +24,13 @@ from livekit.trace.processes import merge_by_time, pair_halves
 BACKENDS = ["monitoring", "patching"] if sys.version_info >= (3, 12) else ["patching"]
 fork = multiprocessing.get_context("fork")
 
+# Forking is what these tests are about.  In a full test run, threads other
+# test modules leave running (livekit's own supervisor, for one) make
+# Python 3.12+ warn that forking a multi-threaded process may deadlock.
+pytestmark = pytest.mark.filterwarnings(
+    "ignore:This process .* is multi-threaded, use of fork:DeprecationWarning"
+)
+
 
 @pytest.fixture(params=BACKENDS)
 def backend(request: pytest.FixtureRequest) -> str:
