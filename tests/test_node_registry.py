@@ -66,6 +66,9 @@ def test_register_then_lookup_finds_this_process(livekit_home: Path) -> None:
     assert registry.lookup("demo") == entry
     assert registry.entries() == [entry]
     path = livekit_home / "nodes" / "demo.json"
+    if os.name != "nt":
+        assert livekit_home.stat().st_mode & 0o777 == 0o700  # created by the registry
+        assert path.parent.stat().st_mode & 0o777 == 0o700
     assert json.loads(path.read_text())["port"] == 4370
     assert [p.name for p in path.parent.iterdir()] == ["demo.json"]  # no draft left behind
     registry.unregister(entry)

@@ -14,3 +14,14 @@ def livekit_home() -> Path:
     """Return livekit's per-user directory: ``$LIVEKIT_HOME`` or ``~/.livekit``."""
     override = os.environ.get(HOME_ENV)
     return Path(override) if override else Path.home() / ".livekit"
+
+
+def make_dir(path: Path) -> Path:
+    """Create ``path`` and any missing parent up to livekit's home, all private (0700).
+
+    ``Path.mkdir(parents=True)`` would give the parents the default mode.
+    """
+    home = livekit_home()
+    for directory in (home, path):
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return path

@@ -17,7 +17,7 @@ import threading
 from pathlib import Path
 from typing import overload
 
-from livekit.nodes._home import livekit_home
+from livekit.nodes._home import livekit_home, make_dir
 
 _lock = threading.Lock()
 _own: str | None = None
@@ -132,7 +132,7 @@ def read_cookie_file(path: Path) -> str:
 
 
 def _create_cookie_file(path: Path) -> str:
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    make_dir(path.parent)
     value = secrets.token_urlsafe(32)
     try:
         # O_EXCL: if another process creates it first, read theirs instead.

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import psutil
 
-from livekit.nodes._home import livekit_home
+from livekit.nodes._home import livekit_home, make_dir
 from livekit.nodes.errors import NodeError
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*\Z")
@@ -127,8 +127,7 @@ def register(name: str, host: str, port: int) -> Entry:
     NodeError
         If a live process already holds that name.
     """
-    directory = registry_dir()
-    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    directory = make_dir(registry_dir())
     me = psutil.Process()
     entry = Entry(check_short_name(name), host, port, me.pid, me.create_time())
     path = directory / f"{name}.json"
