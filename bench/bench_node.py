@@ -2,8 +2,10 @@
 
 * A small ``rpc.call`` on an open link against a bare
   ``multiprocessing.connection`` round trip (``send`` / ``recv`` of a small
-  tuple) to an echo process, over the same loopback TCP: at most 2x.
-  For scale, Erlang's ``erpc:call`` between two local nodes takes ~81 µs here.
+  tuple) to an echo process, over the same transport: at most 2x, over
+  loopback TCP (a node named ``name@host:port``) and over the Unix socket
+  that same-host nodes found by name use.  For scale, Erlang's
+  ``erpc:call`` between two local nodes takes ~81 µs here.
 * A first call to a node, connect included (registry lookup, TCP connect,
   the two-way cookie handshake, the name check, then the call), against the
   same work done by hand with ``multiprocessing.connection`` over a socket
@@ -32,19 +34,27 @@ from run import best_of, row, table
 
 import livekit
 from livekit import rpc
-from livekit.nodes import client, cookie
+from livekit.nodes import client, cookie, registry
 
 COOKIE = "bench-cookie"
 
-# An echo server with multiprocessing.connection and nothing else.
+# An echo server with multiprocessing.connection and nothing else, on TCP
+# (no argument) or on a Unix socket (its path as the second argument).
 ECHO = """
 import socket, sys
 from multiprocessing.connection import Connection, Listener, deliver_challenge, answer_challenge
-listener = socket.create_server(("127.0.0.1", 0))
-print(listener.getsockname()[1], flush=True)
+if len(sys.argv) > 2:
+    listener = socket.socket(socket.AF_UNIX)
+    listener.bind(sys.argv[2])
+    listener.listen()
+    print(sys.argv[2], flush=True)
+else:
+    listener = socket.create_server(("127.0.0.1", 0))
+    print(listener.getsockname()[1], flush=True)
 while True:
     sock, _ = listener.accept()
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    if sock.family == socket.AF_INET:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     conn = Connection(sock.detach())
     deliver_challenge(conn, sys.argv[1].encode())
     answer_challenge(conn, sys.argv[1].encode())
@@ -69,29 +79,35 @@ def _bare_connect_and_call(port: int) -> None:
 
 def main() -> list[dict[str, Any]]:
     saved = os.environ.get("LIVEKIT_HOME")
+    procs: list[subprocess.Popen[str]] = []
+
+    def start(*args: str) -> str:
+        proc = subprocess.Popen(  # noqa: S603 -- our own interpreter, fixed arguments
+            [sys.executable, *args], stdout=subprocess.PIPE, text=True, env=dict(os.environ)
+        )
+        procs.append(proc)
+        assert proc.stdout is not None
+        return proc.stdout.readline().strip()
+
     with tempfile.TemporaryDirectory() as home:
         os.environ["LIVEKIT_HOME"] = home
-        env = {**os.environ, "LIVEKIT_HOME": home}
         cookie.set_cookie(COOKIE)
-        name = f"bench{os.getpid()}"
-        node = subprocess.Popen(  # noqa: S603 -- our own interpreter, fixed arguments
-            [sys.executable, "-m", "livekit", "node", "--name", name, "--cookie", COOKIE],
-            stdout=subprocess.PIPE,
-            text=True,
-            env=env,
-        )
-        echo = subprocess.Popen(  # noqa: S603 -- our own interpreter, fixed arguments
-            [sys.executable, "-c", ECHO, COOKIE], stdout=subprocess.PIPE, text=True
-        )
         try:
-            assert node.stdout is not None
-            assert echo.stdout is not None
-            full = node.stdout.readline().strip()
-            port = int(echo.stdout.readline())
-            return _measure(full, port)
+            name = start("-m", "livekit", "node", "--name", "bench", "--cookie", COOKIE)
+            echo_port = int(start("-c", ECHO, COOKIE))
+            echo_path = start("-c", ECHO, COOKIE, str(Path(home) / "echo.sock"))
+            entry = registry.lookup("bench")
+            assert entry is not None
+            assert entry.path, "the node has no Unix socket"
+            by_port = f"bench@127.0.0.1:{entry.port}"
+            return [
+                _small_call("TCP", by_port, ("127.0.0.1", echo_port)),
+                _small_call("Unix socket", name, echo_path),
+                *_first_call(by_port, echo_port),
+            ]
         finally:
             client.disconnect_all()
-            for proc in (node, echo):
+            for proc in procs:
                 proc.terminate()
                 proc.wait(30)
             cookie._reset()
@@ -101,8 +117,8 @@ def main() -> list[dict[str, Any]]:
                 os.environ["LIVEKIT_HOME"] = saved
 
 
-def _measure(node: str, port: int) -> list[dict[str, Any]]:
-    bare = Client(("127.0.0.1", port), authkey=COOKIE.encode())
+def _small_call(transport: str, node: str, echo: tuple[str, int] | str) -> dict[str, Any]:
+    bare = Client(echo, authkey=COOKIE.encode())
     message = ("call", "operator", "add", (1, 2), {})
 
     def bare_round_trip() -> None:
@@ -110,10 +126,6 @@ def _measure(node: str, port: int) -> list[dict[str, Any]]:
         bare.recv()
 
     def small_call() -> None:
-        rpc.call(node, "operator", "add", (1, 2))
-
-    def first_call() -> None:
-        livekit.disconnect(node)
         rpc.call(node, "operator", "add", (1, 2))
 
     small_call()
@@ -124,40 +136,44 @@ def _measure(node: str, port: int) -> list[dict[str, Any]]:
         baseline = min(baseline, best_of(bare_round_trip, repeat=3, number=1000))
         ours = min(ours, best_of(small_call, repeat=3, number=1000))
     bare.close()
-    rows = [
-        row(
-            "rpc.call, small, on an open link",
-            ours,
-            baseline,
-            2.0,
-            f"vs bare multiprocessing.connection round trip; {ours * 1e6:.0f} µs "
-            "(erpc:call here: 81 µs)",
-        )
-    ]
+    return row(
+        f"rpc.call, small, on an open link, {transport}",
+        ours,
+        baseline,
+        2.0,
+        f"vs bare multiprocessing.connection round trip; {ours * 1e6:.0f} µs "
+        "(erpc:call here: 81 µs)",
+    )
+
+
+def _first_call(node: str, echo_port: int) -> list[dict[str, Any]]:
+    def first_call() -> None:
+        livekit.disconnect(node)
+        rpc.call(node, "operator", "add", (1, 2))
+
     by_hand = first = float("inf")
     for _ in range(5):
-        by_hand = min(by_hand, best_of(lambda: _bare_connect_and_call(port), repeat=3, number=20))
+        by_hand = min(
+            by_hand, best_of(lambda: _bare_connect_and_call(echo_port), repeat=3, number=20)
+        )
         first = min(first, best_of(first_call, repeat=3, number=20))
-    rows.append(
+    return [
         row(
-            "first rpc.call to a node, connect included",
+            "first rpc.call to a node, connect included, TCP",
             first,
             by_hand,
             3.0,
             "vs connect + handshake + call by hand with TCP_NODELAY; "
             "the node also starts a thread per link and checks its name",
-        )
-    )
-    rows.append(
+        ),
         row(
             "first rpc.call to a node, against the 5 ms budget",
             first,
             0.005,
             1.0,
             f"budget, not measured; {first * 1e3:.2f} ms",
-        )
-    )
-    return rows
+        ),
+    ]
 
 
 if __name__ == "__main__":

@@ -226,7 +226,7 @@ def test_a_serve_loop_that_fails_leaves_the_node_open_for_a_restart(
     link = Link(sock)
     failed: list[BaseException] = []
 
-    def crash() -> None:
+    def crash(listener: socket.socket) -> None:
         raise RuntimeError("accept failed")
 
     def run_and_record() -> None:
@@ -252,6 +252,16 @@ def test_a_serve_loop_that_fails_leaves_the_node_open_for_a_restart(
         other.close()
         restarted.join(5)
     assert not restarted.is_alive()
+
+
+def test_a_unix_socket_path_too_long_for_the_os_is_left_to_tcp(tmp_path: Path) -> None:
+    long_path = tmp_path / ("x" * 100) / "node.sock"
+    node = NodeServer("test@localhost", cookie=lambda: COOKIE, unix_path=str(long_path))
+    try:
+        assert node.unix_path is None
+        assert node.address[1] > 0
+    finally:
+        node.close()
 
 
 def test_close_ends_every_link_thread_and_the_listener() -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime
 import json
 import os
+import socket
+import stat
 import threading
 import warnings
 from collections.abc import Iterator
@@ -61,6 +63,31 @@ def test_start_node_names_the_node_and_registers_it(livekit_home: Path) -> None:
     assert livekit.stop_node() is True
     assert registry.lookup("alpha") is None
     assert livekit.stop_node() is False
+
+
+@pytest.mark.skipif(not hasattr(socket, "AF_UNIX"), reason="no Unix sockets")
+def test_same_host_calls_go_over_a_private_unix_socket(livekit_home: Path) -> None:
+    me = livekit.start_node("alpha")
+    entry = registry.lookup("alpha")
+    assert entry is not None
+    socket_file = Path(entry.path)
+    assert socket_file == livekit_home / "nodes" / f"alpha.{os.getpid()}.sock"
+    assert stat.S_ISSOCK(socket_file.stat().st_mode)
+    assert stat.S_IMODE(socket_file.stat().st_mode) == 0o600
+    assert rpc.call(me, "os", "getpid") == os.getpid()
+    assert [link.sock.family for link in client._pools[me]._idle] == [socket.AF_UNIX]
+    livekit.stop_node()
+    assert not socket_file.exists()
+
+
+@pytest.mark.skipif(not hasattr(socket, "AF_UNIX"), reason="no Unix sockets")
+def test_a_node_whose_unix_socket_is_gone_is_reached_over_tcp() -> None:
+    me = livekit.start_node("alpha")
+    entry = registry.lookup("alpha")
+    assert entry is not None
+    Path(entry.path).unlink()
+    assert rpc.call(me, "os", "getpid") == os.getpid()
+    assert [link.sock.family for link in client._pools[me]._idle] == [socket.AF_INET]
 
 
 def test_the_node_server_runs_under_livekits_supervisor() -> None:

@@ -10,6 +10,7 @@ once, each on its own link. A link that broke, or whose call timed out
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pickle
 import socket
@@ -28,6 +29,8 @@ from livekit.nodes.protocol import Link
 CONNECT_TIMEOUT = 5.0
 #: Idle links kept per node; more are closed when given back.
 MAX_IDLE = 16
+#: Seconds a link may sit idle before it is checked for a node that went away.
+RECHECK_IDLE_AFTER = 0.05
 
 
 class _Pool:
@@ -51,8 +54,10 @@ class _Pool:
             if link is None:
                 break
             # An idle link with something to read has been closed by the node
-            # (it stopped or restarted): it cannot carry a call.
-            if not link.poll(0):
+            # (it stopped or restarted): it cannot carry a call. A link given
+            # back moments ago is not checked: no node restarts that fast, and
+            # the check is a system call on the path of every call.
+            if time.monotonic() - link.idle_since < RECHECK_IDLE_AFTER or not link.poll(0):
                 return link
             self.discard(link)
         link = _open(self.node, timeout)
@@ -64,6 +69,7 @@ class _Pool:
         with self._lock:
             self._busy.discard(link)
             if not self._closed and len(self._idle) < MAX_IDLE:
+                link.idle_since = time.monotonic()
                 self._idle.append(link)
                 return
         link.close()
@@ -121,9 +127,16 @@ def _pool(node: str) -> _Pool:
 
 def _open(node: str, timeout: float) -> Link:
     """Connect to ``node``, found by port or in the registry, and authenticate."""
+    try:
+        return _open_any(node, timeout)
+    except _UnreachableError as error:
+        raise NodeError(str(error)) from None  # the private subclass stays private
+
+
+def _open_any(node: str, timeout: float) -> Link:
     address = registry.parse_node(node)
     if address.port is not None:
-        return _dial(node, address.host, address.port, timeout)
+        return _dial(node, (address.host, address.port), timeout)
     if not registry.is_this_host(address.host):
         raise NodeError(
             f"unknown node {node}: {address.host} is not this host, so give the node's port, "
@@ -136,24 +149,46 @@ def _open(node: str, timeout: float) -> Link:
     if entry is None:
         raise NodeError(unknown)
     try:
-        return _dial(node, entry.connect_host(), entry.port, timeout)
+        if entry.path and hasattr(socket, "AF_UNIX"):
+            # The Unix socket halves the cost of a call; TCP is there if it fails.
+            with contextlib.suppress(_UnreachableError):
+                return _dial(node, entry.path, timeout)
+        return _dial(node, (entry.connect_host(), entry.port), timeout)
     except NodeError:
         if registry.lookup(address.name) is None:  # a dead node's entry: now removed
             raise NodeError(unknown) from None
         raise
 
 
-def _dial(node: str, host: str, port: int, timeout: float) -> Link:
-    """Connect to ``host:port``, authenticate both ways, and check the node's name."""
-    where = f"node {node} at {host}:{port}"
+class _UnreachableError(NodeError):
+    """Nothing answered at that address (as opposed to a failed handshake)."""
+
+
+def _connect(address: tuple[str, int] | str, timeout: float) -> socket.socket:
+    if isinstance(address, tuple):
+        return socket.create_connection(address, timeout=timeout)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
-        sock = socket.create_connection((host, port), timeout=timeout)
-    except ConnectionRefusedError:
-        raise NodeError(f"nothing is listening for {where}") from None
+        sock.settimeout(timeout)
+        sock.connect(address)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def _dial(node: str, address: tuple[str, int] | str, timeout: float) -> Link:
+    """Connect to a TCP address or a Unix socket, authenticate, and check the node's name."""
+    host, port = address if isinstance(address, tuple) else (address, None)
+    where = f"node {node} at {host}" if port is None else f"node {node} at {host}:{port}"
+    try:
+        sock = _connect(address, timeout)
+    except (ConnectionRefusedError, FileNotFoundError):
+        raise _UnreachableError(f"nothing is listening for {where}") from None
     except TimeoutError:
-        raise NodeError(f"timed out after {timeout:g} s connecting to {where}") from None
+        raise _UnreachableError(f"timed out after {timeout:g} s connecting to {where}") from None
     except OSError as error:
-        raise NodeError(f"cannot reach {where}: {error.strerror or error}") from None
+        raise _UnreachableError(f"cannot reach {where}: {error.strerror or error}") from None
     sock.settimeout(None)
     protocol.tune(sock)
     protocol.set_recv_timeout(sock, timeout)
@@ -182,7 +217,7 @@ def _dial(node: str, host: str, port: int, timeout: float) -> Link:
             return link
         case ("welcome", str(name), int()):
             link.close()
-            raise NodeError(f"{host}:{port} is node {name}, not {node}")
+            raise NodeError(f"{where} is node {name}")
     link.close()
     raise NodeError(f"{where} answered the handshake with {welcome!r:.60}")
 

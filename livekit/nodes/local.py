@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from livekit.nodes import cookie as _cookie
 from livekit.nodes import registry
+from livekit.nodes._home import make_dir
 from livekit.nodes.errors import NodeError
 from livekit.nodes.server import NodeServer
 from livekit.supervisor import app_supervisor, child, stopping
@@ -114,9 +115,13 @@ def start_node(
             _cookie.get_cookie()  # a bad cookie file fails here, not at the first peer
         short = name or f"python{os.getpid()}"
         full = f"{short}@{registry.this_host()}"
-        server = NodeServer(full, cookie=_cookie.get_cookie, host=host, port=port)
+        # The Unix socket's name holds the pid, so it never clobbers a live namesake's.
+        unix_path = make_dir(registry.registry_dir()) / f"{short}.{os.getpid()}.sock"
+        server = NodeServer(
+            full, cookie=_cookie.get_cookie, host=host, port=port, unix_path=str(unix_path)
+        )
         try:
-            entry = registry.register(short, *server.address)
+            entry = registry.register(short, *server.address, path=server.unix_path or "")
         except BaseException:
             server.close()
             raise

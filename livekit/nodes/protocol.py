@@ -43,6 +43,8 @@ class Link:
 
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
+        #: When the link was last given back to its pool (``time.monotonic()``).
+        self.idle_since = 0.0
         # socket.dup() rather than os.dup(): on Windows a socket is not a file descriptor.
         self.conn = Connection(sock.dup().detach())
 

@@ -108,6 +108,8 @@ class Entry:
     port: int
     pid: int
     started: float
+    #: Its Unix socket, the faster way in from this host; "" when it has none.
+    path: str = ""
 
     def connect_host(self) -> str:
         """Return the address a same-host client should dial."""
@@ -119,8 +121,8 @@ def registry_dir() -> Path:
     return livekit_home() / "nodes"
 
 
-def register(name: str, host: str, port: int) -> Entry:
-    """Record that this process serves node ``name`` at ``host:port``.
+def register(name: str, host: str, port: int, path: str = "") -> Entry:
+    """Record that this process serves node ``name`` at ``host:port`` (and ``path``).
 
     Raises
     ------
@@ -129,8 +131,8 @@ def register(name: str, host: str, port: int) -> Entry:
     """
     directory = make_dir(registry_dir())
     me = psutil.Process()
-    entry = Entry(check_short_name(name), host, port, me.pid, me.create_time())
-    path = directory / f"{name}.json"
+    entry = Entry(check_short_name(name), host, port, me.pid, me.create_time(), path)
+    entry_file = directory / f"{name}.json"
     # Write the entry whole, then link it into place: a reader never sees a
     # half-written file, and link() fails if the name is already claimed.
     draft = directory / f".{name}.{me.pid}.tmp"
@@ -139,7 +141,7 @@ def register(name: str, host: str, port: int) -> Entry:
     try:
         for _ in range(2):
             try:
-                os.link(draft, path)
+                os.link(draft, entry_file)
             except FileExistsError:
                 holder = lookup(name)
                 if holder is not None:
@@ -215,6 +217,7 @@ def _read(path: Path) -> Entry | None:
             int(data["port"]),
             int(data["pid"]),
             float(data["started"]),
+            str(data.get("path", "")),
         )
     except FileNotFoundError:
         return None
@@ -239,3 +242,7 @@ def _remove_if_unchanged(path: Path, entry: Entry) -> None:
     # A new node may have claimed the name since we read it: only delete what we read.
     if _read(path) == entry:
         path.unlink(missing_ok=True)
+        socket_file = Path(entry.path)
+        # A killed node's Unix socket; never anything outside the registry.
+        if entry.path and socket_file.parent == path.parent and socket_file.suffix == ".sock":
+            socket_file.unlink(missing_ok=True)

@@ -48,6 +48,10 @@ class NodeServer:
         at each handshake, so ``set_cookie`` applies to new links.
     host, port
         Where to listen; port 0 picks a free port.
+    unix_path
+        Also listen on a Unix socket there, for clients on this host: a call
+        over it costs about half of one over loopback TCP. Skipped where
+        Unix sockets are missing or the path is too long for one.
     handshake_timeout
         Seconds a peer gets to authenticate before it is dropped.
 
@@ -66,6 +70,7 @@ class NodeServer:
         cookie: Callable[[], str],
         host: str = "127.0.0.1",
         port: int = 0,
+        unix_path: str | None = None,
         handshake_timeout: float = protocol.HANDSHAKE_TIMEOUT,
         max_connections: int = MAX_CONNECTIONS,
     ) -> None:
@@ -85,6 +90,9 @@ class NodeServer:
             self._listener.close()
             raise
         self.address: tuple[str, int] = self._listener.getsockname()[:2]
+        self._listeners = [self._listener]
+        #: The Unix socket's path, or None when there is none.
+        self.unix_path = self._listen_unix(unix_path) if unix_path is not None else None
         self._wake_read, self._wake_write = socket.socketpair()
         self._lock = threading.Lock()
         self._links: dict[Link, threading.Thread] = {}
@@ -108,14 +116,15 @@ class NodeServer:
             self._serving.set()
         selector = selectors.DefaultSelector()
         try:
-            selector.register(self._listener, selectors.EVENT_READ)
+            for listener in self._listeners:
+                selector.register(listener, selectors.EVENT_READ)
             selector.register(self._wake_read, selectors.EVENT_READ)
             while not (stop.is_set() or self._closed.is_set()):
                 # The timeout bounds how late the supervisor's ``stop`` is seen (the
                 # event cannot wake select); ten idle wake-ups a second cost nothing.
                 for key, _ in selector.select(timeout=0.1):
-                    if key.fileobj is self._listener:
-                        self._accept()
+                    if key.fileobj is not self._wake_read:
+                        self._accept(key.fileobj)  # type: ignore[arg-type]
         finally:
             selector.close()
             self._serving.clear()
@@ -142,7 +151,11 @@ class NodeServer:
             self._finished.wait(timeout)
             return
         with self._lock:
-            self._listener.close()
+            for listener in self._listeners:
+                listener.close()
+            if self.unix_path is not None:
+                with contextlib.suppress(OSError):
+                    os.unlink(self.unix_path)
             self._wake_read.close()
             self._wake_write.close()
             links = dict(self._links)
@@ -162,7 +175,7 @@ class NodeServer:
         The parent still serves on them; shutting them down here would cut its links.
         """
         self._lock = threading.Lock()
-        for sock in (self._listener, self._wake_read, self._wake_write):
+        for sock in (*self._listeners, self._wake_read, self._wake_write):
             sock.close()
         for link in self._links:
             link.close()
@@ -177,9 +190,27 @@ class NodeServer:
 
     # -- links -------------------------------------------------------------
 
-    def _accept(self) -> None:
+    def _listen_unix(self, path: str) -> str | None:
+        # sockaddr_un holds 104 bytes on macOS, 108 on Linux: TCP serves the rest.
+        if not hasattr(socket, "AF_UNIX") or len(os.fsencode(path)) > 100:
+            return None
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
-            sock, _ = self._listener.accept()
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)  # the path names this pid: a dead namesake's leftover
+            listener.bind(path)
+            os.chmod(path, 0o600)
+            listener.listen(128)
+            listener.setblocking(False)
+        except OSError:
+            listener.close()
+            return None
+        self._listeners.append(listener)
+        return path
+
+    def _accept(self, listener: socket.socket) -> None:
+        try:
+            sock, _ = listener.accept()
         except (BlockingIOError, InterruptedError, ConnectionAbortedError):
             return
         except OSError:
