@@ -161,10 +161,10 @@ C = Participant(2, "c", "process")
 
 def test_pair_halves_matches_each_receive_to_the_earliest_earlier_send() -> None:
     halves = [
-        ("send", "'x'", 1.0, 0),
-        ("send", "'x'", 2.0, 2),
-        ("recv", "'x'", 3.0, 1),
-        ("recv", "'x'", 4.0, 1),
+        ("send", "'x'", 1.0, 0, 5),
+        ("send", "'x'", 2.0, 2, 5),
+        ("recv", "'x'", 3.0, 1, 5),
+        ("recv", "'x'", 4.0, 1, 5),
     ]
     messages = pair_halves(halves, {0: A, 1: B, 2: C})
     assert [(m.sender.name, m.receiver.name, m.time) for m in messages] == [
@@ -174,8 +174,19 @@ def test_pair_halves_matches_each_receive_to_the_earliest_earlier_send() -> None
 
 
 def test_pair_halves_never_pairs_a_participant_with_itself() -> None:
-    halves = [("send", "1", 1.0, 0), ("recv", "1", 2.0, 0)]
+    halves = [("send", "1", 1.0, 0, 5), ("recv", "1", 2.0, 0, 5)]
     assert pair_halves(halves, {0: A}) == []
+
+
+def test_pair_halves_pairs_only_within_a_channel_unless_one_is_unknown() -> None:
+    halves = [
+        ("send", "None", 1.0, 0, 5),
+        ("send", "None", 2.0, 2, 6),
+        ("recv", "None", 3.0, 1, 6),
+        ("recv", "None", 4.0, 1, 0),
+    ]
+    messages = pair_halves(halves, {0: A, 1: B, 2: C})
+    assert [(m.sender.name, m.receiver.name) for m in messages] == [("a", "b"), ("c", "b")]
 
 
 def test_merge_by_time_keeps_the_recorded_order_even_with_clock_jitter() -> None:

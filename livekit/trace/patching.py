@@ -16,7 +16,8 @@ from typing import Any
 from livekit.trace import hooks
 from livekit.trace.recorder import Recorder
 
-Patch = tuple[type[Any], str, Any]
+# (class or module, attribute name, original value)
+Patch = tuple[Any, str, Any]
 
 
 class PatchingBackend:
@@ -52,7 +53,7 @@ class PatchingBackend:
             cls, name, original = self._saved.pop()
             setattr(cls, name, original)
 
-    def _wrap(self, cls: type[Any], name: str, make: Callable[[Any], Any]) -> None:
+    def _wrap(self, cls: Any, name: str, make: Callable[[Any], Any]) -> None:
         original = cls.__dict__[name]
         wrapper = functools.wraps(original)(make(original))
         self._saved.append((cls, name, original))
@@ -61,7 +62,7 @@ class PatchingBackend:
 
 #: (class, method, make(recorder) -> make(original) -> wrapper) added by
 #: other capture modules (multiprocessing).
-EXTRA_PATCHES: list[tuple[type[Any], str, Callable[[Recorder], Callable[[Any], Any]]]] = []
+EXTRA_PATCHES: list[tuple[Any, str, Callable[[Recorder], Callable[[Any], Any]]]] = []
 
 
 def _put_wrapper(recorder: Recorder) -> Callable[[Any], Any]:

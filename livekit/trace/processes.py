@@ -38,8 +38,11 @@ from livekit.trace import patching
 from livekit.trace.events import Event, Exit, Message, Participant, Spawn
 from livekit.trace.recorder import Recorder
 
-#: (kind, label, time, participant key): one half of a message.
-Half = tuple[str, str, float, int]
+#: (kind, label, time, participant key, channel): one half of a message.
+#: The channel is the id of the queue, or of a pipe's first end; a forked
+#: child sees its parent's objects at the same addresses.  0: unknown (a
+#: pipe made before the trace), which pairs with any channel.
+Half = tuple[str, str, float, int, int]
 
 _PROCESS = multiprocessing.process.BaseProcess
 _QUEUES = (multiprocessing.queues.Queue, multiprocessing.queues.SimpleQueue)
@@ -55,6 +58,8 @@ class ProcessTracker:
         self._processes: dict[Any, Participant] = {}
         self._by_key: dict[int, Participant] = {}
         self._known: dict[int, Participant] = {}
+        self._pipes: dict[int, int] = {}
+        self._pipe_ends: list[tuple[Any, Any]] = []
         # Halves kept: each arrow needs two, and memory stays bounded.
         self._cap = 2 * recorder.max_messages
         self._halves: list[Half] = []
@@ -83,19 +88,27 @@ class ProcessTracker:
         self._by_key[child.key] = child
         recorder.emit(Spawn(parent, child, time.monotonic()))
 
-    def half(self, kind: str, value: object) -> None:
+    def pipe_made(self, ends: tuple[Any, Any]) -> None:
+        """``multiprocessing.Pipe()`` returned: both ends are one channel."""
+        channel = id(ends[0])
+        self._pipe_ends.append(ends)  # keep the ids from being reused
+        for end in ends:
+            self._pipes[id(end)] = channel
+
+    def half(self, kind: str, endpoint: object, value: object) -> None:
         """A ``put``/``send`` (kind "send") or ``get``/``recv`` ("recv")."""
         if self._child is not None:
             participant: Participant | None = self._child
         else:
             participant = self._recorder.who()
-            if participant is None and kind == "recv" and self._halves:
-                participant = self._recorder.adopt()
-        if participant is None:
+        if participant is None or len(self._halves) >= self._cap:
             return
-        if len(self._halves) >= self._cap:
-            return
-        half = (kind, self._recorder.label(value), time.monotonic(), participant.key)
+        if isinstance(endpoint, _CONNECTION):
+            channel = self._pipes.get(id(endpoint), 0)
+        else:
+            channel = id(endpoint)
+        label = self._recorder.label(value)
+        half = (kind, label, time.monotonic(), participant.key, channel)
         self._known[participant.key] = participant
         with self._lock:
             self._halves.append(half)
@@ -143,6 +156,7 @@ class ProcessTracker:
 
     def close(self) -> None:
         self._processes.clear()
+        self._pipe_ends.clear()
         if self._folder is not None:
             shutil.rmtree(self._folder, ignore_errors=True)
             self._folder = None
@@ -191,26 +205,28 @@ class ProcessTracker:
 def pair_halves(halves: list[Half], participants: dict[int, Participant]) -> list[Message]:
     """Pair each receive with the earliest earlier send of the same label.
 
-    The send must come from another participant.  The message is placed
-    at the time it was sent.
+    The send must come from another participant, on the same channel (or
+    on an unknown one).  The message is placed at the time it was sent.
 
     Examples
     --------
     >>> a, b = Participant(0, "a", "caller"), Participant(1, "b", "process")
-    >>> halves = [("recv", "'pong'", 4.0, 0), ("send", "'ping'", 1.0, 0),
-    ...           ("recv", "'ping'", 2.0, 1), ("send", "'pong'", 3.0, 1)]
+    >>> halves = [("recv", "'pong'", 4.0, 0, 7), ("send", "'ping'", 1.0, 0, 7),
+    ...           ("recv", "'ping'", 2.0, 1, 7), ("send", "'pong'", 3.0, 1, 7)]
     >>> [(m.sender.name, m.receiver.name, m.label) for m in pair_halves(halves, {0: a, 1: b})]
     [('a', 'b', "'ping'"), ('b', 'a', "'pong'")]
     """
     sends: dict[str, list[Half]] = {}
     messages: list[Message] = []
-    for kind, label, moment, key in sorted(halves, key=lambda h: h[2]):
+    for half in sorted(halves, key=lambda h: h[2]):
+        kind, label, _, key, channel = half
         if kind == "send":
-            sends.setdefault(label, []).append((kind, label, moment, key))
+            sends.setdefault(label, []).append(half)
             continue
         waiting = sends.get(label, [])
-        for index, (_, _, sent, sender) in enumerate(waiting):
-            if sender != key and sender in participants and key in participants:
+        for index, (_, _, sent, sender, sent_on) in enumerate(waiting):
+            same_channel = sent_on == channel or not sent_on or not channel
+            if same_channel and sender != key and sender in participants and key in participants:
                 del waiting[index]
                 messages.append(
                     Message(participants[sender], participants[key], label, "send", sent)
@@ -308,7 +324,7 @@ def _patches() -> None:
     def sender(recorder: Recorder) -> Callable[[Any], Any]:
         def make(original: Any) -> Any:
             def put(self: Any, obj: Any, *args: Any, **kwargs: Any) -> Any:
-                _tracker(recorder).half("send", obj)
+                _tracker(recorder).half("send", self, obj)
                 return original(self, obj, *args, **kwargs)
 
             return put
@@ -319,15 +335,27 @@ def _patches() -> None:
         def make(original: Any) -> Any:
             def get(self: Any, *args: Any, **kwargs: Any) -> Any:
                 value = original(self, *args, **kwargs)
-                _tracker(recorder).half("recv", value)
+                _tracker(recorder).half("recv", self, value)
                 return value
 
             return get
 
         return make
 
+    def pipe(recorder: Recorder) -> Callable[[Any], Any]:
+        def make(original: Any) -> Any:
+            def Pipe(*args: Any, **kwargs: Any) -> Any:  # noqa: N802 - the name it replaces
+                ends = original(*args, **kwargs)
+                _tracker(recorder).pipe_made(ends)
+                return ends
+
+            return Pipe
+
+        return make
+
     patching.EXTRA_PATCHES.extend(
         [
+            (multiprocessing.connection, "Pipe", pipe),
             (_PROCESS, "start", start),
             (_PROCESS, "_bootstrap", bootstrap),
             (_CONNECTION, "send", sender),
@@ -349,10 +377,11 @@ def _monitoring(
 
     # Handlers run two calls below the watched frame (see monitoring.py).
     def sent() -> None:
-        tracker.half("send", getframe(2).f_locals["obj"])
+        local = getframe(2).f_locals
+        tracker.half("send", local["self"], local["obj"])
 
     def received(value: Any) -> None:
-        tracker.half("recv", value)
+        tracker.half("recv", getframe(2).f_locals["self"], value)
 
     def starting() -> None:
         tracker.starting(getframe(2).f_locals["self"])
@@ -371,6 +400,7 @@ def _monitoring(
         ),
         (_CONNECTION.send.__code__, sent, None),
         (_CONNECTION.recv.__code__, None, received),
+        (multiprocessing.connection.Pipe.__code__, None, tracker.pipe_made),
     ]
     for queue_class in _QUEUES:
         hooks.append((queue_class.put.__code__, sent, None))
