@@ -526,22 +526,31 @@ class Supervisor:
 
         Examples
         --------
-        >>> print(Supervisor([Agent(dict)], name="cache").summary())
+        >>> print(Supervisor([Agent(dict), print], name="cache").summary())
         Supervisor 'cache' (one_for_one, stopped)
-          agent  agent  stopped  permanent  restarts=0
+          agent   agent  stopped  permanent  restarts=0
+          worker  print  stopped  permanent  restarts=0
         """
         with self._lock:
             state = "running" if self._running else "stopped"
             if self._exit_reason:
                 state = f"gave up: {self._exit_reason}"
-            lines = [f"Supervisor {self.name!r} ({self.strategy}, {state})"]
-            for c in self._children:
-                alive = "alive" if c.running else "stopped"
-                lines.append(
-                    f"  {c.spec.kind}  {c.spec.name}  {alive}  {c.spec.restart}"
-                    f"  restarts={c.restarts}"
+            rows = [
+                (
+                    c.spec.kind,
+                    c.spec.name,
+                    "alive" if c.running else "stopped",
+                    c.spec.restart,
+                    f"restarts={c.restarts}",
                 )
-            return "\n".join(lines)
+                for c in self._children
+            ]
+        lines = [f"Supervisor {self.name!r} ({self.strategy}, {state})"]
+        widths = [max((len(row[i]) for row in rows), default=0) for i in range(4)]
+        for row in rows:
+            cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=False)]
+            lines.append("  " + "  ".join([*cells, row[4]]))
+        return "\n".join(lines)
 
     def __repr__(self) -> str:
         state = "running" if self._running else "stopped"

@@ -463,8 +463,8 @@ def test_supervisor_displays_its_tree_with_a_text_summary(probe: Probe) -> None:
         data, metadata = sup._repr_mimebundle_()
         assert data["text/plain"] == (
             "Supervisor 'demo' (one_for_one, running)\n"
-            "  worker  w  alive  permanent  restarts=0\n"
-            "  agent  agent  alive  permanent  restarts=0"
+            "  worker  w      alive  permanent  restarts=0\n"
+            "  agent   agent  alive  permanent  restarts=0"
         )
         assert data["text/vnd.mermaid"].startswith(
             'graph TD\n  n0["demo (one_for_one)"]:::root\n'
