@@ -79,7 +79,25 @@ class SequenceTrace:
 
     After the block, :attr:`diagram` is the Mermaid diagram and
     :attr:`events` the recorded events; inside it they show what has been
-    recorded so far.
+    recorded so far.  A ``SequenceTrace`` is used once.
+
+    Parameters
+    ----------
+    message_label, caption, max_messages
+        As for :func:`seq_trace`.
+    target
+        What the default caption says was traced.
+    backend
+        ``"monitoring"`` (``sys.monitoring``, Python 3.12+) or
+        ``"patching"``; None picks the first on 3.12+ and the second on
+        3.11.  Other values raise ``ValueError`` when the block starts.
+
+    Examples
+    --------
+    >>> with SequenceTrace(backend="patching", target="nothing") as trace:
+    ...     pass
+    >>> trace.events, trace.diagram.caption
+    ((), 'Messages exchanged while nothing ran: none were recorded.')
     """
 
     def __init__(
