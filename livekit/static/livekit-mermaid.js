@@ -94,6 +94,23 @@
     nodeTextColor: "#f1f5f9",
   };
 
+  // Mermaid shrinks a wide diagram to the page's width; past a point its
+  // text is unreadable.  Below this scale the diagram keeps a readable size
+  // and its block scrolls sideways instead.
+  var MIN_SCALE = 0.6;
+
+  function keepLegible(el, svg) {
+    var box = svg.viewBox && svg.viewBox.baseVal;
+    var room = el.clientWidth;
+    if (!box || !box.width || !room) return;
+    if (room / box.width < MIN_SCALE) {
+      svg.style.maxWidth = "none";
+      svg.setAttribute("width", String(Math.round(box.width * MIN_SCALE)));
+      svg.removeAttribute("height");
+      el.classList.add("livekit-diagram-wide");
+    }
+  }
+
   var rendering = Promise.resolve();
 
   function run(rerender) {
@@ -132,6 +149,7 @@
           var figure = el.closest("figure");
           var caption = figure && figure.querySelector("figcaption, .caption-text");
           if (caption) svg.setAttribute("aria-label", caption.textContent.trim());
+          keepLegible(el, svg);
         }
         addToolbar(el, el.getAttribute("data-livekit-index"));
       });
