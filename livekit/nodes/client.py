@@ -448,6 +448,15 @@ class SpawnHandle:
     Its prints appear in the caller's output as they happen. Wait for it
     with :meth:`join` (like :class:`threading.Thread`), or for its return
     value with :meth:`result`.
+
+    Examples
+    --------
+    >>> import livekit
+    >>> handle = livekit.spawn(livekit.node(), lambda: sum(range(10)))
+    >>> handle.result(timeout=10), handle.is_alive()
+    (45, False)
+    >>> handle.name.startswith("livekit-spawn-")
+    True
     """
 
     def __init__(self, node: str, name: str) -> None:
