@@ -104,7 +104,28 @@ def test_start_node_under_another_name_while_running_is_refused() -> None:
     me = livekit.start_node("alpha")
     with pytest.raises(livekit.NodeError) as caught:
         livekit.start_node("beta")
-    assert str(caught.value) == f"this interpreter is already node {me}; stop_node() first"
+    assert str(caught.value) == (
+        f"this interpreter is already node {me}; "
+        "stop_node() first to change its name, cookie, host or port"
+    )
+    with pytest.raises(livekit.NodeError, match="to change its name, cookie, host or port"):
+        livekit.start_node("alpha", port=4370)
+
+
+def test_a_node_that_fails_to_start_leaves_nothing_bound_or_registered(
+    monkeypatch: pytest.MonkeyPatch, livekit_home: Path
+) -> None:
+    from livekit.supervisor import Supervisor
+
+    def refuse(self: Supervisor, spec: object) -> str:
+        raise RuntimeError("supervisor gave up")
+
+    monkeypatch.setattr(Supervisor, "start_child", refuse)
+    with pytest.raises(RuntimeError, match="supervisor gave up"):
+        livekit.start_node("alpha")
+    assert registry.lookup("alpha") is None
+    assert list((livekit_home / "nodes").iterdir()) == []  # no entry, no socket file
+    assert local._running is None
 
 
 @pytest.mark.parametrize(

@@ -106,9 +106,13 @@ def start_node(
         raise ValueError(f"expected a port between 0 and 65535, got {port!r}")
     with _lock:
         if _running is not None:
-            if name in (None, _running.entry.name):
+            options = (cookie, host, port) != (None, "127.0.0.1", 0)
+            if name in (None, _running.entry.name) and not options:
                 return _running.name
-            raise NodeError(f"this interpreter is already node {_running.name}; stop_node() first")
+            raise NodeError(
+                f"this interpreter is already node {_running.name}; "
+                "stop_node() first to change its name, cookie, host or port"
+            )
         if cookie is not None:
             _cookie.set_cookie(cookie)
         else:
@@ -120,13 +124,17 @@ def start_node(
         server = NodeServer(
             full, cookie=_cookie.get_cookie, host=host, port=port, unix_path=str(unix_path)
         )
+        entry = None
         try:
             entry = registry.register(short, *server.address, path=server.unix_path or "")
+            spec = child(lambda: server.serve(stopping()), name=CHILD_NAME, restart="permanent")
+            _running = _Running(full, server, entry, app_supervisor().start_child(spec))
         except BaseException:
+            # Undo in reverse: nothing may stay bound or registered for a node that never ran.
             server.close()
+            if entry is not None:
+                registry.unregister(entry)
             raise
-        spec = child(lambda: server.serve(stopping()), name=CHILD_NAME, restart="permanent")
-        _running = _Running(full, server, entry, app_supervisor().start_child(spec))
         if not _atexit_registered:
             atexit.register(stop_node)
             _atexit_registered = True
