@@ -21,7 +21,7 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -190,7 +190,7 @@ def create_app(
     token: str,
     port: int,
     allow_any_host: bool = False,
-    session_factory: SessionFactory | None = None,
+    session_factory: Callable[[Path, Callable[[dict[str, Any]], None]], Session] | None = None,
     max_sessions: int = 8,
     outbox_limit: int = 256,
 ) -> ASGIApp:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
+import os
 import signal
 import subprocess
 import sys
@@ -64,11 +66,15 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument(
         "--no-browser", dest="browser", action="store_false", help="do not open a browser"
     )
-    parser.set_defaults(handler=run)
+    parser.set_defaults(handler=functools.partial(run, exit_now=True))
 
 
-def run(args: argparse.Namespace) -> int:
-    """Build (if asked), then serve until Ctrl-C or SIGTERM."""
+def run(args: argparse.Namespace, *, exit_now: bool = False) -> int:
+    """Build (if asked), then serve until Ctrl-C or SIGTERM.
+
+    With ``exit_now`` (the ``livekit`` command), the process ends as soon as
+    everything is stopped, without the interpreter's teardown.
+    """
     try:
         from livekit.kernel.server import BookServer
     except ImportError as error:
@@ -115,6 +121,12 @@ def run(args: argparse.Namespace) -> int:
     finally:
         signal.signal(signal.SIGTERM, previous)
     print("livekit serve: stopped", flush=True)
+    if exit_now:
+        # Every thread, socket and kernel the server started is stopped. The
+        # interpreter's own teardown (pyzmq, tornado, uvicorn modules) adds up
+        # to a second before the shell prompt returns, and nothing to undo.
+        sys.stderr.flush()
+        os._exit(0)
     return 0
 
 

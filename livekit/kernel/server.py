@@ -14,13 +14,15 @@ import asyncio
 import socket
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import uvicorn
 
 from livekit.kernel import _security
 from livekit.kernel.app import create_app
-from livekit.kernel.session import SessionFactory
+from livekit.kernel.session import Session
 
 #: Seconds that open connections get to close when the server stops; the
 #: kernels are killed after that, so everything is gone well within 2 s.
@@ -61,7 +63,7 @@ class BookServer:
         host: str = "127.0.0.1",
         port: int = 8765,
         token: str | None = None,
-        session_factory: SessionFactory | None = None,
+        session_factory: Callable[[Path, Callable[[dict[str, Any]], None]], Session] | None = None,
     ) -> None:
         self.host = host
         self.token = token or _security.new_token()
@@ -90,7 +92,7 @@ class BookServer:
 
     @property
     def url(self) -> str:
-        """The address to open: it carries the token, once."""
+        """Return the address to open; it carries the token, once."""
         name = "127.0.0.1" if _security.is_loopback_name(self.host) else self.host
         if ":" in name:
             name = f"[{name}]"

@@ -5,7 +5,7 @@ ipykernel, the same pair the book build uses.  That brings interrupt,
 restart and rich outputs with no new code, and widgets work as they do in
 Jupyter: their comm messages are relayed to the page as they are.  The
 session only turns the kernel's messages into small JSON events for the
-page (see :data:`EVENTS`) and runs cells one after another.
+page (see :data:`livekit.kernel.session.EVENTS`) and runs cells one after another.
 """
 
 from __future__ import annotations
@@ -47,7 +47,10 @@ _REMEMBERED = 1024
 
 
 class Session(Protocol):
-    """What the server needs from a page session (a fake one in tests)."""
+    """What the server needs from a page session.
+
+    :class:`KernelSession` is the real one; tests pass fakes.
+    """
 
     ran: set[int]
 
@@ -75,7 +78,7 @@ class KernelSession:
     cwd
         The folder the kernel runs in: the page's folder, as in the build.
     emit
-        Called with each event for the page (see :data:`EVENTS`).
+        Called with each event for the page (see :data:`livekit.kernel.session.EVENTS`).
     kernel_name
         The Jupyter kernel spec to start.
     startup_timeout
@@ -91,7 +94,7 @@ class KernelSession:
     def __init__(
         self,
         cwd: Path,
-        emit: Emit,
+        emit: Callable[[dict[str, Any]], None],
         *,
         kernel_name: str = "python3",
         startup_timeout: float = 60.0,

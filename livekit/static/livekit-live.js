@@ -215,6 +215,16 @@
     }
   }
 
+  // Round trip to the server and back, in ms (the benchmark's baseline).
+  var pongs = [];
+  live.ping = function () {
+    var started = performance.now();
+    return new Promise(function (resolve) {
+      pongs.push(function () { resolve(performance.now() - started); });
+      send({ op: "ping" });
+    });
+  };
+
   function runCell(index) {
     send(index === null ? { op: "run" } : { op: "run", cell: index });
   }
@@ -250,6 +260,10 @@
         var closing = live.models.get(message.comm_id);
         if (closing) closing._close();
         live.models.delete(message.comm_id);
+        break;
+      case "pong":
+        var resolve = pongs.shift();
+        if (resolve) resolve();
         break;
       case "dropped":
         live.stats.dropped += message.count;
@@ -465,6 +479,7 @@
     var stats = live.stats;
     stats.pushes += 1;
     stats.points += rows.length;
+    if (rows.length) stats.newest = rows[rows.length - 1];
     var newest = 0;
     rows.forEach(function (row) { if (typeof row.t_ms === "number" && row.t_ms > newest) newest = row.t_ms; });
     if (newest) {

@@ -1,0 +1,311 @@
+"""livekit serve end to end: push() to the browser, points a page takes, memory, stop.
+
+Runs ``livekit serve`` as a child process over a small book built for the
+benchmark (one page: a live chart and two producers), and drives chromium
+with Playwright.  Every row is a ratio against a baseline taken in the same
+run:
+
+* **push() to browser**: median time from ``plot.push()`` in the page's
+  kernel (each point carries ``time.time()``) to its arrival in the page,
+  with a listener pushing every 50 ms.  Baseline: half the round trip of a
+  ``ping`` between the same page and server (the WebSocket alone).
+* **points a page takes, window 1,000**: a thread in the kernel pushes
+  10,000 points a second into a window of 1,000; the page counts the rows it
+  receives.  livekit: seconds per point received; baseline: seconds per
+  point pushed.  1.0 means the page got every point.
+* **server memory**: RSS of the ``livekit serve`` process (not the kernel)
+  after ``LIVEKIT_BENCH_MINUTES`` minutes of streaming (default 3: the
+  issue's 10 minutes, scaled down to fit a run) against after 1 minute.
+  The two fields hold bytes, not seconds; the ratio is what counts.
+* **stop**: seconds from SIGTERM to exit with a live page and its kernel,
+  against the same server with no live page.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from run import row, table
+
+ROOT = Path(__file__).resolve().parent.parent
+MINUTES = float(os.environ.get("LIVEKIT_BENCH_MINUTES", "3"))
+RATE = 10_000
+
+FRONT = """---
+file_format: mystnb
+kernelspec:
+  name: python3
+  display_name: Python 3
+---
+"""
+
+CHART = """
+```{code-cell} ipython3
+import contextlib
+import os
+import threading
+import time
+import urllib.error
+import urllib.request
+
+import altair as alt
+
+import livekit
+
+SERVED = bool(os.environ.get("LIVEKIT_SERVE"))
+plot = livekit.VegaLite(
+    alt.Chart(title="Benchmark points")
+    .mark_line()
+    .encode(x=alt.X("i:Q", title="Point"), y=alt.Y("v:Q", title="Value (units)"))
+)
+plot
+```
+"""
+
+#: A listener pushing a point every 50 ms (when served).
+STREAM = (
+    FRONT
+    + "# Stream\n"
+    + CHART
+    + """
+```{code-cell} ipython3
+def sample(i):
+    plot.push({"i": i, "v": i % 7, "t_ms": time.time() * 1000}, window=1000)
+
+
+listener = livekit.listen(0.05, sample) if SERVED else None
+```
+"""
+)
+
+#: A thread pushing RATE points a second for 10 s (when served).
+FLOOD = (
+    FRONT
+    + "# Flood\n"
+    + CHART
+    + f"""
+```{{code-cell}} ipython3
+def flood(seconds, rate):
+    # Batches of rate/100 points every 10 ms.
+    start = time.perf_counter()
+    n = 0
+    while time.perf_counter() - start < seconds:
+        for _ in range(rate // 100):
+            plot.push({{"i": n, "v": n % 7, "t_ms": time.time() * 1000}}, window=1000)
+            n += 1
+        time.sleep(max(0.0, start + n / rate - time.perf_counter()))
+
+
+if SERVED:
+    threading.Thread(target=flood, args=(10, {RATE})).start()
+```
+"""
+)
+
+
+def build(folder: Path) -> tuple[Path, Path]:
+    source = folder / "src"
+    source.mkdir()
+    (source / "index.md").write_text("# Bench\n\n```{toctree}\nstream\nflood\n```\n")
+    (source / "stream.md").write_text(STREAM)
+    (source / "flood.md").write_text(FLOOD)
+    out = folder / "html"
+    env = {**os.environ, "LIVEKIT_NB_EXECUTION": "force", "PYTHONWARNINGS": "ignore"}
+    command = [
+        sys.executable,
+        "-m",
+        "sphinx",
+        "-q",
+        "-c",
+        str(ROOT / "conf"),
+        str(source),
+        str(out),
+    ]
+    subprocess.run(command, check=True, env=env, capture_output=True)  # noqa: S603
+    return source, out
+
+
+def serve(out: Path, source: Path) -> tuple[subprocess.Popen[str], str]:
+    process = subprocess.Popen(  # noqa: S603 - our own interpreter
+        [
+            sys.executable,
+            "-m",
+            "livekit",
+            "serve",
+            str(out),
+            "--source",
+            str(source),
+            "--port",
+            "0",
+            "--no-browser",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    assert process.stdout is not None
+    for line in process.stdout:
+        if "?token=" in line:
+            url = line.strip()
+            # Listening: any answer (403 without the cookie) will do.
+            with contextlib.suppress(urllib.error.HTTPError):
+                urllib.request.urlopen(url.split("?")[0], timeout=30).close()  # noqa: S310
+            return process, url
+    raise RuntimeError("livekit serve printed no address")
+
+
+def stop(process: subprocess.Popen[str]) -> float:
+    start = time.perf_counter()
+    process.send_signal(signal.SIGTERM)
+    process.communicate(timeout=30)
+    return time.perf_counter() - start
+
+
+def open_page(browser: Any, url: str, name: str) -> Any:
+    """Open a page of the served book and run it live."""
+    page = browser.new_page()
+    page.goto(url.replace("/?", f"/{name}.html?"))
+    page.wait_for_selector(".livekit-live-bar")
+    page.evaluate("window.livekitLive.ping()")  # the socket is open
+    page.click(".livekit-live-run")
+    return page
+
+
+def main() -> list[dict[str, Any]]:
+    from playwright.sync_api import sync_playwright
+
+    rows = []
+    folder = Path(tempfile.mkdtemp(prefix="livekit-bench-kernel-"))
+    try:
+        source, out = build(folder)
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(
+                executable_path=shutil.which("chromium"),
+                args=[
+                    "--no-sandbox",
+                    "--disable-gpu",
+                    "--disable-quic",
+                    "--no-first-run",
+                    "--disable-background-networking",
+                    "--disable-component-update",
+                    "--disable-sync",
+                ],
+            )
+            try:
+                rows += _latency_and_rate(browser, out, source)
+                rows += _memory(browser, out, source)
+                rows += _stop(browser, out, source)
+            finally:
+                browser.close()
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    return rows
+
+
+def _latency_and_rate(browser: Any, out: Path, source: Path) -> list[dict[str, Any]]:
+    process, url = serve(out, source)
+    try:
+        page = open_page(browser, url, "stream")
+        page.wait_for_function("window.livekitLive.stats.latencies.length > 20", timeout=120_000)
+        trips = [page.evaluate("window.livekitLive.ping()") / 1000 for _ in range(50)]
+        one_way = statistics.median(trips) / 2
+        page.evaluate("window.livekitLive.stats.latencies.length = 0")
+        time.sleep(10)
+        latencies = sorted(x / 1000 for x in page.evaluate("window.livekitLive.stats.latencies"))
+        page.close()
+        # The flood: RATE points a second for 10 s, from a thread of the kernel.
+        page = open_page(browser, url, "flood")
+        page.wait_for_function("window.livekitLive.stats.points > 0", timeout=120_000)
+        time.sleep(12)
+        received = page.evaluate("window.livekitLive.stats.points")
+        pushed = page.evaluate("window.livekitLive.stats.newest.i") + 1
+        dropped = page.evaluate("window.livekitLive.stats.dropped")
+        page.close()
+    finally:
+        stop(process)
+    median = statistics.median(latencies)
+    p95 = latencies[int(len(latencies) * 0.95)]
+    return [
+        row(
+            "serve: push() to browser, median (listener every 50 ms)",
+            median,
+            one_way,
+            None,
+            f"p95 {p95 * 1e3:.0f} ms over {len(latencies)} points; the issue's bound is 2 s",
+        ),
+        row(
+            f"serve: seconds per point a page takes, window 1,000 ({RATE:,}/s pushed)",
+            10 / max(received, 1),
+            10 / pushed,
+            1.1,
+            f"{received:,} of {pushed:,} points pushed in 10 s reached the page; "
+            f"the server dropped {dropped} messages",
+        ),
+    ]
+
+
+def _memory(browser: Any, out: Path, source: Path) -> list[dict[str, Any]]:
+    process, url = serve(out, source)
+    try:
+        page = open_page(browser, url, "stream")
+        page.wait_for_function("window.livekitLive.stats.points > 10", timeout=120_000)
+        server = psutil.Process(process.pid)
+        time.sleep(60)
+        first = server.memory_info().rss
+        time.sleep(60 * (MINUTES - 1))
+        last = server.memory_info().rss
+        points = page.evaluate("window.livekitLive.stats.points")
+        page.close()
+    finally:
+        stop(process)
+    return [
+        row(
+            f"serve: server RSS after {MINUTES:g} min of streaming / after 1 min (bytes)",
+            last,
+            first,
+            1.1,
+            f"{first / 1e6:.1f} MB then {last / 1e6:.1f} MB; {points:,} points reached the page; "
+            f"10 min scaled down to {MINUTES:g}",
+        )
+    ]
+
+
+def _stop(browser: Any, out: Path, source: Path) -> list[dict[str, Any]]:
+    process, url = serve(out, source)
+    page = open_page(browser, url, "stream")
+    page.wait_for_function("window.livekitLive.stats.points > 0", timeout=120_000)
+    live = stop(process)
+    page.close()
+    process, url = serve(out, source)
+    idle = stop(process)
+    return [
+        row(
+            "serve: SIGTERM to exit, with a live page and its kernel",
+            live,
+            idle,
+            None,
+            f"{live:.2f} s with a kernel, {idle:.2f} s without; the issue's bound is 2 s",
+        )
+    ]
+
+
+if __name__ == "__main__":
+    text, ok = table(main())
+    print(text)
+    sys.exit(0 if ok else 1)
