@@ -313,6 +313,9 @@ def page(browser: Any, lab: Lab, shots: Path) -> Iterator[tuple[Any, Watched]]:
     _write_notebook(lab.root)
     page = browser.new_page()
     page.set_viewport_size({"width": 1200, "height": 1400})
+    # An OS in dark mode, JupyterLab in its default light theme: charts must
+    # follow JupyterLab, not the OS.
+    page.emulate_media(color_scheme="dark")
     watched = Watched()
     page.on("request", lambda request: watched.requests.append(request.url))
     page.on("websocket", lambda socket: watched.requests.append(socket.url))
@@ -358,6 +361,10 @@ svg => {
     .map(t => t.textContent);
 }
 """
+
+#: A chart's background colour, and vega's light one (its dark one is #333).
+BACKGROUND = "svg => getComputedStyle(svg).backgroundColor"
+LIGHT = "rgb(255, 255, 255)"
 
 #: Counts the live chart's points every frame, and notices a new SVG.
 WATCH = """
@@ -426,6 +433,7 @@ def _check_static_outputs(page: Any) -> None:
     chart.locator(".mark-rect.role-mark path").first.wait_for(timeout=20_000)
     assert chart.locator(".mark-rect.role-mark path").count() == 6
     assert chart.evaluate(CLIPPED) == []
+    assert chart.evaluate(BACKGROUND) == LIGHT
 
 
 def _run_all_but_the_listener(tab: Any) -> None:
@@ -441,7 +449,9 @@ def _check_first_points(tab: Any, shots: Path) -> None:
     _wait_for_tick(tab, FIRST - 1)
     tab.locator(IDLE).wait_for()
     assert _ticks(tab) == list(range(FIRST))
-    assert _cell(tab, 3).locator(".livekit-widget svg.marks").evaluate(CLIPPED) == []
+    widget = _cell(tab, 3).locator(".livekit-widget svg.marks")
+    assert widget.evaluate(CLIPPED) == []
+    assert widget.evaluate(BACKGROUND) == LIGHT
     tab.screenshot(path=shots / "1-first-points.png", full_page=True)
 
 

@@ -12,6 +12,9 @@
     var theme = document.documentElement.getAttribute("data-theme");
     if (theme === "dark") return true;
     if (theme === "light") return false;
+    // JupyterLab says which theme it shows on <body>, whatever the OS prefers.
+    var jupyter = document.body && document.body.getAttribute("data-jp-theme-light");
+    if (jupyter) return jupyter === "false";
     return !!(window.matchMedia && window.matchMedia("(prefers-color-scheme: dark)").matches);
   }
 
@@ -65,6 +68,9 @@
   function start() {
     run(false);
     new MutationObserver(onThemeChange).observe(document.documentElement, { attributes: true, attributeFilter: ["data-theme"] });
+    if (document.body) {
+      new MutationObserver(onThemeChange).observe(document.body, { attributes: true, attributeFilter: ["data-jp-theme-light"] });
+    }
     if (window.matchMedia) {
       var query = window.matchMedia("(prefers-color-scheme: dark)");
       if (query.addEventListener) query.addEventListener("change", onThemeChange);
