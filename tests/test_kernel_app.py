@@ -363,6 +363,26 @@ def test_an_input_change_runs_again_the_cells_that_read_it(client: Any, log: lis
     ]
 
 
+def test_typing_in_a_livekit_input_runs_again_the_cells_that_read_it(
+    client: Any, log: list[Any]
+) -> None:
+    with client.websocket_connect(f"ws://127.0.0.1:{PORT}/_livekit/live?page=live") as ws:
+        ws.send_text(json.dumps({"op": "run"}))
+        receive_until(ws, "cell_done")
+        typed = {"method": "custom", "content": {"type": "input", "value": "you"}}
+        ack = {"method": "custom", "content": {"type": "ack", "seq": 1}}
+        ws.send_text(json.dumps({"op": "comm", "comm_id": "comm-1", "data": typed}))
+        ws.send_text(json.dumps({"op": "comm", "comm_id": "comm-1", "data": ack}))
+        ws.send_text(json.dumps({"op": "ping"}))
+        receive_until(ws, "pong")
+    assert log[2:] == [
+        ("comm", "comm-1", typed),
+        ("run", [1, 4]),
+        ("comm", "comm-1", ack),
+        ("close",),
+    ]
+
+
 def test_restart_and_interrupt_reach_the_session(client: Any, log: list[Any]) -> None:
     with client.websocket_connect(f"ws://127.0.0.1:{PORT}/_livekit/live?page=live") as ws:
         ws.send_text(json.dumps({"op": "interrupt"}))  # not live yet: nothing to interrupt
