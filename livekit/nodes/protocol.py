@@ -28,8 +28,6 @@ import traceback
 from multiprocessing.connection import Connection, answer_challenge, deliver_challenge
 from typing import Any
 
-import cloudpickle
-
 #: Seconds a peer gets to complete the cookie handshake before it is dropped.
 HANDSHAKE_TIMEOUT = 5.0
 
@@ -121,8 +119,16 @@ def dumps(message: tuple[Any, ...]) -> bytes:
     except Exception:
         data = None
     if data is None or b"__main__" in data:
-        data = cloudpickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+        data = _cloudpickle().dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
     return data
+
+
+def _cloudpickle() -> Any:
+    # Imported on first need: it adds ~13 ms to `import livekit`, and most
+    # messages never need it.
+    import cloudpickle
+
+    return cloudpickle
 
 
 def reply_ok(value: Any) -> bytes:
