@@ -36,6 +36,13 @@ templates_path: list[str] = []
 html_static_path: list[str] = []
 
 # -- Execution -----------------------------------------------------------------
+# The pages make this build a livekit node and read its cookie. Give the
+# kernels their own livekit home, so the build never prints or touches the
+# cookie in the builder's ~/.livekit (kernels inherit this environment).
+_home = Path(__file__).resolve().parent.parent / "build" / ".livekit-home"
+_home.mkdir(mode=0o700, parents=True, exist_ok=True)
+os.environ.setdefault("LIVEKIT_HOME", str(_home))
+
 # "cache" (jupyter-cache) makes a local rebuild with nothing changed quick;
 # tox and CI set LIVEKIT_NB_EXECUTION=force, because the cache keys on the
 # page's code only and cannot see a change to livekit itself.
