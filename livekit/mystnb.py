@@ -37,7 +37,12 @@ VEGALITE_MIME_TYPES = (VEGALITE_V6, VEGALITE_V5)
 #: Set on the HTML element that holds a chart, for the page's script to find.
 CHART_CLASS = "livekit-vega"
 
+#: Whether vega went out in the current cell run (:func:`_library_due`).
 _library_sent = False
+_library_run: object = None
+
+#: The global each vendored script defines, so a page runs each one once.
+_GLOBALS = {_assets.VEGA: "vega", _assets.VEGA_LITE: "vegaLite", _assets.VEGA_EMBED: "vegaEmbed"}
 
 
 class MermaidRenderPlugin:
@@ -142,7 +147,8 @@ def vegalite_bundle(spec: dict[str, Any]) -> dict[str, Any]:
     The bundle holds the spec under its versioned MIME type (what the book
     draws) and a short ``text/plain``.  In Jupyter and VS Code, which draw
     Vega-Lite MIME only up to v5, it also holds ``text/html`` that draws the
-    chart offline with the vendored vega (inlined once per process).
+    chart offline with the vendored vega, inlined in the first chart of each
+    cell run (a page that has vega already skips running it again).
 
     Examples
     --------
@@ -150,7 +156,6 @@ def vegalite_bundle(spec: dict[str, Any]) -> dict[str, Any]:
     >>> sorted(bundle)
     ['application/vnd.vegalite.v6+json', 'text/plain']
     """
-    global _library_sent  # noqa: PLW0603 - the library goes out once per process
     mime = VEGALITE_V5 if "/v5" in str(spec.get("$schema", "")) else VEGALITE_V6
     caption = chart_caption(spec)
     bundle: dict[str, Any] = {
@@ -159,14 +164,36 @@ def vegalite_bundle(spec: dict[str, Any]) -> dict[str, Any]:
     }
     if _display.host() in {"jupyter", "vscode"}:
         scripts = ""
-        if not _library_sent:
+        if _library_due():
             scripts = "\n".join(
-                _assets.inline_script(_assets.read(a), hide_amd=True) for a in _assets.VEGA_STACK
+                _assets.inline_script(
+                    f"if (window.{_GLOBALS[a]}) return;\n{_assets.read(a)}", hide_amd=True
+                )
+                for a in _assets.VEGA_STACK
             )
-            _library_sent = True
         boot = _assets.inline_script(_assets.read(_assets.VEGA_BOOT))
         bundle["text/html"] = f"{chart_html(spec, caption)}\n{scripts}\n{boot}"
     return bundle
+
+
+def _library_due() -> bool:
+    """Return True if this chart's output must carry vega itself.
+
+    Once per cell run, not once per kernel: a saved notebook is drawn again
+    from its outputs alone when it is reopened or the page reloads, and the
+    output that carried vega may be gone by then (its cell run again, or
+    cleared), leaving every other chart blank.  That was seen in a real
+    JupyterLab (tests/test_jupyterlab.py).  The cost is one copy (0.8 MB)
+    per cell that draws a chart.
+    """
+    global _library_sent, _library_run  # noqa: PLW0603 - per cell run, on purpose
+    shell = _display._ipython()
+    run = getattr(shell, "execution_count", None)
+    if run != _library_run:
+        _library_run, _library_sent = run, False
+    due = not _library_sent
+    _library_sent = True
+    return due
 
 
 def altair_renderer(spec: dict[str, Any], **metadata: Any) -> dict[str, Any]:

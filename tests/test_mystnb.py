@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import types
 from pathlib import Path
 from typing import Any
 
@@ -116,3 +117,24 @@ def test_jupyter_gets_offline_html_with_vega_inlined_once(monkeypatch: pytest.Mo
 def test_a_v5_schema_keeps_the_v5_mime_type() -> None:
     bundle = mystnb.vegalite_bundle({"$schema": "https://vega.github.io/schema/vega-lite/v5.json"})
     assert "application/vnd.vegalite.v5+json" in bundle
+
+
+def test_jupyter_gets_vega_again_in_each_cell_run_and_a_page_runs_it_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A reloaded notebook draws from saved outputs only: each cell run's
+    # first chart must carry vega, or re-running the cell that had it
+    # leaves every other chart blank (seen in tests/test_jupyterlab.py).
+    shell = types.SimpleNamespace(execution_count=7)
+    monkeypatch.setattr(mystnb._display, "host", lambda: "jupyter")
+    monkeypatch.setattr(mystnb._display, "_ipython", lambda: shell)
+    spec = {"$schema": "https://vega.github.io/schema/vega-lite/v6.json", "mark": "point"}
+    carries_vega = []
+    for run in (7, 7, 8, 8, 9):
+        shell.execution_count = run
+        html = mystnb.vegalite_bundle(spec)["text/html"]
+        carries_vega.append(len(html) > 500_000)
+    assert carries_vega == [True, False, True, False, True]
+    # A page that has vega already (an earlier output) skips each script.
+    guards = re.findall(r"if \(window\.(\w+)\) return;", html)
+    assert guards == ["vega", "vegaLite", "vegaEmbed"]
