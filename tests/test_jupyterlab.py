@@ -473,7 +473,13 @@ def _run_the_listener(tab: Any, shots: Path) -> dict[str, Any]:
 
 
 def _check_reload(tab: Any, shots: Path) -> None:
-    # A reloaded page draws everything again; the widget asks for its state.
+    # Run the Altair chart's cell again (a new output replaces the first
+    # one), then save and reload: the page draws everything again from the
+    # saved outputs, and the widget asks the kernel for its state.
+    _cell(tab, 2).locator(".jp-InputPrompt").click()
+    tab.keyboard.press("Shift+Enter")
+    tab.locator(IDLE).wait_for()
+    _check_static_outputs(tab)
     tab.keyboard.press("Escape")
     tab.keyboard.press("Control+s")
     tab.locator(".jp-mod-dirty").wait_for(state="detached")
@@ -483,6 +489,7 @@ def _check_reload(tab: Any, shots: Path) -> None:
     _cell(tab, 3).scroll_into_view_if_needed()
     _wait_for_tick(tab, FIRST + MORE - 1)
     assert _ticks(tab) == list(range(FIRST + MORE - WINDOW, FIRST + MORE))
+    assert _cell(tab, 3).locator(".livekit-widget svg.marks").evaluate(CLIPPED) == []
     tab.screenshot(path=shots / "3-reloaded.png", full_page=True)
 
 
