@@ -11,9 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-pytest.importorskip("starlette", reason="the serve extra is not installed")
-
 from starlette.testclient import TestClient, WebSocketDenialResponse
 
 from livekit.kernel.app import cookie_name, create_app

@@ -22,8 +22,6 @@ from typing import Any
 import psutil
 import pytest
 
-pytest.importorskip("uvicorn", reason="the serve extra is not installed")
-
 from livekit.kernel.app import cookie_name
 from livekit.kernel.book import Cell
 from livekit.kernel.server import BookServer
