@@ -41,6 +41,18 @@ _OUTPUT_TYPES = frozenset(
     {"stream", "display_data", "execute_result", "error", "update_display_data"}
 )
 
+#: Run in each kernel before the page's cells: charts draw offline, with
+#: livekit's Altair renderer as in the book (Altair's default loads vega
+#: from a CDN), while widgets stay live (this is not the book).
+_BOOTSTRAP = """
+try:
+    import altair
+
+    altair.renderers.enable("livekit")
+except Exception:
+    pass
+"""
+
 #: How many finished executions keep their cell number, for late outputs of
 #: threads a cell started (a listener's prints).
 _REMEMBERED = 1024
@@ -143,6 +155,8 @@ class KernelSession:
         self._kc = self._km.client()
         self._kc.start_channels()
         await self._kc.wait_for_ready(timeout=self._startup_timeout)
+        # livekit's own start-up code, not the page's: silent, no outputs.
+        self._kc.execute(_BOOTSTRAP, silent=True, store_history=False)
         self._dead.clear()
         self._emit({"type": "status", "state": "idle"})
 

@@ -400,7 +400,15 @@
     }
     if (data["text/html"] !== undefined) {
       var html = el("div", "livekit-live-html");
-      html.innerHTML = data["text/html"]; // the book's own cells made it, as at build time
+      html.innerHTML = data["text/html"];
+      // The book's own cells made it, so its scripts run, as Jupyter runs
+      // them in a trusted notebook (innerHTML alone would not).
+      html.querySelectorAll("script").forEach(function (old) {
+        var script = document.createElement("script");
+        Array.prototype.forEach.call(old.attributes, function (a) { script.setAttribute(a.name, a.value); });
+        script.textContent = old.textContent;
+        old.replaceWith(script);
+      });
       box.appendChild(html);
     } else if (data["image/svg+xml"] !== undefined) {
       var svg = el("div");
