@@ -41,6 +41,15 @@ other = 1
 greeting = "hello " + name
 print(greeting)
 ```
+
+```{code-cell} ipython3
+:tags: [skip-live]
+stop_everything()
+```
+
+```{code-cell} ipython3
+print("last")
+```
 """
 
 
@@ -264,8 +273,8 @@ def test_every_answer_forbids_framing_and_referrers(client: Any) -> None:
 
 
 def test_pages_lists_the_code_cells_of_a_page(client: Any) -> None:
-    assert client.get("/_livekit/pages/live").json() == {"page": "live", "cells": [1, 3, 4]}
-    assert client.get("/_livekit/pages/howto/deep").json()["cells"] == [1, 3, 4]
+    assert client.get("/_livekit/pages/live").json() == {"page": "live", "cells": [1, 3, 4, 5, 6]}
+    assert client.get("/_livekit/pages/howto/deep").json()["cells"] == [1, 3, 4, 5, 6]
 
 
 @pytest.mark.parametrize("page", ["nothing", "plain", "../secret", "..%2Fsecret", "live.md", ""])
@@ -293,7 +302,7 @@ def test_the_socket_says_hello_with_the_page_cells(client: Any) -> None:
         assert json.loads(ws.receive_text()) == {
             "type": "hello",
             "page": "live",
-            "cells": [1, 3, 4],
+            "cells": [1, 3, 4, 5, 6],
         }
 
 
@@ -325,11 +334,22 @@ def test_running_a_cell_runs_the_cells_before_it_first(client: Any, log: list[An
     assert log == [("start", "docs"), ("run", [1, 3, 4]), ("run", [4]), ("close",)]
 
 
-def test_running_without_a_cell_runs_the_whole_page(client: Any, log: list[Any]) -> None:
+def test_running_without_a_cell_runs_the_whole_page_but_cells_tagged_skip_live(
+    client: Any, log: list[Any]
+) -> None:
     with client.websocket_connect(f"ws://127.0.0.1:{PORT}/_livekit/live?page=live") as ws:
         ws.send_text(json.dumps({"op": "run"}))
         receive_until(ws, "cell_done")
-    assert log[1] == ("run", [1, 3, 4])
+    assert log[1] == ("run", [1, 3, 4, 6])
+
+
+def test_a_cell_tagged_skip_live_runs_only_when_named(client: Any, log: list[Any]) -> None:
+    with client.websocket_connect(f"ws://127.0.0.1:{PORT}/_livekit/live?page=live") as ws:
+        ws.send_text(json.dumps({"op": "run", "cell": 6}))
+        ws.send_text(json.dumps({"op": "run", "cell": 5}))
+        ws.send_text(json.dumps({"op": "ping"}))
+        receive_until(ws, "pong")
+    assert log[1:3] == [("run", [1, 3, 4, 6]), ("run", [5])]
 
 
 def test_the_session_of_a_page_in_a_subfolder_runs_in_that_folder(

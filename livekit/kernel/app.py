@@ -50,6 +50,10 @@ OPERATIONS = {
     "ping": "answered with ``pong``, once everything sent before it has been handled",
 }
 
+#: The cell tag that keeps a cell out of "Run live" and out of the cells run
+#: before another: it runs only from its own Run button.
+SKIP_LIVE = "skip-live"
+
 #: Largest message a page may send, in characters.
 MAX_MESSAGE = 64 * 1024
 
@@ -388,15 +392,18 @@ class _Connection:
 
     async def _op_run(self, request: dict[str, Any]) -> None:
         cells = self.book.cells(self.page)
+        # A cell tagged skip-live (one that stops a listener, say) runs only
+        # when the reader asks for it by name.
+        implicit = [c for c in cells if SKIP_LIVE not in c.tags]
         index = request.get("cell")
         if index is None:
-            target = cells
+            target = implicit
         else:
             if not isinstance(index, int) or isinstance(index, bool):
                 raise ValueError(f"expected cell to be an integer, got {index!r}")
             cell = self.book.cell(self.page, index)
             session = await self._session()
-            before = [c for c in cells if c.index < cell.index and c.index not in session.ran]
+            before = [c for c in implicit if c.index < cell.index and c.index not in session.ran]
             target = [*before, cell]
         (await self._session()).run(target)
 
