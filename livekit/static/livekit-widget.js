@@ -82,6 +82,10 @@ function render({ model, el }) {
   el.appendChild(root);
 
   let view = null;
+  let target = null;
+  // What a redraw in another theme needs: the spec, its datasets' names,
+  // and the theme it was drawn in.
+  let drawn = null;
   let replay = null;
   let seq = 0;
   let scheduled = false;
@@ -105,18 +109,13 @@ function render({ model, el }) {
       await vegaLoaded(model);
       if (closed) return;
       if (!view) {
-        const target = document.createElement("div");
+        target = document.createElement("div");
         root.appendChild(target);
-        const result = await window.vegaEmbed(target, first.spec, {
-          actions: { export: true, source: true, compiled: false, editor: false },
-          renderer: "svg",
-          theme: isDark() ? "dark" : undefined,
-        });
-        if (closed) {
-          result.view.finalize();
-          return;
-        }
-        view = result.view;
+        const dark = isDark();
+        const made = await embed(target, first.spec, dark);
+        if (!made) return;
+        view = made;
+        drawn = { spec: first.spec, names: Object.keys(first.datasets), dark };
       }
       for (const [name, rows] of Object.entries(first.datasets)) {
         applyChange(view, name, { clear: true, rows, window: rows.length });
@@ -131,6 +130,50 @@ function render({ model, el }) {
     }
     if (!closed && upTo) model.send({ type: "ack", seq: upTo });
   }
+
+  async function embed(into, spec, dark) {
+    const result = await window.vegaEmbed(into, spec, {
+      actions: { export: true, source: true, compiled: false, editor: false },
+      renderer: "svg",
+      theme: dark ? "dark" : undefined,
+    });
+    if (!closed) return result.view;
+    result.view.finalize();
+    return null;
+  }
+
+  // The page's theme changed (JupyterLab's theme menu, the book's switch):
+  // draw the chart again in it, with the rows it holds now.
+  async function redraw() {
+    if (closed || !view || !drawn || isDark() === drawn.dark) return;
+    const dark = isDark();
+    const rows = drawn.names.map((name) => [
+      name,
+      view.data(name).map((tuple) => Object.fromEntries(Object.entries(tuple))),
+    ]);
+    view.finalize();
+    view = null;
+    target.replaceChildren();
+    const made = await embed(target, drawn.spec, dark);
+    if (!made) return;
+    view = made;
+    drawn.dark = dark;
+    for (const [name, held] of rows) {
+      applyChange(view, name, { clear: true, rows: held, window: held.length });
+    }
+    await view.resize().runAsync();
+  }
+
+  function onTheme() {
+    chain = chain.then(redraw).catch((err) => console.error("livekit widget:", err));
+  }
+  const themeObserver = new MutationObserver(onTheme);
+  themeObserver.observe(document.documentElement, { attributes: true, attributeFilter: ["data-theme"] });
+  if (document.body) {
+    themeObserver.observe(document.body, { attributes: true, attributeFilter: ["data-jp-theme-light", "class"] });
+  }
+  const colorScheme = window.matchMedia ? window.matchMedia("(prefers-color-scheme: dark)") : null;
+  if (colorScheme && colorScheme.addEventListener) colorScheme.addEventListener("change", onTheme);
 
   function schedule() {
     if (scheduled) return;
@@ -167,6 +210,8 @@ function render({ model, el }) {
 
   return () => {
     closed = true;
+    themeObserver.disconnect();
+    if (colorScheme && colorScheme.removeEventListener) colorScheme.removeEventListener("change", onTheme);
     if (model.off) model.off("msg:custom", onMessage);
     if (view) view.finalize();
   };
