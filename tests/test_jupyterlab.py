@@ -30,6 +30,7 @@ import contextlib
 import importlib.util
 import json
 import os
+import re
 import secrets
 import shutil
 import subprocess
@@ -366,9 +367,10 @@ svg => {
 }
 """
 
-#: A chart's background colour, and vega's light one (its dark one is #333).
+#: A chart's background colour, and vega's light and dark ones.
 BACKGROUND = "svg => getComputedStyle(svg).backgroundColor"
 LIGHT = "rgb(255, 255, 255)"
+DARK = "rgb(51, 51, 51)"
 
 #: Counts the live chart's points every frame, and notices a new SVG.
 WATCH = """
@@ -422,7 +424,7 @@ def _wait_for_tick(page: Any, tick: int) -> None:
     )
 
 
-def _check_static_outputs(page: Any) -> None:
+def _check_static_outputs(page: Any, background: str = LIGHT) -> None:
     # (1) Mermaid: JupyterLab's own renderer draws text/vnd.mermaid, as an
     # <img> of the SVG with a data: URL.
     diagram = _cell(page, 1).locator(".jp-RenderedMermaid img[src^='data:image/svg+xml']")
@@ -437,7 +439,7 @@ def _check_static_outputs(page: Any) -> None:
     chart.locator(".mark-rect.role-mark path").first.wait_for(timeout=20_000)
     assert chart.locator(".mark-rect.role-mark path").count() == 6
     assert chart.evaluate(CLIPPED) == []
-    assert chart.evaluate(BACKGROUND) == LIGHT
+    assert chart.evaluate(BACKGROUND) == background
 
 
 def _run_all_but_the_listener(tab: Any) -> None:
@@ -476,6 +478,27 @@ def _run_the_listener(tab: Any, shots: Path) -> dict[str, Any]:
     return seen
 
 
+def _switch_to_dark(tab: Any, shots: Path) -> None:
+    # Settings > Theme > JupyterLab Dark: both charts draw again, dark, and
+    # the widget keeps its points.
+    tab.locator(".lm-MenuBar-item", has_text="Settings").first.click()
+    tab.locator(".lm-Menu-itemLabel", has_text=re.compile("^Theme$")).first.hover()
+    tab.locator(".lm-Menu-itemLabel", has_text=re.compile("^JupyterLab Dark$")).first.click()
+    tab.locator("body[data-jp-theme-light='false']").wait_for(state="attached")
+    tab.wait_for_function(
+        f"""() => {{
+            const cells = document.querySelectorAll(".jp-Notebook .jp-CodeCell");
+            const svgs = [cells[2].querySelector(".livekit-vega svg.marks"),
+                          cells[3].querySelector(".livekit-widget svg.marks")];
+            return svgs.every(svg => svg && getComputedStyle(svg).backgroundColor === "{DARK}");
+        }}""",
+        timeout=20_000,
+    )
+    assert _ticks(tab) == list(range(FIRST + MORE - WINDOW, FIRST + MORE))
+    assert _cell(tab, 3).locator(".livekit-widget svg.marks").evaluate(CLIPPED) == []
+    tab.screenshot(path=shots / "3-dark.png", full_page=True)
+
+
 def _check_reload(tab: Any, shots: Path) -> None:
     # Run the Altair chart's cell again (a new output replaces the first
     # one), then save and reload: the page draws everything again from the
@@ -483,18 +506,20 @@ def _check_reload(tab: Any, shots: Path) -> None:
     _cell(tab, 2).locator(".jp-InputPrompt").click()
     tab.keyboard.press("Shift+Enter")
     tab.locator(IDLE).wait_for()
-    _check_static_outputs(tab)
+    _check_static_outputs(tab, DARK)
     tab.keyboard.press("Escape")
     tab.keyboard.press("Control+s")
     tab.locator(".jp-mod-dirty").wait_for(state="detached")
     tab.reload()
     _open(tab)
-    _check_static_outputs(tab)
+    _check_static_outputs(tab, DARK)
     _cell(tab, 3).scroll_into_view_if_needed()
     _wait_for_tick(tab, FIRST + MORE - 1)
     assert _ticks(tab) == list(range(FIRST + MORE - WINDOW, FIRST + MORE))
-    assert _cell(tab, 3).locator(".livekit-widget svg.marks").evaluate(CLIPPED) == []
-    tab.screenshot(path=shots / "3-reloaded.png", full_page=True)
+    widget = _cell(tab, 3).locator(".livekit-widget svg.marks")
+    assert widget.evaluate(CLIPPED) == []
+    assert widget.evaluate(BACKGROUND) == DARK
+    tab.screenshot(path=shots / "4-reloaded.png", full_page=True)
 
 
 def test_outputs_draw_in_jupyterlab_offline_and_the_chart_grows_live(
@@ -506,6 +531,7 @@ def test_outputs_draw_in_jupyterlab_offline_and_the_chart_grows_live(
         _check_static_outputs(tab)
         _check_first_points(tab, shots)
         seen = _run_the_listener(tab, shots)
+        _switch_to_dark(tab, shots)
         _check_reload(tab, shots)
 
     # The chart grew from FIRST to the window a few points a frame and stayed
