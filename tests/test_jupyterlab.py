@@ -13,8 +13,9 @@ test then looks at what JupyterLab drew:
 * a :class:`livekit.VegaLite` widget shows the points a cell pushed, then
   grows while :func:`livekit.listen` pushes more, never holding more than
   the window and never redrawing from scratch;
-* charts follow JupyterLab's light theme although the OS prefers dark, and
-  keep their titles inside the SVG;
+* charts follow JupyterLab's light theme although the OS prefers dark,
+  turn dark when JupyterLab Dark is chosen from the Settings menu, and keep
+  their titles inside the SVG;
 * after the chart's cell runs again and the page reloads, everything draws
   again from the saved notebook and the widget from the kernel;
 * neither the page nor the server reaches any host but the lab server, and
