@@ -273,3 +273,68 @@ def test_copy_buttons_copy_code_cells_and_never_outputs(
         tab.close()
     assert counts["onOutputs"] == 0
     assert counts["onInputs"] == counts["inputs"] > 0
+
+
+def _encodings(spec: Any) -> list[dict[str, Any]]:
+    """Every x and y encoding anywhere in a (possibly layered or repeated) spec."""
+    found: list[dict[str, Any]] = []
+    if isinstance(spec, dict):
+        for channel in ("x", "y"):
+            encoding = spec.get("encoding", {}).get(channel)
+            if isinstance(encoding, dict):
+                found.append(encoding)
+        for value in spec.values():
+            found.extend(_encodings(value))
+    elif isinstance(spec, list):
+        for value in spec:
+            found.extend(_encodings(value))
+    return found
+
+
+def test_encodings_finds_axes_inside_repeat_and_layer() -> None:
+    spec = {
+        "repeat": {"layer": ["a"]},
+        "spec": {"encoding": {"x": {"title": "X (s)"}, "color": {}}},
+        "layer": [{"encoding": {"y": {"title": "Y (MB)"}}}],
+    }
+    assert _encodings(spec) == [{"title": "X (s)"}, {"title": "Y (MB)"}]
+
+
+@pytest.mark.docs
+@pytest.mark.parametrize("page", EXECUTED_PAGES)
+def test_every_chart_has_a_title_a_caption_and_axes_with_units(built_book: Path, page: str) -> None:
+    html = (built_book / f"{page}.html").read_text(encoding="utf-8")
+    charts = re.findall(
+        r'<figure class="livekit-chart">\s*<div class="livekit-vega"[^>]*>'
+        r'<script type="application/json">(.*?)</script></div>(.*?)</figure>',
+        html,
+        re.DOTALL,
+    )
+    assert charts, f"{page} draws no chart"
+    for payload, tail in charts:
+        spec = json.loads(payload.replace("<\\/", "</"))
+        assert spec.get("title"), f"{page}: a chart without a title"
+        assert "<figcaption>" in tail, f"{page}: chart {spec['title']!r} has no caption"
+        for axis in _encodings(spec):
+            title = axis.get("title", "")
+            assert title, f"{page}: an axis of {spec['title']!r} has no title"
+            if "memory" in title.lower():
+                assert "(MB)" in title or "(bytes)" in title, f"{page}: {title!r} gives no unit"
+            if "cpu time" in title.lower():
+                assert "(s)" in title, f"{page}: {title!r} gives no unit"
+
+
+@pytest.mark.docs
+@pytest.mark.parametrize("page", EXECUTED_PAGES)
+def test_every_diagram_has_a_caption(built_book: Path, page: str) -> None:
+    html = (built_book / f"{page}.html").read_text(encoding="utf-8")
+    diagrams = html.count('<pre  class="mermaid">') + html.count('<pre class="mermaid">')
+    captioned = len(
+        re.findall(
+            r'<figure class="livekit-diagram[^"]*"[^>]*>\s*<pre\s+class="mermaid">.*?'
+            r"<figcaption>",
+            html,
+            re.DOTALL,
+        )
+    )
+    assert diagrams == captioned
