@@ -248,3 +248,12 @@ def test_the_command_stops_with_its_kernels_and_leaves_no_process(
         if process.poll() is None:
             process.kill()
         process.communicate()
+
+
+def test_the_printed_address_names_the_address_bound(built: Path) -> None:
+    for host, start in [("127.0.0.1", "http://127.0.0.1:"), ("::1", "http://[::1]:")]:
+        server = BookServer(built, BOOK, host=host, port=0, token="t")  # noqa: S106 - a test token
+        try:
+            assert server.url == f"{start}{server.port}/?token=t"
+        finally:
+            server.close()

@@ -93,7 +93,7 @@ class BookServer:
     @property
     def url(self) -> str:
         """Return the address to open; it carries the token, once."""
-        name = "127.0.0.1" if _security.is_loopback_name(self.host) else self.host
+        name = "127.0.0.1" if self.host in _security.LOOPBACK_NAMES else self.host
         if ":" in name:
             name = f"[{name}]"
         return f"http://{name}:{self.port}/?token={self.token}"
