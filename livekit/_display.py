@@ -74,3 +74,29 @@ def enable_book_renderer() -> None:
         import altair
 
         altair.renderers.enable("livekit")
+
+
+_library_runs: dict[str, object] = {}
+
+
+def library_due(library: str) -> bool:
+    """Return True if this output must carry ``library`` (vega, mermaid) itself.
+
+    Once per cell run, not once per kernel: a saved notebook is drawn again
+    from its outputs alone when it is reopened or the page reloads, and the
+    output that carried the library may be gone by then (its cell run again,
+    or cleared), leaving every other output blank.  That was seen in a real
+    JupyterLab (tests/test_jupyterlab.py).  The cost is one copy of the
+    library per cell run that draws.
+
+    Examples
+    --------
+    >>> library_due("example"), library_due("example")
+    (True, False)
+    """
+    shell = _ipython()
+    run = getattr(shell, "execution_count", None)
+    if library in _library_runs and _library_runs[library] == run:
+        return False
+    _library_runs[library] = run
+    return True

@@ -22,8 +22,6 @@ MIME_TYPE = "text/vnd.mermaid"
 
 _SAVE_SUFFIXES = (".mmd", ".html")
 
-_library_sent = False
-
 
 class Mermaid:
     """A Mermaid diagram with an optional caption.
@@ -120,12 +118,11 @@ class Mermaid:
         # VS Code draws no text/vnd.mermaid; it runs the scripts of text/html
         # outputs, so there (and only there) the diagram also travels as HTML
         # with mermaid inlined.  The book never gets this type.
-        # The 5 MB library goes into the first such output of the process
+        # The 5 MB library goes into the first such output of each cell run
         # only: VS Code shows all outputs of a notebook in one web view.
         if _display.host() == "vscode":
-            global _library_sent  # noqa: PLW0603 - once per process, on purpose
-            bundle["text/html"] = self.to_html(full_page=False, library=not _library_sent)
-            _library_sent = True
+            due = _display.library_due("mermaid")
+            bundle["text/html"] = self.to_html(full_page=False, library=due)
         metadata = {MIME_TYPE: {"caption": self._caption}} if self._caption else {}
         return _filter_bundle(bundle, include, exclude), metadata
 

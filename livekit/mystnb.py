@@ -37,10 +37,6 @@ VEGALITE_MIME_TYPES = (VEGALITE_V6, VEGALITE_V5)
 #: Set on the HTML element that holds a chart, for the page's script to find.
 CHART_CLASS = "livekit-vega"
 
-#: Whether vega went out in the current cell run (:func:`_library_due`).
-_library_sent = False
-_library_run: object = None
-
 #: The global each vendored script defines, so a page runs each one once.
 _GLOBALS = {_assets.VEGA: "vega", _assets.VEGA_LITE: "vegaLite", _assets.VEGA_EMBED: "vegaEmbed"}
 
@@ -164,7 +160,7 @@ def vegalite_bundle(spec: dict[str, Any]) -> dict[str, Any]:
     }
     if _display.host() in {"jupyter", "vscode"}:
         scripts = ""
-        if _library_due():
+        if _display.library_due("vega"):
             scripts = "\n".join(
                 _assets.inline_script(
                     f"if (window.{_GLOBALS[a]}) return;\n{_assets.read(a)}", hide_amd=True
@@ -174,26 +170,6 @@ def vegalite_bundle(spec: dict[str, Any]) -> dict[str, Any]:
         boot = _assets.inline_script(_assets.read(_assets.VEGA_BOOT))
         bundle["text/html"] = f"{chart_html(spec, caption)}\n{scripts}\n{boot}"
     return bundle
-
-
-def _library_due() -> bool:
-    """Return True if this chart's output must carry vega itself.
-
-    Once per cell run, not once per kernel: a saved notebook is drawn again
-    from its outputs alone when it is reopened or the page reloads, and the
-    output that carried vega may be gone by then (its cell run again, or
-    cleared), leaving every other chart blank.  That was seen in a real
-    JupyterLab (tests/test_jupyterlab.py).  The cost is one copy (0.8 MB)
-    per cell that draws a chart.
-    """
-    global _library_sent, _library_run  # noqa: PLW0603 - per cell run, on purpose
-    shell = _display._ipython()
-    run = getattr(shell, "execution_count", None)
-    if run != _library_run:
-        _library_run, _library_sent = run, False
-    due = not _library_sent
-    _library_sent = True
-    return due
 
 
 def altair_renderer(spec: dict[str, Any], **metadata: Any) -> dict[str, Any]:

@@ -4,6 +4,7 @@ import json
 import subprocess
 import sys
 import textwrap
+import types
 from pathlib import Path
 
 import pytest
@@ -97,16 +98,21 @@ def test_html_fragment_can_leave_the_library_out() -> None:
     assert "livekitMermaid" in fragment
 
 
-def test_vscode_gets_html_with_the_library_once_per_process(
+def test_vscode_gets_html_with_the_library_once_per_cell_run(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    shell = types.SimpleNamespace(execution_count=3)
     monkeypatch.setattr(mermaid_module._display, "host", lambda: "vscode")
-    monkeypatch.setattr(mermaid_module, "_library_sent", False)
+    monkeypatch.setattr(mermaid_module._display, "_ipython", lambda: shell)
+    monkeypatch.setattr(mermaid_module._display, "_library_runs", {})
     first = Mermaid(SOURCE)._repr_mimebundle_()[0]["text/html"]
     second = Mermaid(SOURCE)._repr_mimebundle_()[0]["text/html"]
+    shell.execution_count = 4
+    next_run = Mermaid(SOURCE)._repr_mimebundle_()[0]["text/html"]
     assert 'globalThis["mermaid"]' in first
     assert 'globalThis["mermaid"]' not in second
     assert "livekitMermaid" in second
+    assert 'globalThis["mermaid"]' in next_run
 
 
 def test_jupyterlab_and_the_book_get_no_html(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -103,7 +103,7 @@ def test_altair_renderer_emits_valid_vegalite_mime_that_nbformat_accepts() -> No
 
 def test_jupyter_gets_offline_html_with_vega_inlined_once(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(mystnb._display, "host", lambda: "jupyter")
-    monkeypatch.setattr(mystnb, "_library_sent", False)
+    monkeypatch.setattr(mystnb._display, "_library_runs", {})
     spec = {"$schema": "https://vega.github.io/schema/vega-lite/v6.json", "mark": "point"}
     first = mystnb.vegalite_bundle(spec)["text/html"]
     second = mystnb.vegalite_bundle(spec)["text/html"]
