@@ -53,9 +53,14 @@ def chromium_path() -> str | None:
     return shutil.which("chromium") or shutil.which("chromium-browser")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    """A headless chromium, shared by the session, closed at its end."""
+    """A headless chromium for one test, closed at its end.
+
+    Not shared across tests: while Playwright's sync API is open it keeps an
+    asyncio loop marked running on the main thread, and every later test
+    that calls ``asyncio.run()`` would fail.
+    """
     executable = chromium_path()
     require(executable is not None, "Debian's chromium is not installed (apt-get install chromium)")
     try:
