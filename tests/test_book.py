@@ -68,7 +68,7 @@ SEED_SECTIONS = (
     Counterpart(
         "render_app_tree(:kino) and render_app_tree(:elixir)",
         "tutorial-app-tree",
-        ('livekit.render_app_tree("livekit")', "livekit.render_app_tree()"),
+        ('livekit.render_app_tree("livekit")', "livekit.render_app_tree(direction="),
     ),
     Counterpart(
         "Application.started_applications()",
