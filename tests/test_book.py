@@ -235,13 +235,24 @@ def test_the_landing_page_lists_the_start_here_pages_in_reading_order(built_book
 
 
 EXECUTED_PAGES = ["index", "first-look", "tutorial", "vega-lite"]
+#: Every page of the book that is a notebook, whoever wrote it.
+NOTEBOOK_PAGES = sorted(
+    page.relative_to(DOCS).with_suffix("").as_posix()
+    for page in DOCS.rglob("*.md")
+    if "\nfile_format: mystnb\n" in page.read_text(encoding="utf-8").split("\n---", 1)[0] + "\n"
+)
+
+
+def test_the_start_here_pages_are_notebooks() -> None:
+    assert set(EXECUTED_PAGES) <= set(NOTEBOOK_PAGES)
 
 
 @pytest.mark.docs
-@pytest.mark.parametrize("page", EXECUTED_PAGES)
+@pytest.mark.parametrize("page", NOTEBOOK_PAGES)
 def test_each_executed_page_offers_its_notebook_with_outputs(built_book: Path, page: str) -> None:
     html = (built_book / f"{page}.html").read_text(encoding="utf-8")
-    assert f'href="_sources/{page}.ipynb"' in html
+    up = "../" * page.count("/")
+    assert f'href="{up}_sources/{page}.ipynb"' in html
     notebook = json.loads((built_book / "_sources" / f"{page}.ipynb").read_text(encoding="utf-8"))
     code = [cell for cell in notebook["cells"] if cell["cell_type"] == "code"]
     assert code, page
