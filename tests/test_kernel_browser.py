@@ -23,10 +23,7 @@ pytestmark = pytest.mark.browser
 
 BOOK = Path(__file__).resolve().parent / "kernel_book"
 
-HINT = (
-    "These outputs are a snapshot from when the book was built. To run this page live, "
-    "run livekit serve in the book's project and open the address it prints."
-)
+HINT = "Outputs as built. To make this page live, run livekit serve in the book's project."
 
 
 @pytest.fixture(scope="module")

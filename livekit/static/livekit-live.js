@@ -20,10 +20,9 @@
   "use strict";
   if (window.livekitLive) return;
 
-  var HINT_TEXT = "These outputs are a snapshot from when the book was built. " +
-    "To run this page live, run ";
+  var HINT_TEXT = "Outputs as built. To make this page live, run ";
   var HINT_COMMAND = "livekit serve";
-  var HINT_AFTER = " in the book's project and open the address it prints.";
+  var HINT_AFTER = " in the book's project.";
   var WIDGET_VIEW = "application/vnd.jupyter.widget-view+json";
   var MERMAID = "text/vnd.mermaid";
   var VEGALITE = ["application/vnd.vegalite.v6+json", "application/vnd.vegalite.v5+json"];
