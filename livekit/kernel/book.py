@@ -27,7 +27,14 @@ class UnknownCellError(LookupError):
 
 @dataclass(frozen=True)
 class Cell:
-    """One code cell of a page: its index in the page's notebook, its code, its tags."""
+    """One code cell of a page: its index in the page's notebook, its code, its tags.
+
+    Examples
+    --------
+    >>> cell = Cell(3, "1 / 0", ("raises-exception",))
+    >>> cell.index, cell.raises
+    (3, True)
+    """
 
     index: int
     source: str
