@@ -14,6 +14,7 @@ Add ``"livekit.sphinxext"`` to ``extensions``.  It
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any
 
 from livekit import __version__, _assets, _display
@@ -24,6 +25,7 @@ from livekit.mystnb import CHART_CLASS
 def setup(app: Any) -> dict[str, Any]:
     # Kernels that myst-nb starts inherit this process's environment.
     os.environ[_display.BOOK_ENV] = "1"
+    os.environ.setdefault("PYTHONSTARTUP", str(Path(__file__).with_name("_book_startup.py")))
     app.setup_extension("sphinxcontrib.mermaid")
     _drop_cdn_mermaid_loader(app)
     app.connect("builder-inited", _add_static_path)

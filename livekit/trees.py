@@ -47,12 +47,14 @@ _DIRECTIONS = {"top_down": "TD", "left_right": "LR"}
 
 # The colours of Kino.Process's trees: supervisors violet, workers blue,
 # children that are not running grey; "owner" (holds children but does not
-# restart them) is a supervisor with a dashed border.
+# restart them) is a supervisor with a dashed border. Labels are dark on
+# every pale fill, whatever the surrounding theme (dark Jupyter, saved SVGs).
 _CLASS_DEFS = (
-    "classDef root fill:#c4b5fd,stroke:#374151,stroke-width:4px",
-    "classDef supervisor fill:#c4b5fd,stroke:#374151,stroke-width:1px",
-    "classDef owner fill:#ddd6fe,stroke:#374151,stroke-width:1px,stroke-dasharray:4 2",
-    "classDef worker fill:#93c5fd,stroke:#374151,stroke-width:1px",
+    "classDef root fill:#c4b5fd,color:#111827,stroke:#374151,stroke-width:4px",
+    "classDef supervisor fill:#c4b5fd,color:#111827,stroke:#374151,stroke-width:1px",
+    "classDef owner fill:#ddd6fe,color:#111827,stroke:#374151,stroke-width:1px,"
+    "stroke-dasharray:4 2",
+    "classDef worker fill:#93c5fd,color:#111827,stroke:#374151,stroke-width:1px",
     "classDef notstarted color:#777,fill:#d9d9d9,stroke:#777,stroke-width:1px",
 )
 

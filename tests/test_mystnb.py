@@ -138,3 +138,14 @@ def test_jupyter_gets_vega_again_in_each_cell_run_and_a_page_runs_it_once(
     # A page that has vega already (an earlier output) skips each script.
     guards = re.findall(r"if \(window\.(\w+)\) return;", html)
     assert guards == ["vega", "vegaLite", "vegaEmbed"]
+
+
+@pytest.mark.docs
+def test_a_book_page_draws_altair_offline_without_importing_livekit(tmp_path: Path) -> None:
+    from tests.conftest import build_book
+
+    result = build_book(ROOTS / "test-altair", tmp_path / "html")
+    assert result.returncode == 0, result.stderr[-4000:]
+    page = (tmp_path / "html" / "index.html").read_text(encoding="utf-8")
+    assert 'class="livekit-vega"' in page
+    assert "cdn.jsdelivr" not in page

@@ -29,10 +29,11 @@ from livekit.trees import (
 TIMEOUT = 10.0
 
 CLASS_DEFS = (
-    "  classDef root fill:#c4b5fd,stroke:#374151,stroke-width:4px\n"
-    "  classDef supervisor fill:#c4b5fd,stroke:#374151,stroke-width:1px\n"
-    "  classDef owner fill:#ddd6fe,stroke:#374151,stroke-width:1px,stroke-dasharray:4 2\n"
-    "  classDef worker fill:#93c5fd,stroke:#374151,stroke-width:1px\n"
+    "  classDef root fill:#c4b5fd,color:#111827,stroke:#374151,stroke-width:4px\n"
+    "  classDef supervisor fill:#c4b5fd,color:#111827,stroke:#374151,stroke-width:1px\n"
+    "  classDef owner fill:#ddd6fe,color:#111827,stroke:#374151,stroke-width:1px,"
+    "stroke-dasharray:4 2\n"
+    "  classDef worker fill:#93c5fd,color:#111827,stroke:#374151,stroke-width:1px\n"
     "  classDef notstarted color:#777,fill:#d9d9d9,stroke:#777,stroke-width:1px"
 )
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import functools
 import http.server
-import os
 import shutil
 import threading
 from collections.abc import Callable, Iterator
@@ -21,6 +20,7 @@ import pytest
 from livekit import VegaLite
 from livekit.widgets import Text
 from livekit.widgets._live import WIDGET_JS
+from tests.conftest import CHROMIUM_ARGS, chromium_path, require
 
 pytestmark = pytest.mark.browser
 
@@ -41,16 +41,6 @@ window.deliver = (msg) => { for (const callback of [...handlers]) callback(msg);
 window.cleanup = widget.render({ model, el: document.getElementById("widget") });
 </script>
 """
-
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 
 @pytest.fixture
@@ -78,10 +68,9 @@ class Quiet(http.server.SimpleHTTPRequestHandler):
 def page(site: str) -> Iterator[Any]:
     from playwright.sync_api import sync_playwright
 
-    chromium = shutil.which("chromium")
-    if chromium is None and os.environ.get("CI") != "true":
-        pytest.skip("Debian's chromium is not installed")
-    assert chromium is not None, "CI needs Debian's chromium for the browser tests"
+    chromium = chromium_path()
+    require(chromium is not None, "Debian's chromium is not installed (apt-get install chromium)")
+    assert chromium is not None
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
         try:
