@@ -28,12 +28,23 @@ class _Router:
         sink: Sink | None = getattr(_local, "sink", None)
         if sink is None:
             return self.original.write(text)
-        sink(self.kind, text)
+        # Send whole lines: print() writes its arguments, separators and
+        # newline one by one, and a message per piece reaches a notebook as
+        # many stream outputs, which some front ends show on separate lines.
+        pending = _local.pending.setdefault(self.kind, [])
+        pending.append(text)
+        if "\n" in text:
+            whole, _, rest = "".join(pending).rpartition("\n")
+            pending[:] = [rest] if rest else []
+            sink(self.kind, whole + "\n")
         return len(text)
 
     def flush(self) -> None:
-        if getattr(_local, "sink", None) is None:
+        sink: Sink | None = getattr(_local, "sink", None)
+        if sink is None:
             self.original.flush()
+            return
+        _flush_pending(sink, self.kind)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.original, name)
@@ -58,5 +69,22 @@ def uninstall() -> None:
 
 
 def route_current_thread(sink: Sink | None) -> None:
-    """Send this thread's prints to ``sink`` (``None``: back to the real streams)."""
+    """Send this thread's prints to ``sink`` (``None``: back to the real streams).
+
+    Ending the routing sends what is left of an unfinished line.
+    """
+    previous: Sink | None = getattr(_local, "sink", None)
+    if previous is not None:
+        for kind in ("out", "err"):
+            _flush_pending(previous, kind)
     _local.sink = sink
+    _local.pending = {}
+
+
+def _flush_pending(sink: Sink, kind: str) -> None:
+    pending = getattr(_local, "pending", {}).get(kind)
+    if pending:
+        text = "".join(pending)
+        pending.clear()
+        if text:
+            sink(kind, text)
