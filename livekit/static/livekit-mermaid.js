@@ -97,7 +97,7 @@
   // Mermaid shrinks a wide diagram to the page's width; past a point its
   // text is unreadable.  Below this scale the diagram keeps a readable size
   // and its block scrolls sideways instead.
-  var MIN_SCALE = 0.6;
+  var MIN_SCALE = 0.5;
 
   function keepLegible(el, svg) {
     var box = svg.viewBox && svg.viewBox.baseVal;
