@@ -8,6 +8,7 @@ fails the run: a green CI must mean the pages were really looked at.
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import subprocess
@@ -125,3 +126,20 @@ def built_book(tmp_path_factory: pytest.TempPathFactory) -> Path:
                 f"the book did not build:\n{result.stdout[-4000:]}\n{result.stderr[-8000:]}"
             )
         return out
+
+
+@pytest.fixture
+def no_thread_left_behind() -> Iterator[None]:
+    """Fail a test that leaves a thread it started still running."""
+    before = set(threading.enumerate())
+    yield
+    left = [t for t in threading.enumerate() if t not in before and t.is_alive()]
+    for t in left:
+        t.join(10.0)
+    assert [t.name for t in left if t.is_alive()] == []
+
+
+@pytest.fixture
+def quiet_crash_reports(caplog: pytest.LogCaptureFixture) -> None:
+    """Keep the crashes a test provokes on purpose out of the log."""
+    caplog.set_level(logging.CRITICAL, logger="livekit.supervisor")

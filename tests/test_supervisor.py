@@ -8,10 +8,9 @@ what the child does next.
 
 from __future__ import annotations
 
-import logging
 import queue
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 
@@ -79,20 +78,9 @@ class Probe:
         return self.starts.empty()
 
 
-@pytest.fixture(autouse=True)
-def no_thread_left_behind() -> Iterator[None]:
-    """Every test must stop every thread it started."""
-    before = set(threading.enumerate())
-    yield
-    left = [t for t in threading.enumerate() if t not in before and t.is_alive()]
-    for t in left:
-        t.join(TIMEOUT)
-    assert [t.name for t in left if t.is_alive()] == []
-
-
-@pytest.fixture(autouse=True)
-def quiet_crash_reports(caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.CRITICAL, logger="livekit.supervisor")
+# Every test must stop every thread it started; crashes the tests provoke on
+# purpose are not reported in the log.
+pytestmark = pytest.mark.usefixtures("no_thread_left_behind", "quiet_crash_reports")
 
 
 @pytest.fixture

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import os
 import re
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 
 import psutil
@@ -38,19 +36,9 @@ CLASS_DEFS = (
 )
 
 
-@pytest.fixture(autouse=True)
-def no_thread_left_behind() -> Iterator[None]:
-    before = set(threading.enumerate())
-    yield
-    left = [t for t in threading.enumerate() if t not in before and t.is_alive()]
-    for t in left:
-        t.join(TIMEOUT)
-    assert [t.name for t in left if t.is_alive()] == []
-
-
-@pytest.fixture(autouse=True)
-def quiet_crash_reports(caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.CRITICAL, logger="livekit.supervisor")
+# Every test must stop every thread it started; crashes the tests provoke on
+# purpose are not reported in the log.
+pytestmark = pytest.mark.usefixtures("no_thread_left_behind", "quiet_crash_reports")
 
 
 def body(diagram: object) -> str:

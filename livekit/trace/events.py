@@ -98,3 +98,19 @@ class Exit:
 
 
 Event = Spawn | Message | Exit
+
+
+def participants_of(event: Event) -> tuple[Participant, ...]:
+    """Return the participants an event involves, in diagram order.
+
+    Examples
+    --------
+    >>> main, worker = Participant(0, "MainThread", "caller"), Participant(1, "worker", "thread")
+    >>> [p.name for p in participants_of(Spawn(main, worker))]
+    ['MainThread', 'worker']
+    """
+    if isinstance(event, Spawn):
+        return (event.parent, event.child)
+    if isinstance(event, Message):
+        return (event.sender, event.receiver)
+    return (event.who,)

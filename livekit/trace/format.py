@@ -16,7 +16,15 @@ import reprlib
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from livekit.trace.events import MAX_LABEL, Event, Exit, Message, Participant, Spawn
+from livekit.trace.events import (
+    MAX_LABEL,
+    Event,
+    Exit,
+    Message,
+    Participant,
+    Spawn,
+    participants_of,
+)
 
 # ``;`` and a newline end a statement, ``#`` starts an entity code, ``%%``
 # starts a comment, ``<`` and ``>`` would make HTML (``<br>`` breaks a line),
@@ -225,17 +233,9 @@ def participants_in_order(caller: Participant, events: Iterable[Event]) -> list[
     """
     seen: dict[int, Participant] = {caller.key: caller}
     for event in events:
-        for participant in _participants_of(event):
+        for participant in participants_of(event):
             seen.setdefault(participant.key, participant)
     return list(seen.values())
-
-
-def _participants_of(event: Event) -> tuple[Participant, ...]:
-    if isinstance(event, Spawn):
-        return (event.parent, event.child)
-    if isinstance(event, Message):
-        return (event.sender, event.receiver)
-    return (event.who,)
 
 
 def sequence_diagram(caller: Participant, events: Sequence[Event], omitted: int = 0) -> str:

@@ -35,7 +35,7 @@ from typing import Any
 
 from livekit.trace import monitoring as monitoring_hooks
 from livekit.trace import patching
-from livekit.trace.events import Event, Exit, Message, Participant, Spawn
+from livekit.trace.events import Event, Exit, Message, Participant, Spawn, participants_of
 from livekit.trace.recorder import Recorder
 
 #: (kind, label, time, participant key, channel): one half of a message.
@@ -124,7 +124,7 @@ class ProcessTracker:
         participants = dict(self._known)
         participants.update(self._by_key)
         for event in events:
-            for p in _participants_of(event):
+            for p in participants_of(event):
                 participants.setdefault(p.key, p)
         halves = list(self._halves)
         exits: list[Exit] = []
@@ -259,14 +259,6 @@ def merge_by_time(events: list[Event], extra: list[Event]) -> list[Event]:
         start = cut
     merged.extend(events[start:])
     return merged
-
-
-def _participants_of(event: Event) -> tuple[Participant, ...]:
-    if isinstance(event, Spawn):
-        return (event.parent, event.child)
-    if isinstance(event, Message):
-        return (event.sender, event.receiver)
-    return (event.who,)
 
 
 def _exit_reason(code: int) -> str:
