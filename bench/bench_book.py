@@ -42,9 +42,8 @@ from typing import Any, NamedTuple
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from run import row, table
+from run import ROOT, row, sphinx_build, table
 
-ROOT = Path(__file__).resolve().parent.parent
 FULL_BUILD_BUDGET = 120.0
 REBUILD_BUDGET = 15.0
 
@@ -63,20 +62,9 @@ def build(out: Path, cache: Path, *, execution: str, extra: tuple[str, ...] = ()
     tested elsewhere (a page that is not yet clean should not stop the
     benchmark).  A failing cell still fails the build.
     """
-    env = {**os.environ, "LIVEKIT_NB_EXECUTION": execution, "PYTHONWARNINGS": "ignore"}
-    command = [
-        sys.executable,
-        "-m",
-        "sphinx",
-        "-q",
-        "-c",
-        str(ROOT / "conf"),
-        "-D",
-        f"nb_execution_cache_path={cache}",
-        *extra,
-        str(ROOT / "docs"),
-        str(out),
-    ]
+    command, env = sphinx_build(
+        ROOT / "docs", out, "-D", f"nb_execution_cache_path={cache}", *extra, execution=execution
+    )
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     # Our own interpreter running sphinx on this repository's docs.

@@ -41,9 +41,8 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from run import row, table
+from run import CHROMIUM_ARGS, row, sphinx_build, table
 
-ROOT = Path(__file__).resolve().parent.parent
 MINUTES = float(os.environ.get("LIVEKIT_BENCH_MINUTES", "3"))
 RATE = 10_000
 
@@ -126,17 +125,7 @@ def build(folder: Path) -> tuple[Path, Path]:
     (source / "stream.md").write_text(STREAM)
     (source / "flood.md").write_text(FLOOD)
     out = folder / "html"
-    env = {**os.environ, "LIVEKIT_NB_EXECUTION": "force", "PYTHONWARNINGS": "ignore"}
-    command = [
-        sys.executable,
-        "-m",
-        "sphinx",
-        "-q",
-        "-c",
-        str(ROOT / "conf"),
-        str(source),
-        str(out),
-    ]
+    command, env = sphinx_build(source, out)
     subprocess.run(command, check=True, env=env, capture_output=True)  # noqa: S603
     return source, out
 
@@ -198,15 +187,7 @@ def main() -> list[dict[str, Any]]:
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(
                 executable_path=shutil.which("chromium"),
-                args=[
-                    "--no-sandbox",
-                    "--disable-gpu",
-                    "--disable-quic",
-                    "--no-first-run",
-                    "--disable-background-networking",
-                    "--disable-component-update",
-                    "--disable-sync",
-                ],
+                args=CHROMIUM_ARGS,
             )
             try:
                 rows += _latency_and_rate(browser, out, source, relay)

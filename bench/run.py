@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+import os
 import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -24,6 +25,27 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+
+# The browser flags the tests use (Debian's chromium, no background traffic):
+# one list for tests and benchmarks.
+sys.path.insert(0, str(ROOT))
+from tests.conftest import CHROMIUM_ARGS  # noqa: E402
+
+__all__ = ["CHROMIUM_ARGS", "best_of", "row", "sphinx_build", "table"]
+
+
+def sphinx_build(
+    source: Path, out: Path, *extra: str, execution: str = "force"
+) -> tuple[list[str], dict[str, str]]:
+    """Return the command and environment that build a book with livekit's conf.
+
+    Without ``-n -W``: a benchmark measures time; the build's strictness is
+    tested by the test suite.  A failing cell still fails the build.
+    """
+    command = [sys.executable, "-m", "sphinx", "-q", "-c", str(ROOT / "conf"), *extra]
+    env = {**os.environ, "LIVEKIT_NB_EXECUTION": execution, "PYTHONWARNINGS": "ignore"}
+    return [*command, str(source), str(out)], env
 
 
 def best_of(fn: Callable[[], object], *, repeat: int = 5, number: int = 1) -> float:
