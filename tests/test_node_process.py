@@ -172,8 +172,9 @@ def test_a_node_that_dies_during_a_call_raises_node_error(start: type[NodeProces
         where = [row["where"] for row in rpc.call(node.name, "livekit", "threads")]
         # Two calls are being answered (this one and the sleeping one), and the
         # spawned lambda runs.
-        answering = sum(w.endswith(" _answer") for w in where)
-        return answering >= 2 and any(w.endswith(" <lambda>") for w in where)
+        # A thread that has just started has no frame yet: its "where" is None.
+        answering = sum((w or "").endswith(" _answer") for w in where)
+        return answering >= 2 and any((w or "").endswith(" <lambda>") for w in where)
 
     caller = threading.Thread(target=call)
     caller.start()
