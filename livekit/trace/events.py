@@ -70,7 +70,9 @@ class Message:
     ``kind`` is ``"send"`` for a queue or pipe message, ``"call"`` for work
     handed to an executor and ``"reply"`` for the result coming back.
     ``label`` is already short (at most :data:`MAX_LABEL` characters and an
-    ellipsis) but not yet escaped for Mermaid.
+    ellipsis) but not yet escaped for Mermaid.  ``time`` is when the
+    receiver took the message; ``sent``, when known and earlier, is when the
+    sender let it go (a queue message waits in its queue in between).
     """
 
     sender: Participant
@@ -78,6 +80,7 @@ class Message:
     label: str
     kind: MessageKind = "send"
     time: float = 0.0
+    sent: float | None = None
 
     def __str__(self) -> str:
         prefix = {"send": "", "call": "CALL: ", "reply": "REPLY: "}[self.kind]

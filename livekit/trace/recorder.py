@@ -96,9 +96,9 @@ class Recorder:
         self._task_parents: dict[asyncio.Task[Any], Participant] = {}
         # (id(queue), id(item)) -> [(queue, item, sender, place in events)]:
         # the strong references keep both ids from being reused meanwhile.
-        self._pending: dict[tuple[int, int], list[tuple[Any, Any, Participant, int]]] = {}
+        self._pending: dict[tuple[int, int], list[tuple[Any, Any, Participant, int, float]]] = {}
         # Executor work: _WorkItem -> (submitter, label).
-        self._calls: dict[Any, tuple[Participant, str]] = {}
+        self._calls: dict[Any, tuple[Participant, str, float]] = {}
         # Futures being run: Future -> (worker, submitter, shown).
         self._running: dict[Any, tuple[Participant, Participant, bool]] = {}
         from livekit.trace.processes import ProcessTracker
@@ -202,7 +202,7 @@ class Recorder:
             return
         key = (id(queue), id(item))
         with self._lock:
-            self._pending.setdefault(key, []).append((queue, item, sender, place))
+            self._pending.setdefault(key, []).append((queue, item, sender, place, time.monotonic()))
 
     @property
     def full(self) -> bool:
@@ -228,11 +228,12 @@ class Recorder:
             if not waiting:
                 return
             # The same object put twice: a LIFO queue hands out the newest.
-            _, _, sender, place = waiting.pop() if newest_first else waiting.pop(0)
+            _, _, sender, place, sent = waiting.pop() if newest_first else waiting.pop(0)
             if not waiting:
                 del self._pending[key]
         receiver = self.adopt()
-        self.fill(place, Message(sender, receiver, self.label(item), "send", time.monotonic()))
+        label = self.label(item)
+        self.fill(place, Message(sender, receiver, label, "send", time.monotonic(), sent))
 
     # -- threads ---------------------------------------------------------
 
@@ -262,7 +263,7 @@ class Recorder:
             # getattr: the fields of this private class may change (3.14 did).
             fn = getattr(item, "fn", None)
             label = _call_label(fn, getattr(item, "args", ()), getattr(item, "kwargs", {}))
-            self._calls[item] = (submitter, label)
+            self._calls[item] = (submitter, label, time.monotonic())
 
     def work_started(self, item: Any) -> None:
         """A worker thread picked ``item`` up: the CALL arrow.
@@ -273,10 +274,10 @@ class Recorder:
         call = self._calls.pop(item, None)
         if call is None:
             return
-        submitter, label = call
+        submitter, label, submitted = call
         worker = self.adopt()
         place = self.reserve()
-        self.fill(place, Message(submitter, worker, label, "call", time.monotonic()))
+        self.fill(place, Message(submitter, worker, label, "call", time.monotonic(), submitted))
         future = getattr(item, "future", None)
         if future is not None:
             self._running[future] = (worker, submitter, place >= 0)
