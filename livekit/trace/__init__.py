@@ -14,9 +14,11 @@ turns them into Mermaid text.
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from types import TracebackType
 from typing import Any, Protocol, TypeVar
 
@@ -180,6 +182,44 @@ class SequenceTrace:
         if self._recorder is not None and self._recorder.active:
             return self._recorder.omitted
         return self._omitted
+
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Write the trace to ``path`` and return the path.
+
+        The format follows the suffix:
+
+        - ``.html``: one self-contained page that draws the diagram offline,
+          with its caption and copy and download buttons;
+        - ``.mmd``: the Mermaid source, with the caption as a comment;
+        - ``.json``: the Trace Event Format that Perfetto
+          (``ui.perfetto.dev``) and ``chrome://tracing`` open: a track per
+          thread, task and process, spawns and exits as instant events,
+          every message a flow from its send to its receive
+          (:mod:`livekit.trace.export`).
+
+        Examples
+        --------
+        >>> import json, pathlib, tempfile, threading
+        >>> with SequenceTrace(target="a thread") as trace:
+        ...     worker = threading.Thread(target=lambda: None, name="worker")
+        ...     worker.start()
+        ...     worker.join()
+        >>> path = trace.save(pathlib.Path(tempfile.mkdtemp()) / "trace.json")
+        >>> sorted({e["ph"] for e in json.loads(path.read_text())["traceEvents"]})
+        ['M', 'i']
+        """
+        target = Path(path)
+        suffix = target.suffix.lower()
+        if suffix == ".json":
+            from livekit.trace.export import write_trace_events
+
+            events, omitted = self.events, self.omitted
+            with target.open("w", encoding="utf-8") as file:
+                write_trace_events(events, file, omitted=omitted)
+            return target
+        if suffix not in {".html", ".mmd"}:
+            raise ValueError(f"expected a path ending in .html, .mmd or .json, got {str(path)!r}")
+        return self.diagram.save(target)
 
     @property
     def diagram(self) -> Mermaid:
