@@ -332,10 +332,12 @@ class Supervisor:
                 raise RuntimeError(f"supervisor {self.name!r} is already running")
             self._inbox = queue.SimpleQueue()
             self._begin()
-        thread = threading.Thread(target=self._loop, name=self.name, daemon=True)
-        self._loop_thread = thread
-        thread.start()
-        _started.add(self)
+            # Started under the lock, and published only once started: a
+            # stop() or wait() that gets the lock next can always join it.
+            thread = threading.Thread(target=self._loop, name=self.name, daemon=True)
+            thread.start()
+            self._loop_thread = thread
+            _started.add(self)
         return self
 
     def stop(self) -> list[str]:
@@ -347,12 +349,22 @@ class Supervisor:
         :class:`RuntimeWarning` names them); an empty list when all
         stopped.  Stopping a stopped supervisor does nothing.
 
+        Called from inside its own tree (by one of its children, or theirs),
+        it only asks: the caller cannot wait for its own end, so it returns
+        ``[]`` at once, and the supervisor stops every child, the caller
+        included, as soon as it can.
+
         Examples
         --------
         >>> sup = Supervisor([lambda: stopping().wait()], name="s").start()
         >>> sup.stop()
         []
         """
+        if self._runs_current_thread():
+            # No lock: the supervisor may hold it while it waits for this very thread.
+            if self._running:
+                self._inbox.put(("stop",))
+            return []
         with self._lock:
             if not self._running:
                 return []
@@ -365,6 +377,15 @@ class Supervisor:
         late = list(self._not_stopped)
         _warn_not_stopped(self.name, late)
         return late
+
+    def _runs_current_thread(self) -> bool:
+        """True in a child thread of this supervisor or of one nested in it."""
+        sup: Supervisor | None = getattr(_local, "supervisor", None)
+        while sup is not None:
+            if sup is self:
+                return True
+            sup = sup._parent
+        return False
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until the supervisor stops or gives up; return True if it did.
@@ -658,6 +679,7 @@ class Supervisor:
     def _run_child(self, record: _Child, generation: int, stop_event: threading.Event) -> None:
         """Body of every child thread (no lock held): run, then report the exit."""
         _local.stop_event = stop_event
+        _local.supervisor = self
         target = record.spec.target
         error: BaseException | None = None
         try:

@@ -288,6 +288,72 @@ def test_stop_leaves_no_thread_behind() -> None:
     assert set(threading.enumerate()) - before == set()
 
 
+RACE_TRIES = 100
+
+
+def test_stop_at_any_moment_of_start_stops_the_supervisor() -> None:
+    # A second thread calls stop() as soon as the first child runs, which is
+    # while start() is still under way.  Before the loop thread was started
+    # under the lock, about half of these tries raised "cannot join thread
+    # before it is started".
+    errors: list[BaseException] = []
+    for _ in range(RACE_TRIES):
+        began = threading.Event()
+
+        def first(began: threading.Event = began) -> None:
+            began.set()
+            stopping().wait()
+
+        sup = Supervisor([first, Agent(list)], name="race")
+
+        def stop_when_begun(sup: Supervisor = sup, began: threading.Event = began) -> None:
+            try:
+                assert began.wait(TIMEOUT)
+                assert sup.stop() == []
+            except BaseException as exc:  # reported below, with the try it failed in
+                errors.append(exc)
+
+        stopper = threading.Thread(target=stop_when_begun)
+        stopper.start()
+        sup.start()
+        stopper.join(TIMEOUT)
+        assert sup.wait(TIMEOUT)
+        assert not sup.alive
+        assert sup.exit_reason is None
+    assert errors == []
+
+
+def test_a_child_that_stops_its_own_supervisor_does_not_wait_for_itself() -> None:
+    # The child's stop() cannot wait for its own end: it asks, returns at
+    # once, and the supervisor stops the tree, this child included, with no
+    # child reported late (that took the child's whole shutdown time before).
+    errors: list[BaseException] = []
+    for _ in range(RACE_TRIES // 5):
+        box: list[Supervisor] = []
+        ready = threading.Event()
+
+        def quitter(box: list[Supervisor] = box, ready: threading.Event = ready) -> None:
+            assert ready.wait(TIMEOUT)
+            try:
+                assert box[0].stop() == []
+            except BaseException as exc:  # reported below
+                errors.append(exc)
+            stopping().wait()
+
+        def bystander() -> None:
+            stopping().wait()
+
+        inner = Supervisor([child(quitter, shutdown=TIMEOUT)], name="inner")
+        sup = Supervisor([bystander, inner], name="self-stop")
+        box.append(sup)
+        ready.set()  # the child stops the tree while start() may still run
+        sup.start()
+        assert sup.wait(TIMEOUT)
+        assert not sup.alive
+        assert not inner.alive
+    assert errors == []
+
+
 def test_stop_reports_a_child_that_ignores_its_stop_event() -> None:
     release = threading.Event()
     started = threading.Event()
