@@ -38,7 +38,8 @@ import psutil
 
 from livekit import _display
 from livekit.mermaid import Mermaid
-from livekit.supervisor import Supervisor, _current_app, _running_supervisors
+from livekit.supervisor import Supervisor
+from livekit.supervisor.app import current_app, running_supervisors
 
 Direction = Literal["top_down", "left_right"]
 NodeClass = Literal["root", "supervisor", "owner", "worker", "notstarted"]
@@ -597,7 +598,7 @@ def render_app_tree(
 
 
 def _livekit_node() -> TreeNode:
-    app = _current_app()
+    app = current_app()
     if app is None or not app.alive:
         return TreeNode("livekit (no background work started)", "root")
     return _supervisor_node(app, root=True)
@@ -624,7 +625,7 @@ def _interpreter_node() -> TreeNode:
     if main in threads:
         root.children.append(draw(main))
     # Supervisors: their threads are drawn inside their trees.
-    for sup in _running_supervisors():
+    for sup in running_supervisors():
         root.children.append(_supervisor_node(sup, edge="owns"))
         draw.placed.update(sup._threads())
     pools = _executor_pool_threads(draw.placed)

@@ -1,28 +1,13 @@
-"""Supervisors for threads, with OTP's semantics.
+"""The supervisor itself: child specifications, restarts, intensity, stopping.
 
-Python has threads but no supervisors.  A :class:`Supervisor` starts its
-children (functions run in threads, :class:`Agent` state holders, and other
-supervisors), watches them, and restarts them the way an Erlang/OTP
-supervisor does: by ``strategy`` (``one_for_one``, ``one_for_all``,
-``rest_for_one``), by each child's ``restart`` type (``permanent``,
-``transient``, ``temporary``), and within a restart intensity
-(``max_restarts`` in ``max_seconds``).  See
-https://www.erlang.org/doc/system/sup_princ.html for OTP's definitions.
-
-Stopping is cooperative: a Python thread cannot be killed.  Each child has
-a stop event, :func:`~livekit.stopping` returns it inside the child, and a child that
-checks it stops when asked.  A child that does not stop within its
-``shutdown`` timeout is reported (a :class:`RuntimeWarning` and the return
-value of :meth:`~livekit.Supervisor.stop`), never waited on forever.
-
-livekit's own background work (live charts, the node server, the local
-kernel) runs under :func:`app_supervisor`, the supervisor named
-``"livekit"``, which is what ``app_tree("livekit")`` draws.
+A :class:`Supervisor` drives every child through the one interface of
+:mod:`livekit.supervisor._child` (prepare, run, wake, shut down), so it
+never needs to know whether a child is a function, an agent or another
+supervisor.  See :mod:`livekit.supervisor` for the semantics.
 """
 
 from __future__ import annotations
 
-import atexit
 import dataclasses
 import itertools
 import logging
@@ -33,30 +18,31 @@ import warnings
 import weakref
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future
-from typing import Any, Generic, Literal, NamedTuple, TypeVar
+from typing import Any, Literal, NamedTuple
 
 from livekit.mermaid import Mermaid
+from livekit.supervisor._child import (
+    DEFAULT_SHUTDOWN,
+    Child,
+    Kind,
+    as_child,
+    enter,
+    runs_current_thread,
+    stopping,  # noqa: F401 - the examples in this module's docstrings use it
+)
+from livekit.supervisor.agent import Agent
 
 Strategy = Literal["one_for_one", "one_for_all", "rest_for_one"]
 Restart = Literal["permanent", "transient", "temporary"]
-Kind = Literal["worker", "supervisor", "agent"]
 
 STRATEGIES: tuple[Strategy, ...] = ("one_for_one", "one_for_all", "rest_for_one")
 RESTARTS: tuple[Restart, ...] = ("permanent", "transient", "temporary")
 
-#: How long :meth:`Supervisor.stop` waits for a worker or an agent, in seconds.
-DEFAULT_SHUTDOWN = 5.0
-
 _log = logging.getLogger("livekit.supervisor")
-_local = threading.local()
 _names = itertools.count(1)
 
 #: Supervisors started on their own (not as children), for app_tree() to find.
 _started: weakref.WeakSet[Supervisor] = weakref.WeakSet()
-
-S = TypeVar("S")
-R = TypeVar("R")
 
 
 class SupervisorExit(Exception):  # noqa: N818 - named after OTP's exit, not an error
@@ -65,42 +51,6 @@ class SupervisorExit(Exception):  # noqa: N818 - named after OTP's exit, not an 
     Its parent sees it as the child's crash, as OTP's parent sees the exit
     of a child supervisor that reached its restart intensity.
     """
-
-
-def stopping() -> threading.Event:
-    """Return the stop event of the supervised child running this code.
-
-    A child checks it (``while not stopping().is_set(): ...``) or waits on
-    it (``stopping().wait(0.5)`` instead of ``time.sleep(0.5)``) so that
-    :meth:`Supervisor.stop` and :meth:`Supervisor.terminate_child` can stop
-    it.  A thread cannot be killed in Python: a child that never looks at
-    this event runs until it returns on its own.
-
-    Raises
-    ------
-    RuntimeError
-        When called outside a thread started by a :class:`Supervisor`.
-
-    Examples
-    --------
-    >>> import threading
-    >>> seen = []
-    >>> def poller():
-    ...     event = stopping()
-    ...     seen.append(event.is_set())
-    ...     event.wait()          # returns when the supervisor stops us
-    >>> with Supervisor([poller], name="demo") as sup:
-    ...     pass
-    >>> seen
-    [False]
-    """
-    event: threading.Event | None = getattr(_local, "stop_event", None)
-    if event is None:
-        raise RuntimeError(
-            f"stopping() called outside a supervised child, "
-            f"in thread {threading.current_thread().name!r}"
-        )
-    return event
 
 
 @dataclasses.dataclass(frozen=True)
@@ -119,11 +69,7 @@ class ChildSpec:
     @property
     def kind(self) -> Kind:
         """``"supervisor"``, ``"agent"`` or ``"worker"``."""
-        if isinstance(self.target, Supervisor):
-            return "supervisor"
-        if isinstance(self.target, Agent):
-            return "agent"
-        return "worker"
+        return self.target.kind if isinstance(self.target, Child) else "worker"
 
 
 def child(
@@ -155,6 +101,7 @@ def child(
 
     Examples
     --------
+    >>> from livekit import stopping
     >>> def poll():
     ...     stopping().wait()
     >>> spec = child(poll, name="poller", restart="transient")
@@ -165,7 +112,7 @@ def child(
     ...
     TypeError: expected a callable, an Agent or a Supervisor as a child, got int: 42
     """
-    if not callable(target) and not isinstance(target, Agent | Supervisor):
+    if not callable(target) and not isinstance(target, Child):
         raise TypeError(
             f"expected a callable, an Agent or a Supervisor as a child, "
             f"got {type(target).__name__}: {target!r}"
@@ -178,13 +125,13 @@ def child(
         raise ValueError(f"expected a non-empty str as a child's name, got {name!r}")
     if shutdown is not None and not shutdown >= 0:
         raise ValueError(f"expected shutdown >= 0 seconds, got {shutdown!r}")
-    if shutdown is None and not isinstance(target, Supervisor):
-        shutdown = DEFAULT_SHUTDOWN
+    if shutdown is None:
+        shutdown = target.default_shutdown if isinstance(target, Child) else DEFAULT_SHUTDOWN
     return ChildSpec(target, name or _default_name(target), restart, shutdown)
 
 
 def _default_name(target: object) -> str:
-    if isinstance(target, Agent | Supervisor):
+    if isinstance(target, Child):
         return target.name
     name = getattr(target, "__name__", None) or type(target).__name__
     return "lambda" if name == "<lambda>" else str(name)
@@ -206,10 +153,11 @@ class ChildInfo(NamedTuple):
 
 
 @dataclasses.dataclass(eq=False)
-class _Child:
+class _Record:
     """A supervisor's record of one child; guarded by the supervisor's lock."""
 
     spec: ChildSpec
+    runner: Child
     thread: threading.Thread | None = None
     stop_event: threading.Event = dataclasses.field(default_factory=threading.Event)
     generation: int = 0
@@ -218,7 +166,7 @@ class _Child:
     last_error: BaseException | None = None
 
 
-class Supervisor:
+class Supervisor(Child):
     """Start, watch and restart threads the way an OTP supervisor does.
 
     Parameters
@@ -259,6 +207,9 @@ class Supervisor:
     False
     """
 
+    kind = "supervisor"
+    default_shutdown = None  # as long as its own children's shutdown times add up to
+
     def __init__(
         self,
         children: Iterable[object] = (),
@@ -287,15 +238,13 @@ class Supervisor:
         self.max_seconds = max_seconds
         self._clock = clock
         self._lock = threading.RLock()
-        self._children: list[_Child] = []
+        self._children: list[_Record] = []
         self._inbox: queue.SimpleQueue[tuple[Any, ...]] = queue.SimpleQueue()
         self._restart_times: deque[float] = deque()
         self._loop_thread: threading.Thread | None = None
-        self._parent: Supervisor | None = None
         self._running = False
         self._exit_reason: str | None = None
         self._not_stopped: list[str] = []
-        self._begun = threading.Event()
         for item in children:
             self._add(_as_spec(item))
 
@@ -360,7 +309,7 @@ class Supervisor:
         >>> sup.stop()
         []
         """
-        if self._runs_current_thread():
+        if runs_current_thread(self):
             # No lock: the supervisor may hold it while it waits for this very thread.
             if self._running:
                 self._inbox.put(("stop",))
@@ -370,22 +319,13 @@ class Supervisor:
                 return []
             thread = self._loop_thread
             inbox = self._inbox
-            bound = self._shutdown_bound()
+            bound = self._longest_stop()
         inbox.put(("stop",))
         if thread is not None and thread is not threading.current_thread():
             thread.join(bound)
         late = list(self._not_stopped)
         _warn_not_stopped(self.name, late)
         return late
-
-    def _runs_current_thread(self) -> bool:
-        """True in a child thread of this supervisor or of one nested in it."""
-        sup: Supervisor | None = getattr(_local, "supervisor", None)
-        while sup is not None:
-            if sup is self:
-                return True
-            sup = sup._parent
-        return False
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until the supervisor stops or gives up; return True if it did.
@@ -507,8 +447,7 @@ class Supervisor:
                     f"child {name!r} of {self.name!r} is running; terminate_child() it first"
                 )
             self._children.remove(record)
-            if isinstance(record.spec.target, Supervisor | Agent):
-                record.spec.target._parent = None
+            record.runner._release()
 
     def which_children(self) -> list[ChildInfo]:
         """Return name, kind, alive and restart count of each child, in start order.
@@ -600,19 +539,56 @@ class Supervisor:
         with self._lock:
             return [(c.spec, c.running, c.restarts, c.thread) for c in self._children]
 
-    def _threads(self) -> Iterator[threading.Thread]:
-        """Yield every live thread of this tree: the loop, then children, nested."""
-        if self._loop_thread is not None and self._loop_thread.is_alive():
-            yield self._loop_thread
-        for spec, _running, _restarts, thread in self._tree_children():
-            if isinstance(spec.target, Supervisor):
-                yield from spec.target._threads()
-            elif thread is not None and thread.is_alive():
-                yield thread
+    def _threads(self, thread: threading.Thread | None = None) -> Iterator[threading.Thread]:
+        """Yield every live thread of this tree: the loop, then children, nested.
+
+        ``thread`` is the loop's thread when this supervisor runs as a child.
+        """
+        loop = thread if thread is not None else self._loop_thread
+        if loop is not None and loop.is_alive():
+            yield loop
+        with self._lock:
+            records = [(c.runner, c.thread) for c in self._children]
+        for runner, child_thread in records:
+            yield from runner._threads(child_thread)
+
+    # ── as a child of another supervisor (livekit.supervisor._child) ───
+
+    def _adopt(self, parent: Child) -> None:
+        if parent is self:
+            raise ValueError(f"supervisor {self.name!r} cannot supervise itself")
+        if self._parent is None and self._running:
+            raise ValueError(f"{self!r} was started on its own; its parent must start it")
+        super()._adopt(parent)
+
+    def _prepare(self) -> None:
+        # Under the parent's lock: start this supervisor's own children now,
+        # so that, as in OTP, starting is synchronous: when the parent's
+        # start() returns, the whole tree runs, nested agents included.
+        with self._lock:
+            self._inbox = queue.SimpleQueue()
+            self._begin()
+
+    def _run(self) -> None:
+        self._loop_thread = threading.current_thread()
+        reason = self._loop()
+        if reason is not None:
+            raise SupervisorExit(f"supervisor {self.name!r} gave up: {reason}")
+
+    def _wake(self) -> None:
+        self._inbox.put(("stop",))
+
+    def _shutdown_bound(self, timeout: float | None) -> float | None:
+        return self._longest_stop() if timeout is None else timeout
+
+    def _shut_down(self, thread: threading.Thread, timeout: float | None) -> list[str] | None:
+        if super()._shut_down(thread, timeout) is None:
+            return None
+        return list(self._not_stopped)
 
     # ── internals; callers hold self._lock unless said otherwise ───────
 
-    def _add(self, spec: ChildSpec) -> _Child:
+    def _add(self, spec: ChildSpec) -> _Record:
         taken = {c.spec.name for c in self._children}
         if spec.name in taken:
             if spec.name != _default_name(spec.target):
@@ -623,20 +599,13 @@ class Supervisor:
                 if f"{spec.name}-{n}" not in taken:
                     spec = dataclasses.replace(spec, name=f"{spec.name}-{n}")
                     break
-        target = spec.target
-        if isinstance(target, Supervisor | Agent):
-            if target is self:
-                raise ValueError(f"supervisor {self.name!r} cannot supervise itself")
-            if target._parent is not None:
-                raise ValueError(f"{target!r} already has a supervisor, {target._parent.name!r}")
-            if isinstance(target, Supervisor) and target._running:
-                raise ValueError(f"{target!r} was started on its own; its parent must start it")
-            target._parent = self
-        record = _Child(spec)
+        runner = as_child(spec.target, spec.name)
+        runner._adopt(self)
+        record = _Record(spec, runner)
         self._children.append(record)
         return record
 
-    def _find(self, name: str) -> _Child:
+    def _find(self, name: str) -> _Record:
         for c in self._children:
             if c.spec.name == name:
                 return c
@@ -644,8 +613,8 @@ class Supervisor:
         raise KeyError(f"supervisor {self.name!r} has no child named {name!r} (children: {names})")
 
     def _begin(self) -> None:
-        # The inbox was made fresh by start() or by the parent's _start(), so
-        # that a stop sent before this thread got here is not lost.
+        # The inbox was made fresh by start() or by _prepare(), so that a
+        # stop sent before the loop thread got to it is not lost.
         self._restart_times.clear()
         self._exit_reason = None
         self._not_stopped = []
@@ -653,16 +622,11 @@ class Supervisor:
         for record in list(self._children):
             self._start(record)
 
-    def _start(self, record: _Child) -> None:
+    def _start(self, record: _Record) -> None:
         record.generation += 1
         record.stop_event = threading.Event()
         record.running = True
-        target = record.spec.target
-        if isinstance(target, Agent):
-            target._prepare()
-        elif isinstance(target, Supervisor):
-            target._inbox = queue.SimpleQueue()
-            target._begun = threading.Event()
+        record.runner._prepare()
         thread = threading.Thread(
             target=self._run_child,
             args=(record, record.generation, record.stop_event),
@@ -671,24 +635,13 @@ class Supervisor:
         )
         record.thread = thread
         thread.start()
-        if isinstance(target, Supervisor):
-            # As in OTP, starting is synchronous: when start() returns, the
-            # whole tree is running, agents of nested supervisors included.
-            target._begun.wait()
 
-    def _run_child(self, record: _Child, generation: int, stop_event: threading.Event) -> None:
+    def _run_child(self, record: _Record, generation: int, stop_event: threading.Event) -> None:
         """Body of every child thread (no lock held): run, then report the exit."""
-        _local.stop_event = stop_event
-        _local.supervisor = self
-        target = record.spec.target
+        enter(stop_event, self)
         error: BaseException | None = None
         try:
-            if isinstance(target, Supervisor):
-                target._run_as_child()
-            elif isinstance(target, Agent):
-                target._serve()
-            else:
-                target()
+            record.runner._run()
         except BaseException as exc:  # a crash is data for the supervisor
             error = exc
             if not stop_event.is_set():
@@ -697,7 +650,7 @@ class Supervisor:
                 )
         self._inbox.put(("exit", record, generation, error))
 
-    def _terminate(self, record: _Child) -> list[str]:
+    def _terminate(self, record: _Record) -> list[str]:
         """Stop one child cooperatively; return the names that outlived their shutdown time.
 
         For a nested supervisor these are its own late children, as ``"inner/name"``.
@@ -707,32 +660,20 @@ class Supervisor:
         record.running = False
         record.generation += 1  # its exit message is now stale: not a crash
         record.stop_event.set()
-        target = record.spec.target
-        if isinstance(target, Agent):
-            target._wake()
-        elif isinstance(target, Supervisor):
-            target._inbox.put(("stop",))
+        record.runner._wake()
         thread = record.thread
         if thread is None or thread is threading.current_thread():
             return []
-        timeout = record.spec.shutdown
-        if timeout is None and isinstance(target, Supervisor):
-            timeout = target._shutdown_bound()
-        thread.join(timeout)
-        if thread.is_alive():
+        below = record.runner._shut_down(thread, record.spec.shutdown)
+        if below is None:
             return [record.spec.name]
-        if isinstance(target, Supervisor):
-            return [f"{record.spec.name}/{name}" for name in target._not_stopped]
-        return []
+        return [f"{record.spec.name}/{name}" for name in below]
 
-    def _shutdown_bound(self) -> float:
+    def _longest_stop(self) -> float:
         """The longest an orderly stop of this supervisor can take, in seconds."""
         total = 1.0
         for c in self._children:
-            if c.spec.shutdown is not None:
-                total += c.spec.shutdown
-            elif isinstance(c.spec.target, Supervisor):
-                total += c.spec.target._shutdown_bound()
+            total += c.runner._shutdown_bound(c.spec.shutdown) or 0.0
         return total
 
     def _terminate_all(self) -> list[str]:
@@ -760,18 +701,7 @@ class Supervisor:
                     _log.error("supervisor %r gave up: %s", self.name, reason)
                     return reason
 
-    def _run_as_child(self) -> None:
-        try:
-            with self._lock:
-                self._loop_thread = threading.current_thread()
-                self._begin()
-        finally:
-            self._begun.set()  # the parent waits for this, even if starting failed
-        reason = self._loop()
-        if reason is not None:
-            raise SupervisorExit(f"supervisor {self.name!r} gave up: {reason}")
-
-    def _on_exit(self, record: _Child, generation: int, error: BaseException | None) -> str | None:
+    def _on_exit(self, record: _Record, generation: int, error: BaseException | None) -> str | None:
         """Apply restart type, intensity and strategy to one exit; a reason means give up."""
         if generation != record.generation or not record.running:
             return None  # stopped on purpose, or already restarted
@@ -810,6 +740,11 @@ class Supervisor:
         return None
 
 
+def started_supervisors() -> list[Supervisor]:
+    """Return the supervisors started on their own (not as children) that still exist."""
+    return list(_started)
+
+
 def _not_stopped_message(supervisor: str, names: list[str]) -> str:
     return (
         f"supervisor {supervisor!r}: child {', '.join(map(repr, names))} did not stop in "
@@ -828,162 +763,3 @@ def _log_not_stopped(supervisor: str, names: list[str]) -> None:
     """Report late children from the supervisor's own thread, where no caller waits."""
     if names:
         _log.warning(_not_stopped_message(supervisor, names))
-
-
-class Agent(Generic[S]):
-    """A small thread-safe state holder, run as a supervised child.
-
-    The counterpart of Elixir's ``Agent``: the state lives in the agent's
-    own thread, and every function you pass runs there, one at a time.  A
-    function that raises crashes the agent (the caller gets the exception)
-    and its supervisor restarts it with a fresh state from ``initial``.
-
-    Parameters
-    ----------
-    initial
-        A function that returns the initial state, called in the agent's
-        thread at every (re)start, as Elixir's ``fn -> [] end``; for
-        example ``list``, ``dict`` or ``lambda: 0``.
-    name
-        The child name and thread name (default ``"agent"``).
-
-    Examples
-    --------
-    >>> cart = Agent(list, name="cart")
-    >>> with Supervisor([cart], name="shop"):
-    ...     cart.update(lambda items: [*items, "apple"])
-    ...     cart.get_and_update(lambda items: (len(items), [*items, "pear"]))
-    ...     cart.get(lambda items: items)
-    1
-    ['apple', 'pear']
-    """
-
-    def __init__(self, initial: Callable[[], S], *, name: str = "agent") -> None:
-        if not callable(initial):
-            raise TypeError(
-                f"Agent expects a function that returns the initial state, such as Agent(list) "
-                f"or Agent(lambda: 0), got {type(initial).__name__}: {initial!r}"
-            )
-        self.name = name
-        self._initial = initial
-        self._parent: Supervisor | None = None
-        self._lock = threading.Lock()
-        self._requests: queue.SimpleQueue[tuple[Callable[[Any], Any], Future[Any]] | None]
-        self._requests = queue.SimpleQueue()
-        self._accepting = False
-
-    def __repr__(self) -> str:
-        return f"<Agent {self.name!r}>"
-
-    def get(self, fn: Callable[[S], R], *, timeout: float | None = 5.0) -> R:
-        """Return ``fn(state)``, computed in the agent's thread."""
-        return self._call(lambda state: (fn(state), state), timeout)  # type: ignore[no-any-return]
-
-    def update(self, fn: Callable[[S], S], *, timeout: float | None = 5.0) -> None:
-        """Replace the state with ``fn(state)``."""
-        self._call(lambda state: (None, fn(state)), timeout)
-
-    def get_and_update(self, fn: Callable[[S], tuple[R, S]], *, timeout: float | None = 5.0) -> R:
-        """Call ``fn(state)``, which returns ``(reply, new_state)``; return the reply."""
-        return self._call(fn, timeout)  # type: ignore[no-any-return]
-
-    def _call(self, fn: Callable[[Any], tuple[Any, Any]], timeout: float | None) -> Any:
-        future: Future[Any] = Future()
-        with self._lock:
-            if not self._accepting:
-                raise RuntimeError(f"agent {self.name!r} is not running; start its supervisor")
-            self._requests.put((fn, future))
-        return future.result(timeout)
-
-    # ── driven by the supervisor ──────────────────────────────────────
-
-    def _prepare(self) -> None:
-        with self._lock:
-            self._requests = queue.SimpleQueue()
-            self._accepting = True
-
-    def _wake(self) -> None:
-        with self._lock:
-            self._requests.put(None)
-
-    def _serve(self) -> None:
-        requests = self._requests
-        try:
-            state = self._initial()
-            while (request := requests.get()) is not None:
-                fn, future = request
-                try:
-                    reply, state = fn(state)
-                except BaseException as exc:
-                    future.set_exception(exc)
-                    raise
-                future.set_result(reply)
-        finally:
-            with self._lock:
-                # A late run must not close the queue of the run that replaced it.
-                if self._requests is requests:
-                    self._accepting = False
-            # Fail the calls still queued, so that no caller waits for a dead agent.
-            while True:
-                try:
-                    pending = requests.get_nowait()
-                except queue.Empty:
-                    break
-                if pending is not None:
-                    pending[1].set_exception(RuntimeError(f"agent {self.name!r} stopped"))
-
-
-# ── livekit's own application ─────────────────────────────────────────
-
-_app_lock = threading.Lock()
-_app: Supervisor | None = None
-_atexit_registered = False
-
-
-def app_supervisor() -> Supervisor:
-    """Return livekit's root supervisor, named ``"livekit"``, starting it on first use.
-
-    livekit's background work (live chart listeners, the node server, the
-    local kernel) runs as its children, added with
-    :meth:`~livekit.Supervisor.start_child`; ``app_tree("livekit")`` draws it.  It
-    is stopped when the interpreter exits, so no livekit thread outlives
-    the program.  If it gave up (restart intensity), the next call starts
-    a fresh one.
-
-    Examples
-    --------
-    >>> sup = app_supervisor()
-    >>> sup.name, sup.alive
-    ('livekit', True)
-    >>> def listen():
-    ...     stopping().wait()
-    >>> name = sup.start_child(child(listen, name="doctest-listener", restart="transient"))
-    >>> sup.terminate_child(name)
-    True
-    >>> sup.delete_child(name)
-    """
-    global _app, _atexit_registered  # noqa: PLW0603 - one root per interpreter, on purpose
-    with _app_lock:
-        if _app is None or not _app.alive:
-            _app = Supervisor([], name="livekit", strategy="one_for_one").start()
-        if not _atexit_registered:
-            atexit.register(_stop_app)
-            _atexit_registered = True
-        return _app
-
-
-def _current_app() -> Supervisor | None:
-    """Return livekit's root supervisor if it was started, without starting it."""
-    return _app
-
-
-def _running_supervisors() -> list[Supervisor]:
-    """Return the top-level supervisors that are running, livekit's own first."""
-    return sorted((s for s in list(_started) if s.alive), key=lambda s: (s is not _app, s.name))
-
-
-def _stop_app() -> None:
-    with _app_lock:
-        app = _app
-    if app is not None:
-        app.stop()
