@@ -1,7 +1,7 @@
 """Supervisors for threads, with OTP's semantics.
 
-Python has threads but no supervisors.  A :class:`Supervisor` starts its
-children (functions run in threads, :class:`Agent` state holders, and other
+Python has threads but no supervisors.  A :class:`~livekit.Supervisor` starts its
+children (functions run in threads, :class:`~livekit.Agent` state holders, and other
 supervisors), watches them, and restarts them the way an Erlang/OTP
 supervisor does: by ``strategy`` (``one_for_one``, ``one_for_all``,
 ``rest_for_one``), by each child's ``restart`` type (``permanent``,
@@ -20,7 +20,7 @@ kernel) runs under :func:`app_supervisor`, the supervisor named
 ``"livekit"``, which is what ``app_tree("livekit")`` draws.
 
 The package's modules: ``core`` (the supervisor, child specifications and
-restarts), ``agent`` (:class:`Agent`), ``app`` (livekit's own root
+restarts), ``agent`` (:class:`~livekit.Agent`), ``app`` (livekit's own root
 supervisor) and ``_child`` (the one interface a supervisor drives each
 child through).
 """

@@ -58,7 +58,7 @@ class ChildSpec:
     """How a supervisor starts, restarts and stops one child.
 
     Build one with :func:`~livekit.child`; a supervisor turns a bare callable, an
-    :class:`Agent` or a :class:`Supervisor` into one with the defaults.
+    :class:`~livekit.Agent` or a :class:`~livekit.Supervisor` into one with the defaults.
     """
 
     target: Callable[[], object] | Agent[Any] | Supervisor
