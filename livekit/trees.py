@@ -42,14 +42,16 @@ from livekit.supervisor import Supervisor
 from livekit.supervisor.app import current_app, running_supervisors
 
 Direction = Literal["top_down", "left_right"]
-NodeClass = Literal["root", "supervisor", "owner", "worker", "notstarted"]
+NodeClass = Literal["root", "supervisor", "owner", "worker", "notstarted", "stopping"]
 
 _DIRECTIONS = {"top_down": "TD", "left_right": "LR"}
 
 # The colours of Kino.Process's trees: supervisors violet, workers blue,
 # children that are not running grey; "owner" (holds children but does not
-# restart them) is a supervisor with a dashed border. Labels are dark on
-# every pale fill, whatever the surrounding theme (dark Jupyter, saved SVGs).
+# restart them) is a supervisor with a dashed border; "stopping" (asked to
+# stop, still running: a thread cannot be killed) is amber and dashed.
+# Labels are dark on every pale fill, whatever the surrounding theme (dark
+# Jupyter, saved SVGs).
 _CLASS_DEFS = (
     "classDef root fill:#c4b5fd,color:#111827,stroke:#374151,stroke-width:4px",
     "classDef supervisor fill:#c4b5fd,color:#111827,stroke:#374151,stroke-width:1px",
@@ -57,6 +59,8 @@ _CLASS_DEFS = (
     "stroke-dasharray:4 2",
     "classDef worker fill:#93c5fd,color:#111827,stroke:#374151,stroke-width:1px",
     "classDef notstarted color:#777,fill:#d9d9d9,stroke:#777,stroke-width:1px",
+    "classDef stopping fill:#fde68a,color:#111827,stroke:#92400e,stroke-width:1px,"
+    "stroke-dasharray:4 2",
 )
 
 
@@ -233,17 +237,25 @@ def _supervisor_node(sup: Supervisor, *, root: bool = False, edge: str = "") -> 
     node = TreeNode(_supervisor_label(sup), "root" if root else "supervisor", edge)
     if not root and not sup.alive:
         node.kind = "notstarted"
-    for spec, running, restarts, _thread in sup._tree_children():
+    for row in sup._tree_children():
+        spec = row.spec
         # Only a child the supervisor would restart is "supervised".
         link = "started" if spec.restart == "temporary" else "supervises"
         if isinstance(spec.target, Supervisor):
             sub = _supervisor_node(spec.target, edge=link)
-            if not running:
+            if not row.alive:
                 sub.kind = "notstarted"
-            node.children.append(sub)
-            continue
-        label = spec.name if not restarts else f"{spec.name} (restarts: {restarts})"
-        node.children.append(TreeNode(label, "worker" if running else "notstarted", link))
+        else:
+            label = spec.name if not row.restarts else f"{spec.name} (restarts: {row.restarts})"
+            sub = TreeNode(label, "worker" if row.alive else "notstarted", link)
+        if row.stopping:
+            sub.kind = "stopping"
+            sub.label += (
+                ": stopping (waiting for the old copy to return)"
+                if row.waiting
+                else ": stopping (the old copy has not returned)"
+            )
+        node.children.append(sub)
     return node
 
 

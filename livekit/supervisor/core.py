@@ -144,12 +144,30 @@ def _as_spec(item: object) -> ChildSpec:
 
 
 class ChildInfo(NamedTuple):
-    """One row of :meth:`~livekit.Supervisor.which_children`."""
+    """One row of :meth:`~livekit.Supervisor.which_children`.
+
+    ``stopping`` is True while a copy of the child that was asked to stop
+    has not returned yet (a thread cannot be killed); if the supervisor
+    restarts the child meanwhile, the new copy waits until the old one
+    has returned, and ``alive`` stays False until then.
+    """
 
     name: str
     kind: Kind
     alive: bool
     restarts: int
+    stopping: bool = False
+
+
+class ChildState(NamedTuple):
+    """What :mod:`livekit.trees` draws of one child."""
+
+    spec: ChildSpec
+    alive: bool
+    restarts: int
+    stopping: bool
+    #: A new copy waits for the stopping one to return.
+    waiting: bool
 
 
 @dataclasses.dataclass(eq=False)
@@ -164,6 +182,15 @@ class _Record:
     running: bool = False
     restarts: int = 0
     last_error: BaseException | None = None
+    #: Set by the latest copy's thread once the child's code has returned.
+    returned: threading.Event | None = None
+    #: A new copy waits for the latest one to return (it ignored a stop request).
+    waiting: bool = False
+
+    @property
+    def stopping(self) -> bool:
+        """A copy asked to stop has not returned yet."""
+        return not self.running and self.returned is not None and not self.returned.is_set()
 
 
 class Supervisor(Child):
@@ -190,6 +217,18 @@ class Supervisor(Child):
     clock
         Monotonic seconds; tests pass a fake clock to control intensity.
 
+    Notes
+    -----
+    One copy of a child at a time.  A thread cannot be killed, so a child
+    that ignores its stop request keeps running after its ``shutdown``
+    time (it is reported, see :meth:`stop`).  The supervisor never starts
+    a new copy of that child beside it: a restart (by strategy, by
+    :meth:`restart_child`, or by starting the supervisor again) waits
+    until the old copy returns, and then starts the new one.  Meanwhile
+    :meth:`which_children` reports the child with ``alive=False`` and
+    ``stopping=True``, and its tree draws it as ``stopping (waiting for
+    the old copy to return)``.
+
     Examples
     --------
     >>> import threading
@@ -201,8 +240,8 @@ class Supervisor(Child):
     ...     _ = ready.wait(5)
     ...     for row in sup.which_children():
     ...         print(row)
-    ChildInfo(name='worker', kind='worker', alive=True, restarts=0)
-    ChildInfo(name='agent', kind='agent', alive=True, restarts=0)
+    ChildInfo(name='worker', kind='worker', alive=True, restarts=0, stopping=False)
+    ChildInfo(name='agent', kind='agent', alive=True, restarts=0, stopping=False)
     >>> sup.alive
     False
     """
@@ -398,7 +437,7 @@ class Supervisor(Child):
         ...     sup.terminate_child("lambda")
         ...     sup.which_children()
         True
-        [ChildInfo(name='lambda', kind='worker', alive=False, restarts=0)]
+        [ChildInfo(name='lambda', kind='worker', alive=False, restarts=0, stopping=False)]
         """
         with self._lock:
             record = self._find(name)
@@ -412,6 +451,8 @@ class Supervisor(Child):
         """Start again a child that was terminated or that ended.
 
         Raises :class:`RuntimeError` if the child is running, as OTP does.
+        If its last copy ignored the stop request and still runs, the new
+        copy starts when that one returns (see the class's Notes).
 
         Examples
         --------
@@ -419,7 +460,7 @@ class Supervisor(Child):
         ...     _ = sup.terminate_child("lambda")
         ...     sup.restart_child("lambda")
         ...     sup.which_children()
-        [ChildInfo(name='lambda', kind='worker', alive=True, restarts=0)]
+        [ChildInfo(name='lambda', kind='worker', alive=True, restarts=0, stopping=False)]
         """
         with self._lock:
             record = self._find(name)
@@ -455,11 +496,12 @@ class Supervisor(Child):
         Examples
         --------
         >>> Supervisor([Agent(dict)], name="s").which_children()
-        [ChildInfo(name='agent', kind='agent', alive=False, restarts=0)]
+        [ChildInfo(name='agent', kind='agent', alive=False, restarts=0, stopping=False)]
         """
         with self._lock:
             return [
-                ChildInfo(c.spec.name, c.spec.kind, c.running, c.restarts) for c in self._children
+                ChildInfo(c.spec.name, c.spec.kind, c.running, c.restarts, c.stopping)
+                for c in self._children
             ]
 
     def count_children(self) -> dict[str, int]:
@@ -499,7 +541,7 @@ class Supervisor(Child):
                 (
                     c.spec.kind,
                     c.spec.name,
-                    "alive" if c.running else "stopped",
+                    "alive" if c.running else "stopping" if c.stopping else "stopped",
                     c.spec.restart,
                     f"restarts={c.restarts}",
                 )
@@ -535,9 +577,12 @@ class Supervisor(Child):
 
     # ── for livekit.trees ─────────────────────────────────────────────
 
-    def _tree_children(self) -> list[tuple[ChildSpec, bool, int, threading.Thread | None]]:
+    def _tree_children(self) -> list[ChildState]:
         with self._lock:
-            return [(c.spec, c.running, c.restarts, c.thread) for c in self._children]
+            return [
+                ChildState(c.spec, c.running, c.restarts, c.stopping, c.waiting)
+                for c in self._children
+            ]
 
     def _threads(self, thread: threading.Thread | None = None) -> Iterator[threading.Thread]:
         """Yield every live thread of this tree: the loop, then children, nested.
@@ -623,20 +668,34 @@ class Supervisor(Child):
             self._start(record)
 
     def _start(self, record: _Record) -> None:
+        if record.stopping:
+            # Its last copy ignored a stop request and still runs.  A thread
+            # cannot be killed, and two copies must never run at once: the
+            # new one starts when that one's exit arrives (_on_exit).
+            record.waiting = True
+            return
+        record.waiting = False
         record.generation += 1
         record.stop_event = threading.Event()
+        record.returned = threading.Event()
         record.running = True
         record.runner._prepare()
         thread = threading.Thread(
             target=self._run_child,
-            args=(record, record.generation, record.stop_event),
+            args=(record, record.generation, record.stop_event, record.returned),
             name=record.spec.name,
             daemon=True,
         )
         record.thread = thread
         thread.start()
 
-    def _run_child(self, record: _Record, generation: int, stop_event: threading.Event) -> None:
+    def _run_child(
+        self,
+        record: _Record,
+        generation: int,
+        stop_event: threading.Event,
+        returned: threading.Event,
+    ) -> None:
         """Body of every child thread (no lock held): run, then report the exit."""
         enter(stop_event, self)
         error: BaseException | None = None
@@ -648,6 +707,7 @@ class Supervisor(Child):
                 _log.error(
                     "child %r of supervisor %r crashed", record.spec.name, self.name, exc_info=exc
                 )
+        returned.set()  # before the exit message, which may start the next copy
         self._inbox.put(("exit", record, generation, error))
 
     def _terminate(self, record: _Record) -> list[str]:
@@ -656,6 +716,7 @@ class Supervisor(Child):
         For a nested supervisor these are its own late children, as ``"inner/name"``.
         """
         if not record.running:
+            record.waiting = False  # stopped before the new copy could start
             return []
         record.running = False
         record.generation += 1  # its exit message is now stale: not a crash
@@ -704,7 +765,11 @@ class Supervisor(Child):
     def _on_exit(self, record: _Record, generation: int, error: BaseException | None) -> str | None:
         """Apply restart type, intensity and strategy to one exit; a reason means give up."""
         if generation != record.generation or not record.running:
-            return None  # stopped on purpose, or already restarted
+            # Stopped on purpose, or already restarted; or the exit of a copy
+            # that outlived its stop request, which a new copy waited for.
+            if record.waiting and record in self._children:
+                self._start(record)
+            return None
         record.running = False
         record.last_error = error
         restart = record.spec.restart
