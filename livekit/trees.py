@@ -42,14 +42,15 @@ from livekit.supervisor import Supervisor
 from livekit.supervisor.app import current_app, running_supervisors
 
 Direction = Literal["top_down", "left_right"]
-NodeClass = Literal["root", "supervisor", "owner", "worker", "notstarted", "stopping"]
+NodeClass = Literal["root", "supervisor", "owner", "worker", "notstarted", "stopping", "failed"]
 
 _DIRECTIONS = {"top_down": "TD", "left_right": "LR"}
 
 # The colours of Kino.Process's trees: supervisors violet, workers blue,
 # children that are not running grey; "owner" (holds children but does not
 # restart them) is a supervisor with a dashed border; "stopping" (asked to
-# stop, still running: a thread cannot be killed) is amber and dashed.
+# stop, still running: a thread cannot be killed) is amber and dashed;
+# "failed" (a supervisor that gave up, and the child whose exit made it) is red.
 # Labels are dark on every pale fill, whatever the surrounding theme (dark
 # Jupyter, saved SVGs).
 _CLASS_DEFS = (
@@ -61,6 +62,7 @@ _CLASS_DEFS = (
     "classDef notstarted color:#777,fill:#d9d9d9,stroke:#777,stroke-width:1px",
     "classDef stopping fill:#fde68a,color:#111827,stroke:#92400e,stroke-width:1px,"
     "stroke-dasharray:4 2",
+    "classDef failed fill:#fca5a5,color:#111827,stroke:#991b1b,stroke-width:2px",
 )
 
 
@@ -205,7 +207,7 @@ def render_sup_tree(
 def _capture(obj: object) -> tuple[TreeNode, str]:
     """Turn ``obj`` into a tree and a default caption, or raise naming it."""
     if isinstance(obj, Supervisor):
-        return _supervisor_node(obj, root=True), f"Supervision tree of {obj.name!r}."
+        return _supervisor_node(obj, root=True), _supervisor_caption(obj)
     if isinstance(obj, ThreadPoolExecutor):
         node = _thread_pool_node(obj)
         return node, f"The threads that {node.label} owns."
@@ -229,13 +231,23 @@ def _capture(obj: object) -> tuple[TreeNode, str]:
     )
 
 
+def _supervisor_caption(sup: Supervisor) -> str:
+    if sup.exit_reason is None:
+        return f"Supervision tree of {sup.name!r}."
+    return f"Supervision tree of {sup.name!r}, which gave up: {sup.exit_reason}."
+
+
 def _supervisor_label(sup: Supervisor) -> str:
-    return f"{sup.name} ({sup.strategy})"
+    label = f"{sup.name} ({sup.strategy})"
+    gave_up = sup._tree_gave_up()
+    return label if gave_up is None else f"{label}: gave up, {gave_up.limit}"
 
 
 def _supervisor_node(sup: Supervisor, *, root: bool = False, edge: str = "") -> TreeNode:
     node = TreeNode(_supervisor_label(sup), "root" if root else "supervisor", edge)
-    if not root and not sup.alive:
+    if sup.exit_reason is not None:
+        node.kind = "failed"  # stopped, unlike one that never started: the label says why
+    elif not root and not sup.alive:
         node.kind = "notstarted"
     for row in sup._tree_children():
         spec = row.spec
@@ -243,11 +255,15 @@ def _supervisor_node(sup: Supervisor, *, root: bool = False, edge: str = "") -> 
         link = "started" if spec.restart == "temporary" else "supervises"
         if isinstance(spec.target, Supervisor):
             sub = _supervisor_node(spec.target, edge=link)
-            if not row.alive:
+            if not row.alive and sub.kind != "failed":
                 sub.kind = "notstarted"
         else:
             label = spec.name if not row.restarts else f"{spec.name} (restarts: {row.restarts})"
             sub = TreeNode(label, "worker" if row.alive else "notstarted", link)
+            if row.ended is not None:
+                sub.label += f": {row.ended}"
+        if row.ended is not None:
+            sub.kind = "failed"  # its exit made the supervisor give up
         if row.stopping:
             sub.kind = "stopping"
             sub.label += (

@@ -37,7 +37,8 @@ CLASS_DEFS = (
     "  classDef worker fill:#93c5fd,color:#111827,stroke:#374151,stroke-width:1px\n"
     "  classDef notstarted color:#777,fill:#d9d9d9,stroke:#777,stroke-width:1px\n"
     "  classDef stopping fill:#fde68a,color:#111827,stroke:#92400e,stroke-width:1px,"
-    "stroke-dasharray:4 2"
+    "stroke-dasharray:4 2\n"
+    "  classDef failed fill:#fca5a5,color:#111827,stroke:#991b1b,stroke-width:2px"
 )
 
 
@@ -202,6 +203,67 @@ def test_a_child_that_outlived_terminate_child_is_drawn_as_stopping() -> None:
         release.set()
     assert lines[2] == (
         '  n0 -->|supervises| n1["slow: stopping (the old copy has not returned)"]:::stopping'
+    )
+
+
+def _crash() -> None:
+    raise ValueError("boom")
+
+
+def test_a_supervisor_that_gave_up_draws_that_it_stopped_and_why_golden_text() -> None:
+    def children() -> list[object]:
+        return [
+            child(lambda: stopping().wait(), name="web"),
+            child(_crash, name="crashy"),
+            Agent(dict, name="cache"),
+        ]
+
+    never = Supervisor(children(), name="app", max_restarts=1)
+    sup = Supervisor(children(), name="app", max_restarts=1).start()
+    assert sup.wait(TIMEOUT)
+    diagram = sup_tree(sup)
+    assert str(diagram) == (
+        "graph TD\n"
+        '  n0["app (one_for_one): gave up, more than 1 restarts in 5 s"]:::failed\n'
+        '  n0 -->|supervises| n1["web"]:::notstarted\n'
+        "  n0 -->|supervises| n2[\"crashy (restarts: 1): raised ValueError('boom')\"]:::failed\n"
+        '  n0 -->|supervises| n3["cache"]:::notstarted\n' + CLASS_DEFS
+    )
+    caption = (
+        "Supervision tree of 'app', which gave up: "
+        "child 'crashy' raised ValueError('boom'); more than 1 restarts in 5 s."
+    )
+    assert diagram.caption == caption
+    assert sup._repr_mimebundle_()[1] == {"text/vnd.mermaid": {"caption": caption}}
+    # One that never started still looks as it did: grey children, a plain caption.
+    assert body(sup_tree(never)) == (
+        "graph TD\n"
+        '  n0["app (one_for_one)"]:::root\n'
+        '  n0 -->|supervises| n1["web"]:::notstarted\n'
+        '  n0 -->|supervises| n2["crashy"]:::notstarted\n'
+        '  n0 -->|supervises| n3["cache"]:::notstarted'
+    )
+    assert sup_tree(never).caption == "Supervision tree of 'app'."
+
+
+def test_a_nested_supervisor_that_gave_up_is_drawn_as_the_reason_its_parent_did() -> None:
+    inner = Supervisor([child(_crash, name="x")], name="inner", max_restarts=0)
+    outer = Supervisor(
+        [inner, child(lambda: stopping().wait(), name="web")], name="outer", max_restarts=0
+    ).start()
+    assert outer.wait(TIMEOUT)
+    assert body(sup_tree(outer)) == (
+        "graph TD\n"
+        '  n0["outer (one_for_one): gave up, more than 0 restarts in 5 s"]:::failed\n'
+        '  n0 -->|supervises| n1["inner (one_for_one): gave up, more than 0 restarts in 5 s"]'
+        ":::failed\n"
+        "  n1 -->|supervises| n2[\"x: raised ValueError('boom')\"]:::failed\n"
+        '  n0 -->|supervises| n3["web"]:::notstarted'
+    )
+    assert sup_tree(outer).caption == (
+        "Supervision tree of 'outer', which gave up: child 'inner' raised "
+        "SupervisorExit(\"supervisor 'inner' gave up: child 'x' raised ValueError('boom'); "
+        'more than 0 restarts in 5 s"); more than 0 restarts in 5 s.'
     )
 
 

@@ -168,6 +168,21 @@ class ChildState(NamedTuple):
     stopping: bool
     #: A new copy waits for the stopping one to return.
     waiting: bool
+    #: How it ended, if that exit made the supervisor give up: "raised ...", "returned".
+    ended: str | None = None
+
+
+class GaveUp(NamedTuple):
+    """Why a supervisor gave up; its ``str()`` is :attr:`Supervisor.exit_reason`."""
+
+    child: str
+    #: ``"raised ValueError('boom')"`` or ``"returned"``.
+    how: str
+    #: ``"more than 3 restarts in 5 s"``.
+    limit: str
+
+    def __str__(self) -> str:
+        return f"child {self.child!r} {self.how}; {self.limit}"
 
 
 @dataclasses.dataclass(eq=False)
@@ -282,7 +297,7 @@ class Supervisor(Child):
         self._restart_times: deque[float] = deque()
         self._loop_thread: threading.Thread | None = None
         self._running = False
-        self._exit_reason: str | None = None
+        self._gave_up: GaveUp | None = None
         self._not_stopped: list[str] = []
         for item in children:
             self._add(_as_spec(item))
@@ -297,7 +312,7 @@ class Supervisor(Child):
     @property
     def exit_reason(self) -> str | None:
         """Why the supervisor gave up (None while alive or after :meth:`stop`)."""
-        return self._exit_reason
+        return None if self._gave_up is None else str(self._gave_up)
 
     def start(self) -> Supervisor:
         """Start the children in order, then watch them; return ``self``.
@@ -535,8 +550,8 @@ class Supervisor(Child):
         """
         with self._lock:
             state = "running" if self._running else "stopped"
-            if self._exit_reason:
-                state = f"gave up: {self._exit_reason}"
+            if self._gave_up is not None:
+                state = f"gave up: {self._gave_up}"
             rows = [
                 (
                     c.spec.kind,
@@ -568,9 +583,7 @@ class Supervisor(Child):
         self, include: Iterable[str] | None = None, exclude: Iterable[str] | None = None
     ) -> tuple[dict[str, Any], dict[str, Any]]:
         """Display as the supervision tree, with the summary as plain text."""
-        data, metadata = self.tree(caption=f"Supervision tree of {self.name!r}.")._repr_mimebundle_(
-            include, exclude
-        )
+        data, metadata = self.tree()._repr_mimebundle_(include, exclude)
         if "text/plain" in data:
             data["text/plain"] = self.summary()
         return data, metadata
@@ -579,10 +592,22 @@ class Supervisor(Child):
 
     def _tree_children(self) -> list[ChildState]:
         with self._lock:
+            gave_up = self._gave_up
             return [
-                ChildState(c.spec, c.running, c.restarts, c.stopping, c.waiting)
+                ChildState(
+                    c.spec,
+                    c.running,
+                    c.restarts,
+                    c.stopping,
+                    c.waiting,
+                    gave_up.how if gave_up is not None and gave_up.child == c.spec.name else None,
+                )
                 for c in self._children
             ]
+
+    def _tree_gave_up(self) -> GaveUp | None:
+        """Why this supervisor gave up, or None."""
+        return self._gave_up
 
     def _threads(self, thread: threading.Thread | None = None) -> Iterator[threading.Thread]:
         """Yield every live thread of this tree: the loop, then children, nested.
@@ -661,7 +686,7 @@ class Supervisor(Child):
         # The inbox was made fresh by start() or by _prepare(), so that a
         # stop sent before the loop thread got to it is not lost.
         self._restart_times.clear()
-        self._exit_reason = None
+        self._gave_up = None
         self._not_stopped = []
         self._running = True
         for record in list(self._children):
@@ -753,16 +778,18 @@ class Supervisor(Child):
                     self._running = False
                     return None
                 _, record, generation, error = message
-                reason = self._on_exit(record, generation, error)
-                if reason is not None:
+                gave_up = self._on_exit(record, generation, error)
+                if gave_up is not None:
                     self._not_stopped = self._terminate_all()
                     self._running = False
-                    self._exit_reason = reason
+                    self._gave_up = gave_up
                     _log_not_stopped(self.name, self._not_stopped)
-                    _log.error("supervisor %r gave up: %s", self.name, reason)
-                    return reason
+                    _log.error("supervisor %r gave up: %s", self.name, gave_up)
+                    return str(gave_up)
 
-    def _on_exit(self, record: _Record, generation: int, error: BaseException | None) -> str | None:
+    def _on_exit(
+        self, record: _Record, generation: int, error: BaseException | None
+    ) -> GaveUp | None:
         """Apply restart type, intensity and strategy to one exit; a reason means give up."""
         if generation != record.generation or not record.running:
             # Stopped on purpose, or already restarted; or the exit of a copy
@@ -784,10 +811,8 @@ class Supervisor(Child):
             self._restart_times.popleft()
         if len(self._restart_times) > self.max_restarts:
             how = f"raised {error!r}" if error is not None else "returned"
-            return (
-                f"child {record.spec.name!r} {how}; more than {self.max_restarts} "
-                f"restarts in {self.max_seconds:g} s"
-            )
+            limit = f"more than {self.max_restarts} restarts in {self.max_seconds:g} s"
+            return GaveUp(record.spec.name, how, limit)
         if self.strategy == "one_for_one":
             group = [record]
         elif self.strategy == "one_for_all":
