@@ -18,9 +18,10 @@ agent and a supervisor are children; a function is wrapped in
     something else (an agent on its requests, a supervisor on its inbox).
 ``_shut_down(thread, timeout)``
     Wait for ``_run()`` to return after a stop request, and say what did
-    not stop in time.
+    not stop in time (``_shutdown_bound()`` says how long that can take).
 
-and, for ownership, ``_adopt(parent)`` and ``_release()``.  The methods
+and, for ownership, ``_adopt(parent)`` and ``_release()``; for the trees,
+``_threads()``.  The methods
 start with an underscore only to stay out of the public API of
 :class:`~livekit.Supervisor` and :class:`~livekit.Agent`.
 
