@@ -38,17 +38,21 @@ import psutil
 
 from livekit import _display
 from livekit.mermaid import Mermaid
-from livekit.supervisor import Supervisor, _current_app, _running_supervisors
+from livekit.supervisor import Supervisor
+from livekit.supervisor.app import current_app, running_supervisors
 
 Direction = Literal["top_down", "left_right"]
-NodeClass = Literal["root", "supervisor", "owner", "worker", "notstarted"]
+NodeClass = Literal["root", "supervisor", "owner", "worker", "notstarted", "stopping", "failed"]
 
 _DIRECTIONS = {"top_down": "TD", "left_right": "LR"}
 
 # The colours of Kino.Process's trees: supervisors violet, workers blue,
 # children that are not running grey; "owner" (holds children but does not
-# restart them) is a supervisor with a dashed border. Labels are dark on
-# every pale fill, whatever the surrounding theme (dark Jupyter, saved SVGs).
+# restart them) is a supervisor with a dashed border; "stopping" (asked to
+# stop, still running: a thread cannot be killed) is amber and dashed;
+# "failed" (a supervisor that gave up, and the child whose exit made it) is red.
+# Labels are dark on every pale fill, whatever the surrounding theme (dark
+# Jupyter, saved SVGs).
 _CLASS_DEFS = (
     "classDef root fill:#c4b5fd,color:#111827,stroke:#374151,stroke-width:4px",
     "classDef supervisor fill:#c4b5fd,color:#111827,stroke:#374151,stroke-width:1px",
@@ -56,6 +60,9 @@ _CLASS_DEFS = (
     "stroke-dasharray:4 2",
     "classDef worker fill:#93c5fd,color:#111827,stroke:#374151,stroke-width:1px",
     "classDef notstarted color:#777,fill:#d9d9d9,stroke:#777,stroke-width:1px",
+    "classDef stopping fill:#fde68a,color:#111827,stroke:#92400e,stroke-width:1px,"
+    "stroke-dasharray:4 2",
+    "classDef failed fill:#fca5a5,color:#111827,stroke:#991b1b,stroke-width:2px",
 )
 
 
@@ -200,7 +207,7 @@ def render_sup_tree(
 def _capture(obj: object) -> tuple[TreeNode, str]:
     """Turn ``obj`` into a tree and a default caption, or raise naming it."""
     if isinstance(obj, Supervisor):
-        return _supervisor_node(obj, root=True), f"Supervision tree of {obj.name!r}."
+        return _supervisor_node(obj, root=True), _supervisor_caption(obj)
     if isinstance(obj, ThreadPoolExecutor):
         node = _thread_pool_node(obj)
         return node, f"The threads that {node.label} owns."
@@ -224,25 +231,47 @@ def _capture(obj: object) -> tuple[TreeNode, str]:
     )
 
 
+def _supervisor_caption(sup: Supervisor) -> str:
+    if sup.exit_reason is None:
+        return f"Supervision tree of {sup.name!r}."
+    return f"Supervision tree of {sup.name!r}, which gave up: {sup.exit_reason}."
+
+
 def _supervisor_label(sup: Supervisor) -> str:
-    return f"{sup.name} ({sup.strategy})"
+    label = f"{sup.name} ({sup.strategy})"
+    gave_up = sup._tree_gave_up()
+    return label if gave_up is None else f"{label}: gave up, {gave_up.limit}"
 
 
 def _supervisor_node(sup: Supervisor, *, root: bool = False, edge: str = "") -> TreeNode:
     node = TreeNode(_supervisor_label(sup), "root" if root else "supervisor", edge)
-    if not root and not sup.alive:
+    if sup.exit_reason is not None:
+        node.kind = "failed"  # stopped, unlike one that never started: the label says why
+    elif not root and not sup.alive:
         node.kind = "notstarted"
-    for spec, running, restarts, _thread in sup._tree_children():
+    for row in sup._tree_children():
+        spec = row.spec
         # Only a child the supervisor would restart is "supervised".
         link = "started" if spec.restart == "temporary" else "supervises"
         if isinstance(spec.target, Supervisor):
             sub = _supervisor_node(spec.target, edge=link)
-            if not running:
+            if not row.alive and sub.kind != "failed":
                 sub.kind = "notstarted"
-            node.children.append(sub)
-            continue
-        label = spec.name if not restarts else f"{spec.name} (restarts: {restarts})"
-        node.children.append(TreeNode(label, "worker" if running else "notstarted", link))
+        else:
+            label = spec.name if not row.restarts else f"{spec.name} (restarts: {row.restarts})"
+            sub = TreeNode(label, "worker" if row.alive else "notstarted", link)
+            if row.ended is not None:
+                sub.label += f": {row.ended}"
+        if row.ended is not None:
+            sub.kind = "failed"  # its exit made the supervisor give up
+        if row.stopping:
+            sub.kind = "stopping"
+            sub.label += (
+                ": stopping (waiting for the old copy to return)"
+                if row.waiting
+                else ": stopping (the old copy has not returned)"
+            )
+        node.children.append(sub)
     return node
 
 
@@ -597,7 +626,7 @@ def render_app_tree(
 
 
 def _livekit_node() -> TreeNode:
-    app = _current_app()
+    app = current_app()
     if app is None or not app.alive:
         return TreeNode("livekit (no background work started)", "root")
     return _supervisor_node(app, root=True)
@@ -624,7 +653,7 @@ def _interpreter_node() -> TreeNode:
     if main in threads:
         root.children.append(draw(main))
     # Supervisors: their threads are drawn inside their trees.
-    for sup in _running_supervisors():
+    for sup in running_supervisors():
         root.children.append(_supervisor_node(sup, edge="owns"))
         draw.placed.update(sup._threads())
     pools = _executor_pool_threads(draw.placed)

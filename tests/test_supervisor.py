@@ -288,6 +288,72 @@ def test_stop_leaves_no_thread_behind() -> None:
     assert set(threading.enumerate()) - before == set()
 
 
+RACE_TRIES = 100
+
+
+def test_stop_at_any_moment_of_start_stops_the_supervisor() -> None:
+    # A second thread calls stop() as soon as the first child runs, which is
+    # while start() is still under way.  Before the loop thread was started
+    # under the lock, about half of these tries raised "cannot join thread
+    # before it is started".
+    errors: list[BaseException] = []
+    for _ in range(RACE_TRIES):
+        began = threading.Event()
+
+        def first(began: threading.Event = began) -> None:
+            began.set()
+            stopping().wait()
+
+        sup = Supervisor([first, Agent(list)], name="race")
+
+        def stop_when_begun(sup: Supervisor = sup, began: threading.Event = began) -> None:
+            try:
+                assert began.wait(TIMEOUT)
+                assert sup.stop() == []
+            except BaseException as exc:  # reported below, with the try it failed in
+                errors.append(exc)
+
+        stopper = threading.Thread(target=stop_when_begun)
+        stopper.start()
+        sup.start()
+        stopper.join(TIMEOUT)
+        assert sup.wait(TIMEOUT)
+        assert not sup.alive
+        assert sup.exit_reason is None
+    assert errors == []
+
+
+def test_a_child_that_stops_its_own_supervisor_does_not_wait_for_itself() -> None:
+    # The child's stop() cannot wait for its own end: it asks, returns at
+    # once, and the supervisor stops the tree, this child included, with no
+    # child reported late (that took the child's whole shutdown time before).
+    errors: list[BaseException] = []
+    for _ in range(RACE_TRIES // 5):
+        box: list[Supervisor] = []
+        ready = threading.Event()
+
+        def quitter(box: list[Supervisor] = box, ready: threading.Event = ready) -> None:
+            assert ready.wait(TIMEOUT)
+            try:
+                assert box[0].stop() == []
+            except BaseException as exc:  # reported below
+                errors.append(exc)
+            stopping().wait()
+
+        def bystander() -> None:
+            stopping().wait()
+
+        inner = Supervisor([child(quitter, shutdown=TIMEOUT)], name="inner")
+        sup = Supervisor([bystander, inner], name="self-stop")
+        box.append(sup)
+        ready.set()  # the child stops the tree while start() may still run
+        sup.start()
+        assert sup.wait(TIMEOUT)
+        assert not sup.alive
+        assert not inner.alive
+    assert errors == []
+
+
 def test_stop_reports_a_child_that_ignores_its_stop_event() -> None:
     release = threading.Event()
     started = threading.Event()
@@ -317,6 +383,115 @@ def test_terminate_child_reports_a_child_that_does_not_stop() -> None:
         with pytest.warns(RuntimeWarning, match="cannot be killed"):
             assert sup.terminate_child("stubborn") is False
         release.set()
+
+
+class Stubborn:
+    """A child whose first copy ignores its stop event until the test releases it.
+
+    It counts the copies that run at once; later copies stop when asked.
+    """
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+        self.starts: queue.Queue[int] = queue.Queue()
+        self.most_at_once = 0
+        self._running = 0
+        self._copies = 0
+        self._lock = threading.Lock()
+
+    def __call__(self) -> None:
+        with self._lock:
+            self._copies += 1
+            copy = self._copies
+            self._running += 1
+            self.most_at_once = max(self.most_at_once, self._running)
+        self.starts.put(copy)
+        try:
+            if copy == 1:
+                self.release.wait()  # never looks at stopping()
+            else:
+                stopping().wait()
+        finally:
+            with self._lock:
+                self._running -= 1
+
+    def started(self) -> int:
+        return self.starts.get(timeout=TIMEOUT)
+
+
+def test_a_restart_waits_until_the_copy_that_ignored_its_stop_request_returns(
+    probe: Probe,
+) -> None:
+    stubborn = Stubborn()
+    sup = Supervisor(
+        [child(stubborn, name="stubborn", shutdown=0.01), probe.worker("crasher")],
+        strategy="one_for_all",
+        name="s",
+    )
+    with sup:
+        assert stubborn.started() == 1
+        probe.started(1)
+        probe.crash("crasher")  # one_for_all: stubborn is asked to stop, and ignores it
+        assert probe.started(1) == ["crasher"]
+        assert sup.which_children() == [
+            ChildInfo("stubborn", "worker", alive=False, restarts=1, stopping=True),
+            ChildInfo("crasher", "worker", alive=True, restarts=1, stopping=False),
+        ]
+        assert sup.summary().splitlines()[1].split() == [
+            "worker",
+            "stubborn",
+            "stopping",
+            "permanent",
+            "restarts=1",
+        ]
+        assert stubborn.starts.empty()  # no second copy beside the first
+        stubborn.release.set()
+        assert stubborn.started() == 2  # the old copy returned: now the new one runs
+        _wait_until(lambda: sup.which_children()[0].alive)
+        assert sup.which_children()[0] == ChildInfo("stubborn", "worker", True, 1)
+    assert stubborn.most_at_once == 1
+
+
+def test_restart_child_of_a_child_still_stopping_starts_it_once_the_old_copy_returns() -> None:
+    stubborn = Stubborn()
+    with Supervisor([child(stubborn, name="stubborn", shutdown=0.01)], name="s") as sup:
+        assert stubborn.started() == 1
+        with pytest.warns(RuntimeWarning, match="'stubborn' did not stop in time"):
+            assert sup.terminate_child("stubborn") is False
+        assert sup.which_children() == [ChildInfo("stubborn", "worker", False, 0, True)]
+        sup.restart_child("stubborn")
+        assert sup.which_children() == [ChildInfo("stubborn", "worker", False, 0, True)]
+        assert stubborn.starts.empty()
+        stubborn.release.set()
+        assert stubborn.started() == 2
+    assert stubborn.most_at_once == 1
+
+
+def test_a_supervisor_started_again_waits_for_a_child_its_stop_left_running() -> None:
+    stubborn = Stubborn()
+    sup = Supervisor([child(stubborn, name="stubborn", shutdown=0.01)], name="s").start()
+    assert stubborn.started() == 1
+    with pytest.warns(RuntimeWarning, match="did not stop in time"):
+        assert sup.stop() == ["stubborn"]
+    with sup:
+        assert sup.which_children() == [ChildInfo("stubborn", "worker", False, 0, True)]
+        stubborn.release.set()
+        assert stubborn.started() == 2
+    assert stubborn.most_at_once == 1
+
+
+def test_a_stop_cancels_the_start_that_waited_for_an_old_copy() -> None:
+    stubborn = Stubborn()
+    sup = Supervisor([child(stubborn, name="stubborn", shutdown=0.01)], name="s").start()
+    assert stubborn.started() == 1
+    with pytest.warns(RuntimeWarning, match="did not stop in time"):
+        sup.terminate_child("stubborn")
+    sup.restart_child("stubborn")  # waits for the old copy
+    assert sup.stop() == []
+    stubborn.release.set()
+    _wait_until(lambda: not sup.which_children()[0].stopping)
+    assert stubborn.starts.empty()  # the stopped supervisor started nothing
+    assert sup.which_children() == [ChildInfo("stubborn", "worker", False, 0, False)]
 
 
 def test_stopping_outside_a_supervised_child_raises() -> None:

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
+import queue
 import re
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 
 import psutil
@@ -32,7 +35,10 @@ CLASS_DEFS = (
     "  classDef owner fill:#ddd6fe,color:#111827,stroke:#374151,stroke-width:1px,"
     "stroke-dasharray:4 2\n"
     "  classDef worker fill:#93c5fd,color:#111827,stroke:#374151,stroke-width:1px\n"
-    "  classDef notstarted color:#777,fill:#d9d9d9,stroke:#777,stroke-width:1px"
+    "  classDef notstarted color:#777,fill:#d9d9d9,stroke:#777,stroke-width:1px\n"
+    "  classDef stopping fill:#fde68a,color:#111827,stroke:#92400e,stroke-width:1px,"
+    "stroke-dasharray:4 2\n"
+    "  classDef failed fill:#fca5a5,color:#111827,stroke:#991b1b,stroke-width:2px"
 )
 
 
@@ -143,6 +149,122 @@ def test_nested_supervisor_tree_golden_text() -> None:
             '  n0 -->|started| n5["job"]:::worker\n'
             '  n0 -->|supervises| n6["idle"]:::notstarted\n' + CLASS_DEFS
         )
+
+
+def test_a_child_still_stopping_is_drawn_with_what_its_new_copy_waits_for() -> None:
+    release = threading.Event()
+    copies: queue.Queue[int] = queue.Queue()
+    count = itertools.count(1)
+
+    def slow() -> None:
+        copy = next(count)
+        copies.put(copy)
+        if copy == 1:
+            release.wait()  # the first copy ignores its stop request
+        else:
+            stopping().wait()
+
+    def quick() -> None:
+        stopping().wait()
+
+    sup = Supervisor([child(slow, shutdown=0.01), quick], name="s")
+    with sup:
+        assert copies.get(timeout=TIMEOUT) == 1
+        with pytest.warns(RuntimeWarning, match="did not stop in time"):
+            sup.terminate_child("slow")
+        sup.terminate_child("quick")
+        sup.restart_child("slow")
+        assert body(sup.tree()) == (
+            "graph TD\n"
+            '  n0["s (one_for_one)"]:::root\n'
+            '  n0 -->|supervises| n1["slow: stopping (waiting for the old copy to return)"]'
+            ":::stopping\n"
+            '  n0 -->|supervises| n2["quick"]:::notstarted'
+        )
+        release.set()
+        assert copies.get(timeout=TIMEOUT) == 2  # the new copy, once the old one returned
+        _wait_until(lambda: sup.which_children()[0].alive)
+        assert body(sup.tree()).splitlines()[2] == '  n0 -->|supervises| n1["slow"]:::worker'
+
+
+def test_a_child_that_outlived_terminate_child_is_drawn_as_stopping() -> None:
+    release = threading.Event()
+    started = threading.Event()
+
+    def stubborn() -> None:
+        started.set()
+        release.wait()
+
+    with Supervisor([child(stubborn, name="slow", shutdown=0.01)], name="s") as sup:
+        assert started.wait(TIMEOUT)
+        with pytest.warns(RuntimeWarning, match="did not stop in time"):
+            sup.terminate_child("slow")
+        lines = body(sup.tree()).splitlines()
+        release.set()
+    assert lines[2] == (
+        '  n0 -->|supervises| n1["slow: stopping (the old copy has not returned)"]:::stopping'
+    )
+
+
+def _crash() -> None:
+    raise ValueError("boom")
+
+
+def test_a_supervisor_that_gave_up_draws_that_it_stopped_and_why_golden_text() -> None:
+    def children() -> list[object]:
+        return [
+            child(lambda: stopping().wait(), name="web"),
+            child(_crash, name="crashy"),
+            Agent(dict, name="cache"),
+        ]
+
+    never = Supervisor(children(), name="app", max_restarts=1)
+    sup = Supervisor(children(), name="app", max_restarts=1).start()
+    assert sup.wait(TIMEOUT)
+    diagram = sup_tree(sup)
+    assert str(diagram) == (
+        "graph TD\n"
+        '  n0["app (one_for_one): gave up, more than 1 restarts in 5 s"]:::failed\n'
+        '  n0 -->|supervises| n1["web"]:::notstarted\n'
+        "  n0 -->|supervises| n2[\"crashy (restarts: 1): raised ValueError('boom')\"]:::failed\n"
+        '  n0 -->|supervises| n3["cache"]:::notstarted\n' + CLASS_DEFS
+    )
+    caption = (
+        "Supervision tree of 'app', which gave up: "
+        "child 'crashy' raised ValueError('boom'); more than 1 restarts in 5 s."
+    )
+    assert diagram.caption == caption
+    assert sup._repr_mimebundle_()[1] == {"text/vnd.mermaid": {"caption": caption}}
+    # One that never started still looks as it did: grey children, a plain caption.
+    assert body(sup_tree(never)) == (
+        "graph TD\n"
+        '  n0["app (one_for_one)"]:::root\n'
+        '  n0 -->|supervises| n1["web"]:::notstarted\n'
+        '  n0 -->|supervises| n2["crashy"]:::notstarted\n'
+        '  n0 -->|supervises| n3["cache"]:::notstarted'
+    )
+    assert sup_tree(never).caption == "Supervision tree of 'app'."
+
+
+def test_a_nested_supervisor_that_gave_up_is_drawn_as_the_reason_its_parent_did() -> None:
+    inner = Supervisor([child(_crash, name="x")], name="inner", max_restarts=0)
+    outer = Supervisor(
+        [inner, child(lambda: stopping().wait(), name="web")], name="outer", max_restarts=0
+    ).start()
+    assert outer.wait(TIMEOUT)
+    assert body(sup_tree(outer)) == (
+        "graph TD\n"
+        '  n0["outer (one_for_one): gave up, more than 0 restarts in 5 s"]:::failed\n'
+        '  n0 -->|supervises| n1["inner (one_for_one): gave up, more than 0 restarts in 5 s"]'
+        ":::failed\n"
+        "  n1 -->|supervises| n2[\"x: raised ValueError('boom')\"]:::failed\n"
+        '  n0 -->|supervises| n3["web"]:::notstarted'
+    )
+    assert sup_tree(outer).caption == (
+        "Supervision tree of 'outer', which gave up: child 'inner' raised "
+        "SupervisorExit(\"supervisor 'inner' gave up: child 'x' raised ValueError('boom'); "
+        'more than 0 restarts in 5 s"); more than 0 restarts in 5 s.'
+    )
 
 
 def test_sup_tree_caption_defaults_to_naming_the_supervisor() -> None:
@@ -434,3 +556,13 @@ def test_started_applications_lists_imported_distributions_with_versions() -> No
     assert "pytest" in apps
     names = [app.name.lower() for app in started_applications()]
     assert names == sorted(names)
+
+
+def _wait_until(condition: Callable[[], bool]) -> None:
+    """Wait for state that another thread changes without an event to wait on."""
+    done = threading.Event()
+    for _ in range(int(TIMEOUT / 0.005)):
+        if condition():
+            return
+        done.wait(0.005)
+    raise AssertionError("condition not met in time")

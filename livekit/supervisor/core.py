@@ -1,28 +1,13 @@
-"""Supervisors for threads, with OTP's semantics.
+"""The supervisor itself: child specifications, restarts, intensity, stopping.
 
-Python has threads but no supervisors.  A :class:`Supervisor` starts its
-children (functions run in threads, :class:`Agent` state holders, and other
-supervisors), watches them, and restarts them the way an Erlang/OTP
-supervisor does: by ``strategy`` (``one_for_one``, ``one_for_all``,
-``rest_for_one``), by each child's ``restart`` type (``permanent``,
-``transient``, ``temporary``), and within a restart intensity
-(``max_restarts`` in ``max_seconds``).  See
-https://www.erlang.org/doc/system/sup_princ.html for OTP's definitions.
-
-Stopping is cooperative: a Python thread cannot be killed.  Each child has
-a stop event, :func:`~livekit.stopping` returns it inside the child, and a child that
-checks it stops when asked.  A child that does not stop within its
-``shutdown`` timeout is reported (a :class:`RuntimeWarning` and the return
-value of :meth:`~livekit.Supervisor.stop`), never waited on forever.
-
-livekit's own background work (live charts, the node server, the local
-kernel) runs under :func:`app_supervisor`, the supervisor named
-``"livekit"``, which is what ``app_tree("livekit")`` draws.
+A :class:`Supervisor` drives every child through the one interface of
+:mod:`livekit.supervisor._child` (prepare, run, wake, shut down), so it
+never needs to know whether a child is a function, an agent or another
+supervisor.  See :mod:`livekit.supervisor` for the semantics.
 """
 
 from __future__ import annotations
 
-import atexit
 import dataclasses
 import itertools
 import logging
@@ -33,30 +18,31 @@ import warnings
 import weakref
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future
-from typing import Any, Generic, Literal, NamedTuple, TypeVar
+from typing import Any, Literal, NamedTuple
 
 from livekit.mermaid import Mermaid
+from livekit.supervisor._child import (
+    DEFAULT_SHUTDOWN,
+    Child,
+    Kind,
+    as_child,
+    enter,
+    runs_current_thread,
+    stopping,  # noqa: F401 - the examples in this module's docstrings use it
+)
+from livekit.supervisor.agent import Agent
 
 Strategy = Literal["one_for_one", "one_for_all", "rest_for_one"]
 Restart = Literal["permanent", "transient", "temporary"]
-Kind = Literal["worker", "supervisor", "agent"]
 
 STRATEGIES: tuple[Strategy, ...] = ("one_for_one", "one_for_all", "rest_for_one")
 RESTARTS: tuple[Restart, ...] = ("permanent", "transient", "temporary")
 
-#: How long :meth:`Supervisor.stop` waits for a worker or an agent, in seconds.
-DEFAULT_SHUTDOWN = 5.0
-
 _log = logging.getLogger("livekit.supervisor")
-_local = threading.local()
 _names = itertools.count(1)
 
 #: Supervisors started on their own (not as children), for app_tree() to find.
 _started: weakref.WeakSet[Supervisor] = weakref.WeakSet()
-
-S = TypeVar("S")
-R = TypeVar("R")
 
 
 class SupervisorExit(Exception):  # noqa: N818 - named after OTP's exit, not an error
@@ -67,48 +53,12 @@ class SupervisorExit(Exception):  # noqa: N818 - named after OTP's exit, not an 
     """
 
 
-def stopping() -> threading.Event:
-    """Return the stop event of the supervised child running this code.
-
-    A child checks it (``while not stopping().is_set(): ...``) or waits on
-    it (``stopping().wait(0.5)`` instead of ``time.sleep(0.5)``) so that
-    :meth:`Supervisor.stop` and :meth:`Supervisor.terminate_child` can stop
-    it.  A thread cannot be killed in Python: a child that never looks at
-    this event runs until it returns on its own.
-
-    Raises
-    ------
-    RuntimeError
-        When called outside a thread started by a :class:`Supervisor`.
-
-    Examples
-    --------
-    >>> import threading
-    >>> seen = []
-    >>> def poller():
-    ...     event = stopping()
-    ...     seen.append(event.is_set())
-    ...     event.wait()          # returns when the supervisor stops us
-    >>> with Supervisor([poller], name="demo") as sup:
-    ...     pass
-    >>> seen
-    [False]
-    """
-    event: threading.Event | None = getattr(_local, "stop_event", None)
-    if event is None:
-        raise RuntimeError(
-            f"stopping() called outside a supervised child, "
-            f"in thread {threading.current_thread().name!r}"
-        )
-    return event
-
-
 @dataclasses.dataclass(frozen=True)
 class ChildSpec:
     """How a supervisor starts, restarts and stops one child.
 
     Build one with :func:`~livekit.child`; a supervisor turns a bare callable, an
-    :class:`Agent` or a :class:`Supervisor` into one with the defaults.
+    :class:`~livekit.Agent` or a :class:`~livekit.Supervisor` into one with the defaults.
     """
 
     target: Callable[[], object] | Agent[Any] | Supervisor
@@ -119,11 +69,7 @@ class ChildSpec:
     @property
     def kind(self) -> Kind:
         """``"supervisor"``, ``"agent"`` or ``"worker"``."""
-        if isinstance(self.target, Supervisor):
-            return "supervisor"
-        if isinstance(self.target, Agent):
-            return "agent"
-        return "worker"
+        return self.target.kind if isinstance(self.target, Child) else "worker"
 
 
 def child(
@@ -155,6 +101,7 @@ def child(
 
     Examples
     --------
+    >>> from livekit import stopping
     >>> def poll():
     ...     stopping().wait()
     >>> spec = child(poll, name="poller", restart="transient")
@@ -165,7 +112,7 @@ def child(
     ...
     TypeError: expected a callable, an Agent or a Supervisor as a child, got int: 42
     """
-    if not callable(target) and not isinstance(target, Agent | Supervisor):
+    if not callable(target) and not isinstance(target, Child):
         raise TypeError(
             f"expected a callable, an Agent or a Supervisor as a child, "
             f"got {type(target).__name__}: {target!r}"
@@ -178,13 +125,13 @@ def child(
         raise ValueError(f"expected a non-empty str as a child's name, got {name!r}")
     if shutdown is not None and not shutdown >= 0:
         raise ValueError(f"expected shutdown >= 0 seconds, got {shutdown!r}")
-    if shutdown is None and not isinstance(target, Supervisor):
-        shutdown = DEFAULT_SHUTDOWN
+    if shutdown is None:
+        shutdown = target.default_shutdown if isinstance(target, Child) else DEFAULT_SHUTDOWN
     return ChildSpec(target, name or _default_name(target), restart, shutdown)
 
 
 def _default_name(target: object) -> str:
-    if isinstance(target, Agent | Supervisor):
+    if isinstance(target, Child):
         return target.name
     name = getattr(target, "__name__", None) or type(target).__name__
     return "lambda" if name == "<lambda>" else str(name)
@@ -197,28 +144,71 @@ def _as_spec(item: object) -> ChildSpec:
 
 
 class ChildInfo(NamedTuple):
-    """One row of :meth:`~livekit.Supervisor.which_children`."""
+    """One row of :meth:`~livekit.Supervisor.which_children`.
+
+    ``stopping`` is True while a copy of the child that was asked to stop
+    has not returned yet (a thread cannot be killed); if the supervisor
+    restarts the child meanwhile, the new copy waits until the old one
+    has returned, and ``alive`` stays False until then.
+    """
 
     name: str
     kind: Kind
     alive: bool
     restarts: int
+    stopping: bool = False
+
+
+class ChildState(NamedTuple):
+    """What :mod:`livekit.trees` draws of one child."""
+
+    spec: ChildSpec
+    alive: bool
+    restarts: int
+    stopping: bool
+    #: A new copy waits for the stopping one to return.
+    waiting: bool
+    #: How it ended, if that exit made the supervisor give up: "raised ...", "returned".
+    ended: str | None = None
+
+
+class GaveUp(NamedTuple):
+    """Why a supervisor gave up; its ``str()`` is :attr:`Supervisor.exit_reason`."""
+
+    child: str
+    #: ``"raised ValueError('boom')"`` or ``"returned"``.
+    how: str
+    #: ``"more than 3 restarts in 5 s"``.
+    limit: str
+
+    def __str__(self) -> str:
+        return f"child {self.child!r} {self.how}; {self.limit}"
 
 
 @dataclasses.dataclass(eq=False)
-class _Child:
+class _Record:
     """A supervisor's record of one child; guarded by the supervisor's lock."""
 
     spec: ChildSpec
+    runner: Child
     thread: threading.Thread | None = None
     stop_event: threading.Event = dataclasses.field(default_factory=threading.Event)
     generation: int = 0
     running: bool = False
     restarts: int = 0
     last_error: BaseException | None = None
+    #: Set by the latest copy's thread once the child's code has returned.
+    returned: threading.Event | None = None
+    #: A new copy waits for the latest one to return (it ignored a stop request).
+    waiting: bool = False
+
+    @property
+    def stopping(self) -> bool:
+        """A copy asked to stop has not returned yet."""
+        return not self.running and self.returned is not None and not self.returned.is_set()
 
 
-class Supervisor:
+class Supervisor(Child):
     """Start, watch and restart threads the way an OTP supervisor does.
 
     Parameters
@@ -242,6 +232,18 @@ class Supervisor:
     clock
         Monotonic seconds; tests pass a fake clock to control intensity.
 
+    Notes
+    -----
+    One copy of a child at a time.  A thread cannot be killed, so a child
+    that ignores its stop request keeps running after its ``shutdown``
+    time (it is reported, see :meth:`stop`).  The supervisor never starts
+    a new copy of that child beside it: a restart (by strategy, by
+    :meth:`restart_child`, or by starting the supervisor again) waits
+    until the old copy returns, and then starts the new one.  Meanwhile
+    :meth:`which_children` reports the child with ``alive=False`` and
+    ``stopping=True``, and its tree draws it as ``stopping (waiting for
+    the old copy to return)``.
+
     Examples
     --------
     >>> import threading
@@ -253,11 +255,14 @@ class Supervisor:
     ...     _ = ready.wait(5)
     ...     for row in sup.which_children():
     ...         print(row)
-    ChildInfo(name='worker', kind='worker', alive=True, restarts=0)
-    ChildInfo(name='agent', kind='agent', alive=True, restarts=0)
+    ChildInfo(name='worker', kind='worker', alive=True, restarts=0, stopping=False)
+    ChildInfo(name='agent', kind='agent', alive=True, restarts=0, stopping=False)
     >>> sup.alive
     False
     """
+
+    kind = "supervisor"
+    default_shutdown = None  # as long as its own children's shutdown times add up to
 
     def __init__(
         self,
@@ -287,15 +292,13 @@ class Supervisor:
         self.max_seconds = max_seconds
         self._clock = clock
         self._lock = threading.RLock()
-        self._children: list[_Child] = []
+        self._children: list[_Record] = []
         self._inbox: queue.SimpleQueue[tuple[Any, ...]] = queue.SimpleQueue()
         self._restart_times: deque[float] = deque()
         self._loop_thread: threading.Thread | None = None
-        self._parent: Supervisor | None = None
         self._running = False
-        self._exit_reason: str | None = None
+        self._gave_up: GaveUp | None = None
         self._not_stopped: list[str] = []
-        self._begun = threading.Event()
         for item in children:
             self._add(_as_spec(item))
 
@@ -309,7 +312,7 @@ class Supervisor:
     @property
     def exit_reason(self) -> str | None:
         """Why the supervisor gave up (None while alive or after :meth:`stop`)."""
-        return self._exit_reason
+        return None if self._gave_up is None else str(self._gave_up)
 
     def start(self) -> Supervisor:
         """Start the children in order, then watch them; return ``self``.
@@ -332,10 +335,12 @@ class Supervisor:
                 raise RuntimeError(f"supervisor {self.name!r} is already running")
             self._inbox = queue.SimpleQueue()
             self._begin()
-        thread = threading.Thread(target=self._loop, name=self.name, daemon=True)
-        self._loop_thread = thread
-        thread.start()
-        _started.add(self)
+            # Started under the lock, and published only once started: a
+            # stop() or wait() that gets the lock next can always join it.
+            thread = threading.Thread(target=self._loop, name=self.name, daemon=True)
+            thread.start()
+            self._loop_thread = thread
+            _started.add(self)
         return self
 
     def stop(self) -> list[str]:
@@ -347,18 +352,28 @@ class Supervisor:
         :class:`RuntimeWarning` names them); an empty list when all
         stopped.  Stopping a stopped supervisor does nothing.
 
+        Called from inside its own tree (by one of its children, or theirs),
+        it only asks: the caller cannot wait for its own end, so it returns
+        ``[]`` at once, and the supervisor stops every child, the caller
+        included, as soon as it can.
+
         Examples
         --------
         >>> sup = Supervisor([lambda: stopping().wait()], name="s").start()
         >>> sup.stop()
         []
         """
+        if runs_current_thread(self):
+            # No lock: the supervisor may hold it while it waits for this very thread.
+            if self._running:
+                self._inbox.put(("stop",))
+            return []
         with self._lock:
             if not self._running:
                 return []
             thread = self._loop_thread
             inbox = self._inbox
-            bound = self._shutdown_bound()
+            bound = self._longest_stop()
         inbox.put(("stop",))
         if thread is not None and thread is not threading.current_thread():
             thread.join(bound)
@@ -437,7 +452,7 @@ class Supervisor:
         ...     sup.terminate_child("lambda")
         ...     sup.which_children()
         True
-        [ChildInfo(name='lambda', kind='worker', alive=False, restarts=0)]
+        [ChildInfo(name='lambda', kind='worker', alive=False, restarts=0, stopping=False)]
         """
         with self._lock:
             record = self._find(name)
@@ -451,6 +466,8 @@ class Supervisor:
         """Start again a child that was terminated or that ended.
 
         Raises :class:`RuntimeError` if the child is running, as OTP does.
+        If its last copy ignored the stop request and still runs, the new
+        copy starts when that one returns (see the class's Notes).
 
         Examples
         --------
@@ -458,7 +475,7 @@ class Supervisor:
         ...     _ = sup.terminate_child("lambda")
         ...     sup.restart_child("lambda")
         ...     sup.which_children()
-        [ChildInfo(name='lambda', kind='worker', alive=True, restarts=0)]
+        [ChildInfo(name='lambda', kind='worker', alive=True, restarts=0, stopping=False)]
         """
         with self._lock:
             record = self._find(name)
@@ -486,8 +503,7 @@ class Supervisor:
                     f"child {name!r} of {self.name!r} is running; terminate_child() it first"
                 )
             self._children.remove(record)
-            if isinstance(record.spec.target, Supervisor | Agent):
-                record.spec.target._parent = None
+            record.runner._release()
 
     def which_children(self) -> list[ChildInfo]:
         """Return name, kind, alive and restart count of each child, in start order.
@@ -495,11 +511,12 @@ class Supervisor:
         Examples
         --------
         >>> Supervisor([Agent(dict)], name="s").which_children()
-        [ChildInfo(name='agent', kind='agent', alive=False, restarts=0)]
+        [ChildInfo(name='agent', kind='agent', alive=False, restarts=0, stopping=False)]
         """
         with self._lock:
             return [
-                ChildInfo(c.spec.name, c.spec.kind, c.running, c.restarts) for c in self._children
+                ChildInfo(c.spec.name, c.spec.kind, c.running, c.restarts, c.stopping)
+                for c in self._children
             ]
 
     def count_children(self) -> dict[str, int]:
@@ -533,13 +550,13 @@ class Supervisor:
         """
         with self._lock:
             state = "running" if self._running else "stopped"
-            if self._exit_reason:
-                state = f"gave up: {self._exit_reason}"
+            if self._gave_up is not None:
+                state = f"gave up: {self._gave_up}"
             rows = [
                 (
                     c.spec.kind,
                     c.spec.name,
-                    "alive" if c.running else "stopped",
+                    "alive" if c.running else "stopping" if c.stopping else "stopped",
                     c.spec.restart,
                     f"restarts={c.restarts}",
                 )
@@ -566,32 +583,82 @@ class Supervisor:
         self, include: Iterable[str] | None = None, exclude: Iterable[str] | None = None
     ) -> tuple[dict[str, Any], dict[str, Any]]:
         """Display as the supervision tree, with the summary as plain text."""
-        data, metadata = self.tree(caption=f"Supervision tree of {self.name!r}.")._repr_mimebundle_(
-            include, exclude
-        )
+        data, metadata = self.tree()._repr_mimebundle_(include, exclude)
         if "text/plain" in data:
             data["text/plain"] = self.summary()
         return data, metadata
 
     # ── for livekit.trees ─────────────────────────────────────────────
 
-    def _tree_children(self) -> list[tuple[ChildSpec, bool, int, threading.Thread | None]]:
+    def _tree_children(self) -> list[ChildState]:
         with self._lock:
-            return [(c.spec, c.running, c.restarts, c.thread) for c in self._children]
+            gave_up = self._gave_up
+            return [
+                ChildState(
+                    c.spec,
+                    c.running,
+                    c.restarts,
+                    c.stopping,
+                    c.waiting,
+                    gave_up.how if gave_up is not None and gave_up.child == c.spec.name else None,
+                )
+                for c in self._children
+            ]
 
-    def _threads(self) -> Iterator[threading.Thread]:
-        """Yield every live thread of this tree: the loop, then children, nested."""
-        if self._loop_thread is not None and self._loop_thread.is_alive():
-            yield self._loop_thread
-        for spec, _running, _restarts, thread in self._tree_children():
-            if isinstance(spec.target, Supervisor):
-                yield from spec.target._threads()
-            elif thread is not None and thread.is_alive():
-                yield thread
+    def _tree_gave_up(self) -> GaveUp | None:
+        """Why this supervisor gave up, or None."""
+        return self._gave_up
+
+    def _threads(self, thread: threading.Thread | None = None) -> Iterator[threading.Thread]:
+        """Yield every live thread of this tree: the loop, then children, nested.
+
+        ``thread`` is the loop's thread when this supervisor runs as a child.
+        """
+        loop = thread if thread is not None else self._loop_thread
+        if loop is not None and loop.is_alive():
+            yield loop
+        with self._lock:
+            records = [(c.runner, c.thread) for c in self._children]
+        for runner, child_thread in records:
+            yield from runner._threads(child_thread)
+
+    # ── as a child of another supervisor (livekit.supervisor._child) ───
+
+    def _adopt(self, parent: Child) -> None:
+        if parent is self:
+            raise ValueError(f"supervisor {self.name!r} cannot supervise itself")
+        if self._parent is None and self._running:
+            raise ValueError(f"{self!r} was started on its own; its parent must start it")
+        super()._adopt(parent)
+
+    def _prepare(self) -> None:
+        # Under the parent's lock: start this supervisor's own children now,
+        # so that, as in OTP, starting is synchronous: when the parent's
+        # start() returns, the whole tree runs, nested agents included.
+        with self._lock:
+            self._inbox = queue.SimpleQueue()
+            self._begin()
+
+    def _run(self) -> None:
+        self._loop_thread = threading.current_thread()
+        reason = self._loop()
+        if reason is not None:
+            raise SupervisorExit(f"supervisor {self.name!r} gave up: {reason}")
+
+    def _wake(self) -> None:
+        self._inbox.put(("stop",))
+
+    def _shutdown_bound(self, timeout: float | None) -> float | None:
+        return self._longest_stop() if timeout is None else timeout
+
+    def _shut_down(self, thread: threading.Thread, timeout: float | None) -> list[str] | None:
+        if super()._shut_down(thread, timeout) is None:
+            return None
+        return list(self._not_stopped)
 
     # ── internals; callers hold self._lock unless said otherwise ───────
 
-    def _add(self, spec: ChildSpec) -> _Child:
+    def _add(self, spec: ChildSpec) -> _Record:
         taken = {c.spec.name for c in self._children}
         if spec.name in taken:
             if spec.name != _default_name(spec.target):
@@ -602,20 +669,13 @@ class Supervisor:
                 if f"{spec.name}-{n}" not in taken:
                     spec = dataclasses.replace(spec, name=f"{spec.name}-{n}")
                     break
-        target = spec.target
-        if isinstance(target, Supervisor | Agent):
-            if target is self:
-                raise ValueError(f"supervisor {self.name!r} cannot supervise itself")
-            if target._parent is not None:
-                raise ValueError(f"{target!r} already has a supervisor, {target._parent.name!r}")
-            if isinstance(target, Supervisor) and target._running:
-                raise ValueError(f"{target!r} was started on its own; its parent must start it")
-            target._parent = self
-        record = _Child(spec)
+        runner = as_child(spec.target, spec.name)
+        runner._adopt(self)
+        record = _Record(spec, runner)
         self._children.append(record)
         return record
 
-    def _find(self, name: str) -> _Child:
+    def _find(self, name: str) -> _Record:
         for c in self._children:
             if c.spec.name == name:
                 return c
@@ -623,94 +683,83 @@ class Supervisor:
         raise KeyError(f"supervisor {self.name!r} has no child named {name!r} (children: {names})")
 
     def _begin(self) -> None:
-        # The inbox was made fresh by start() or by the parent's _start(), so
-        # that a stop sent before this thread got here is not lost.
+        # The inbox was made fresh by start() or by _prepare(), so that a
+        # stop sent before the loop thread got to it is not lost.
         self._restart_times.clear()
-        self._exit_reason = None
+        self._gave_up = None
         self._not_stopped = []
         self._running = True
         for record in list(self._children):
             self._start(record)
 
-    def _start(self, record: _Child) -> None:
+    def _start(self, record: _Record) -> None:
+        if record.stopping:
+            # Its last copy ignored a stop request and still runs.  A thread
+            # cannot be killed, and two copies must never run at once: the
+            # new one starts when that one's exit arrives (_on_exit).
+            record.waiting = True
+            return
+        record.waiting = False
         record.generation += 1
         record.stop_event = threading.Event()
+        record.returned = threading.Event()
         record.running = True
-        target = record.spec.target
-        if isinstance(target, Agent):
-            target._prepare()
-        elif isinstance(target, Supervisor):
-            target._inbox = queue.SimpleQueue()
-            target._begun = threading.Event()
+        record.runner._prepare()
         thread = threading.Thread(
             target=self._run_child,
-            args=(record, record.generation, record.stop_event),
+            args=(record, record.generation, record.stop_event, record.returned),
             name=record.spec.name,
             daemon=True,
         )
         record.thread = thread
         thread.start()
-        if isinstance(target, Supervisor):
-            # As in OTP, starting is synchronous: when start() returns, the
-            # whole tree is running, agents of nested supervisors included.
-            target._begun.wait()
 
-    def _run_child(self, record: _Child, generation: int, stop_event: threading.Event) -> None:
+    def _run_child(
+        self,
+        record: _Record,
+        generation: int,
+        stop_event: threading.Event,
+        returned: threading.Event,
+    ) -> None:
         """Body of every child thread (no lock held): run, then report the exit."""
-        _local.stop_event = stop_event
-        target = record.spec.target
+        enter(stop_event, self)
         error: BaseException | None = None
         try:
-            if isinstance(target, Supervisor):
-                target._run_as_child()
-            elif isinstance(target, Agent):
-                target._serve()
-            else:
-                target()
+            record.runner._run()
         except BaseException as exc:  # a crash is data for the supervisor
             error = exc
             if not stop_event.is_set():
                 _log.error(
                     "child %r of supervisor %r crashed", record.spec.name, self.name, exc_info=exc
                 )
+        returned.set()  # before the exit message, which may start the next copy
         self._inbox.put(("exit", record, generation, error))
 
-    def _terminate(self, record: _Child) -> list[str]:
+    def _terminate(self, record: _Record) -> list[str]:
         """Stop one child cooperatively; return the names that outlived their shutdown time.
 
         For a nested supervisor these are its own late children, as ``"inner/name"``.
         """
         if not record.running:
+            record.waiting = False  # stopped before the new copy could start
             return []
         record.running = False
         record.generation += 1  # its exit message is now stale: not a crash
         record.stop_event.set()
-        target = record.spec.target
-        if isinstance(target, Agent):
-            target._wake()
-        elif isinstance(target, Supervisor):
-            target._inbox.put(("stop",))
+        record.runner._wake()
         thread = record.thread
         if thread is None or thread is threading.current_thread():
             return []
-        timeout = record.spec.shutdown
-        if timeout is None and isinstance(target, Supervisor):
-            timeout = target._shutdown_bound()
-        thread.join(timeout)
-        if thread.is_alive():
+        below = record.runner._shut_down(thread, record.spec.shutdown)
+        if below is None:
             return [record.spec.name]
-        if isinstance(target, Supervisor):
-            return [f"{record.spec.name}/{name}" for name in target._not_stopped]
-        return []
+        return [f"{record.spec.name}/{name}" for name in below]
 
-    def _shutdown_bound(self) -> float:
+    def _longest_stop(self) -> float:
         """The longest an orderly stop of this supervisor can take, in seconds."""
         total = 1.0
         for c in self._children:
-            if c.spec.shutdown is not None:
-                total += c.spec.shutdown
-            elif isinstance(c.spec.target, Supervisor):
-                total += c.spec.target._shutdown_bound()
+            total += c.runner._shutdown_bound(c.spec.shutdown) or 0.0
         return total
 
     def _terminate_all(self) -> list[str]:
@@ -729,30 +778,25 @@ class Supervisor:
                     self._running = False
                     return None
                 _, record, generation, error = message
-                reason = self._on_exit(record, generation, error)
-                if reason is not None:
+                gave_up = self._on_exit(record, generation, error)
+                if gave_up is not None:
                     self._not_stopped = self._terminate_all()
                     self._running = False
-                    self._exit_reason = reason
+                    self._gave_up = gave_up
                     _log_not_stopped(self.name, self._not_stopped)
-                    _log.error("supervisor %r gave up: %s", self.name, reason)
-                    return reason
+                    _log.error("supervisor %r gave up: %s", self.name, gave_up)
+                    return str(gave_up)
 
-    def _run_as_child(self) -> None:
-        try:
-            with self._lock:
-                self._loop_thread = threading.current_thread()
-                self._begin()
-        finally:
-            self._begun.set()  # the parent waits for this, even if starting failed
-        reason = self._loop()
-        if reason is not None:
-            raise SupervisorExit(f"supervisor {self.name!r} gave up: {reason}")
-
-    def _on_exit(self, record: _Child, generation: int, error: BaseException | None) -> str | None:
+    def _on_exit(
+        self, record: _Record, generation: int, error: BaseException | None
+    ) -> GaveUp | None:
         """Apply restart type, intensity and strategy to one exit; a reason means give up."""
         if generation != record.generation or not record.running:
-            return None  # stopped on purpose, or already restarted
+            # Stopped on purpose, or already restarted; or the exit of a copy
+            # that outlived its stop request, which a new copy waited for.
+            if record.waiting and record in self._children:
+                self._start(record)
+            return None
         record.running = False
         record.last_error = error
         restart = record.spec.restart
@@ -767,10 +811,8 @@ class Supervisor:
             self._restart_times.popleft()
         if len(self._restart_times) > self.max_restarts:
             how = f"raised {error!r}" if error is not None else "returned"
-            return (
-                f"child {record.spec.name!r} {how}; more than {self.max_restarts} "
-                f"restarts in {self.max_seconds:g} s"
-            )
+            limit = f"more than {self.max_restarts} restarts in {self.max_seconds:g} s"
+            return GaveUp(record.spec.name, how, limit)
         if self.strategy == "one_for_one":
             group = [record]
         elif self.strategy == "one_for_all":
@@ -786,6 +828,11 @@ class Supervisor:
             c.restarts += 1
             self._start(c)
         return None
+
+
+def started_supervisors() -> list[Supervisor]:
+    """Return the supervisors started on their own (not as children) that still exist."""
+    return list(_started)
 
 
 def _not_stopped_message(supervisor: str, names: list[str]) -> str:
@@ -806,162 +853,3 @@ def _log_not_stopped(supervisor: str, names: list[str]) -> None:
     """Report late children from the supervisor's own thread, where no caller waits."""
     if names:
         _log.warning(_not_stopped_message(supervisor, names))
-
-
-class Agent(Generic[S]):
-    """A small thread-safe state holder, run as a supervised child.
-
-    The counterpart of Elixir's ``Agent``: the state lives in the agent's
-    own thread, and every function you pass runs there, one at a time.  A
-    function that raises crashes the agent (the caller gets the exception)
-    and its supervisor restarts it with a fresh state from ``initial``.
-
-    Parameters
-    ----------
-    initial
-        A function that returns the initial state, called in the agent's
-        thread at every (re)start, as Elixir's ``fn -> [] end``; for
-        example ``list``, ``dict`` or ``lambda: 0``.
-    name
-        The child name and thread name (default ``"agent"``).
-
-    Examples
-    --------
-    >>> cart = Agent(list, name="cart")
-    >>> with Supervisor([cart], name="shop"):
-    ...     cart.update(lambda items: [*items, "apple"])
-    ...     cart.get_and_update(lambda items: (len(items), [*items, "pear"]))
-    ...     cart.get(lambda items: items)
-    1
-    ['apple', 'pear']
-    """
-
-    def __init__(self, initial: Callable[[], S], *, name: str = "agent") -> None:
-        if not callable(initial):
-            raise TypeError(
-                f"Agent expects a function that returns the initial state, such as Agent(list) "
-                f"or Agent(lambda: 0), got {type(initial).__name__}: {initial!r}"
-            )
-        self.name = name
-        self._initial = initial
-        self._parent: Supervisor | None = None
-        self._lock = threading.Lock()
-        self._requests: queue.SimpleQueue[tuple[Callable[[Any], Any], Future[Any]] | None]
-        self._requests = queue.SimpleQueue()
-        self._accepting = False
-
-    def __repr__(self) -> str:
-        return f"<Agent {self.name!r}>"
-
-    def get(self, fn: Callable[[S], R], *, timeout: float | None = 5.0) -> R:
-        """Return ``fn(state)``, computed in the agent's thread."""
-        return self._call(lambda state: (fn(state), state), timeout)  # type: ignore[no-any-return]
-
-    def update(self, fn: Callable[[S], S], *, timeout: float | None = 5.0) -> None:
-        """Replace the state with ``fn(state)``."""
-        self._call(lambda state: (None, fn(state)), timeout)
-
-    def get_and_update(self, fn: Callable[[S], tuple[R, S]], *, timeout: float | None = 5.0) -> R:
-        """Call ``fn(state)``, which returns ``(reply, new_state)``; return the reply."""
-        return self._call(fn, timeout)  # type: ignore[no-any-return]
-
-    def _call(self, fn: Callable[[Any], tuple[Any, Any]], timeout: float | None) -> Any:
-        future: Future[Any] = Future()
-        with self._lock:
-            if not self._accepting:
-                raise RuntimeError(f"agent {self.name!r} is not running; start its supervisor")
-            self._requests.put((fn, future))
-        return future.result(timeout)
-
-    # ── driven by the supervisor ──────────────────────────────────────
-
-    def _prepare(self) -> None:
-        with self._lock:
-            self._requests = queue.SimpleQueue()
-            self._accepting = True
-
-    def _wake(self) -> None:
-        with self._lock:
-            self._requests.put(None)
-
-    def _serve(self) -> None:
-        requests = self._requests
-        try:
-            state = self._initial()
-            while (request := requests.get()) is not None:
-                fn, future = request
-                try:
-                    reply, state = fn(state)
-                except BaseException as exc:
-                    future.set_exception(exc)
-                    raise
-                future.set_result(reply)
-        finally:
-            with self._lock:
-                # A late run must not close the queue of the run that replaced it.
-                if self._requests is requests:
-                    self._accepting = False
-            # Fail the calls still queued, so that no caller waits for a dead agent.
-            while True:
-                try:
-                    pending = requests.get_nowait()
-                except queue.Empty:
-                    break
-                if pending is not None:
-                    pending[1].set_exception(RuntimeError(f"agent {self.name!r} stopped"))
-
-
-# ── livekit's own application ─────────────────────────────────────────
-
-_app_lock = threading.Lock()
-_app: Supervisor | None = None
-_atexit_registered = False
-
-
-def app_supervisor() -> Supervisor:
-    """Return livekit's root supervisor, named ``"livekit"``, starting it on first use.
-
-    livekit's background work (live chart listeners, the node server, the
-    local kernel) runs as its children, added with
-    :meth:`~livekit.Supervisor.start_child`; ``app_tree("livekit")`` draws it.  It
-    is stopped when the interpreter exits, so no livekit thread outlives
-    the program.  If it gave up (restart intensity), the next call starts
-    a fresh one.
-
-    Examples
-    --------
-    >>> sup = app_supervisor()
-    >>> sup.name, sup.alive
-    ('livekit', True)
-    >>> def listen():
-    ...     stopping().wait()
-    >>> name = sup.start_child(child(listen, name="doctest-listener", restart="transient"))
-    >>> sup.terminate_child(name)
-    True
-    >>> sup.delete_child(name)
-    """
-    global _app, _atexit_registered  # noqa: PLW0603 - one root per interpreter, on purpose
-    with _app_lock:
-        if _app is None or not _app.alive:
-            _app = Supervisor([], name="livekit", strategy="one_for_one").start()
-        if not _atexit_registered:
-            atexit.register(_stop_app)
-            _atexit_registered = True
-        return _app
-
-
-def _current_app() -> Supervisor | None:
-    """Return livekit's root supervisor if it was started, without starting it."""
-    return _app
-
-
-def _running_supervisors() -> list[Supervisor]:
-    """Return the top-level supervisors that are running, livekit's own first."""
-    return sorted((s for s in list(_started) if s.alive), key=lambda s: (s is not _app, s.name))
-
-
-def _stop_app() -> None:
-    with _app_lock:
-        app = _app
-    if app is not None:
-        app.stop()
