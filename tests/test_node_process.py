@@ -169,7 +169,8 @@ def test_a_node_that_dies_during_a_call_raises_node_error(start: type[NodeProces
             errors.append(error)
 
     def both_sleeping() -> bool:
-        where = [row["where"] for row in rpc.call(node.name, "livekit", "threads")]
+        # A thread that is just starting has no frame yet: its "where" is None.
+        where = [row["where"] or "" for row in rpc.call(node.name, "livekit", "threads")]
         # Two calls are being answered (this one and the sleeping one), and the
         # spawned lambda runs.
         answering = sum(w.endswith(" _answer") for w in where)

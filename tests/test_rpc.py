@@ -81,13 +81,22 @@ def test_same_host_calls_go_over_a_private_unix_socket(livekit_home: Path) -> No
 
 
 @pytest.mark.skipif(not hasattr(socket, "AF_UNIX"), reason="no Unix sockets")
-def test_a_node_whose_unix_socket_is_gone_is_reached_over_tcp() -> None:
+def test_a_node_whose_unix_socket_is_gone_is_not_reached_over_tcp_by_name() -> None:
+    # A registry name never falls back to the entry's TCP port: once a node is
+    # dead, anyone may bind that port (see test_node_attacks.py).
     me = livekit.start_node("alpha")
     entry = registry.lookup("alpha")
     assert entry is not None
     Path(entry.path).unlink()
-    assert rpc.call(me, "os", "getpid") == os.getpid()
-    assert [link.sock.family for link in client._pools[me]._idle] == [socket.AF_INET]
+    with pytest.raises(livekit.NodeError) as caught:
+        rpc.call(me, "os", "getpid")
+    assert str(caught.value) == (
+        f"nothing is listening for node {me} at {entry.path}; a node found by name is reached "
+        f"through its Unix socket only (to use TCP, connect to 'alpha@127.0.0.1:{entry.port}')"
+    )
+    by_port = f"alpha@127.0.0.1:{entry.port}"
+    assert rpc.call(by_port, "os", "getpid") == os.getpid()
+    assert [link.sock.family for link in client._pools[by_port]._idle] == [socket.AF_INET]
 
 
 def test_the_node_server_runs_under_livekits_supervisor() -> None:

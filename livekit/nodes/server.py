@@ -1,9 +1,16 @@
 """The node server: accepts authenticated links and runs what they ask.
 
 Each accepted connection gets its own thread. It first runs the cookie
-handshake with a deadline, so a silent or garbage-sending peer is dropped
-without ever reaching :mod:`pickle`; then it serves that link's requests
-one after another. A peer that misbehaves only ever loses its own link.
+handshake under one deadline for the whole of it, so a silent, slow or
+garbage-sending peer is dropped without ever reaching :mod:`pickle`; then it
+serves that link's requests one after another. A peer that misbehaves only
+ever loses its own link.
+
+Connections that have not proved the cookie yet are capped apart from the
+others, per listener (loopback TCP, where any local user can connect, and
+the private Unix socket): when a new one would pass the cap, the oldest
+gives way. A crowd of cookieless peers therefore cannot lock out the
+owner, whose handshake takes a millisecond, while theirs never end.
 """
 
 from __future__ import annotations
@@ -11,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import itertools
+import logging
 import os
 import pickle
 import selectors
@@ -18,15 +26,20 @@ import socket
 import sys
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
-from multiprocessing import AuthenticationError
 from typing import Any
 
 from livekit.nodes import _output, protocol
 from livekit.nodes.protocol import Link
 
-#: The most links served at once; more are closed as soon as they are accepted.
+#: The most links open at once, authenticated or not; more are closed unread.
 MAX_CONNECTIONS = 512
+#: The most connections per listener still in their handshake; beyond it the oldest is closed.
+MAX_UNAUTHENTICATED = 64
+
+_log = logging.getLogger("livekit.nodes")
+_UNIX_PATH_MAX = 107 if sys.platform.startswith("linux") else 103
 
 _spawn_ids = itertools.count(1)
 
@@ -53,7 +66,12 @@ class NodeServer:
         over it costs about half of one over loopback TCP. Skipped where
         Unix sockets are missing or the path is too long for one.
     handshake_timeout
-        Seconds a peer gets to authenticate before it is dropped.
+        Seconds a peer gets for the whole handshake before it is dropped.
+    max_connections
+        The most links open at once; more are closed as soon as accepted.
+    max_unauthenticated
+        The most connections per listener that have not authenticated yet;
+        a new one beyond that closes the oldest.
 
     Examples
     --------
@@ -73,11 +91,15 @@ class NodeServer:
         unix_path: str | None = None,
         handshake_timeout: float = protocol.HANDSHAKE_TIMEOUT,
         max_connections: int = MAX_CONNECTIONS,
+        max_unauthenticated: int = MAX_UNAUTHENTICATED,
     ) -> None:
         self.name = name
         self._cookie = cookie
         self._handshake_timeout = handshake_timeout
         self._max_connections = max_connections
+        self._max_unauthenticated = max_unauthenticated
+        #: Per listener, its links still in their handshake, oldest first.
+        self._unauthenticated: dict[socket.socket, OrderedDict[Link, None]] = {}
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         self._listener = socket.socket(family, socket.SOCK_STREAM)
         try:
@@ -180,6 +202,7 @@ class NodeServer:
         for link in self._links:
             link.close()
         self._links = {}
+        self._unauthenticated = {}
         self._shutting_down = True
         self._finished.set()
 
@@ -188,11 +211,16 @@ class NodeServer:
         with self._lock:
             return len(self._links)
 
+    def unauthenticated_count(self) -> int:
+        """Return how many connections are still in their handshake."""
+        with self._lock:
+            return sum(len(pending) for pending in self._unauthenticated.values())
+
     # -- links -------------------------------------------------------------
 
     def _listen_unix(self, path: str) -> str | None:
-        # sockaddr_un holds 104 bytes on macOS, 108 on Linux: TCP serves the rest.
-        if not hasattr(socket, "AF_UNIX") or len(os.fsencode(path)) > 100:
+        # sockaddr_un holds 108 bytes on Linux (one for the NUL), 104 on macOS and the BSDs.
+        if not hasattr(socket, "AF_UNIX") or len(os.fsencode(path)) > _UNIX_PATH_MAX:
             return None
         listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
@@ -221,28 +249,47 @@ class NodeServer:
         sock.setblocking(True)
         protocol.tune(sock)
         link = Link(sock)
+        evicted = None
         with self._lock:
             if len(self._links) >= self._max_connections or self._closed.is_set():
                 link.close()
                 return
+            pending = self._unauthenticated.setdefault(listener, OrderedDict())
+            if len(pending) >= self._max_unauthenticated:
+                evicted, _ = pending.popitem(last=False)  # the oldest gives way
+            pending[link] = None
             thread = threading.Thread(
                 target=self._serve_link,
-                args=(link,),
+                args=(link, pending),
                 name=f"livekit-node-link-{sock.fileno()}",
                 daemon=True,
             )
             self._links[link] = thread
+        if evicted is not None:
+            evicted.abort()  # its thread sees the end of the link and closes it
         thread.start()
 
-    def _serve_link(self, link: Link) -> None:
+    def _serve_link(self, link: Link, pending: OrderedDict[Link, None]) -> None:
         try:
-            protocol.set_recv_timeout(link.sock, self._handshake_timeout)
-            protocol.server_handshake(link, self._cookie())
-            protocol.set_recv_timeout(link.sock, None)
+            deadline = time.monotonic() + self._handshake_timeout
+            try:
+                protocol.server_handshake(link, self.name, self._cookie(), deadline)
+            finally:
+                with self._lock:
+                    pending.pop(link, None)
             while True:
-                request = link.conn.recv_bytes()
+                request = link.recv_bytes()
                 link.send(self._answer(link, request))
-        except (OSError, EOFError, AuthenticationError):
+        except protocol.FrameTooLargeError as error:
+            if error.limit == protocol.MAX_FRAME:  # from a peer that holds the cookie
+                _log.error("node %s closed the link from %s: %s", self.name, _peer(link), error)
+        except MemoryError:
+            _log.error(
+                "node %s closed the link from %s: out of memory reading its request",
+                self.name,
+                _peer(link),
+            )
+        except (OSError, EOFError, protocol.ProtocolError, protocol.CookieRefusedError):
             pass  # the peer left, stalled, or failed the handshake: drop only this link
         finally:
             with self._lock:
@@ -296,6 +343,16 @@ class NodeServer:
         thread.start()
         thread.join()
         return outcome[0]
+
+
+def _peer(link: Link) -> str:
+    try:
+        address = link.sock.getpeername()
+    except OSError:
+        return "a peer that left"
+    if isinstance(address, tuple):
+        return f"{address[0]}:{address[1]}"
+    return "the Unix socket"
 
 
 def _resolve(module: str, function: str) -> Callable[..., Any]:
