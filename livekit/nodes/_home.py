@@ -47,9 +47,10 @@ def make_dir(path: Path) -> Path:
         or others may write to it.
     """
     home = livekit_home()
+    check_private_dir(path, home)  # before creating anything inside someone else's folder
     for directory in (home, path):
         directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-    check_private_dir(path, home)
+    check_private_dir(path, home)  # and again: a folder found, or created meanwhile
     return path
 
 
