@@ -316,6 +316,33 @@ def test_spawn_runs_in_a_new_thread_and_its_exception_is_raised_by_result() -> N
         handle.result(10)
 
 
+def test_spawn_join_raises_what_the_function_raised_instead_of_hiding_it() -> None:
+    handle = livekit.spawn(livekit.node(), lambda: 1 / 0)
+    with pytest.raises(ZeroDivisionError) as caught:
+        handle.join(10)
+    assert caught.value.__notes__ == [f"(raised on node {livekit.node()} in spawned {handle.name})"]
+    assert isinstance(caught.value.__cause__, rpc.RemoteTraceback)
+    assert not handle.is_alive()
+
+
+def test_spawn_join_raises_a_reason_when_the_link_is_lost() -> None:
+    me = livekit.node()
+    handle = livekit.spawn(me, lambda: __import__("time").sleep(0.5))
+    assert livekit.disconnect(me)  # cuts the link the function's output comes on
+    with pytest.raises(livekit.NodeError) as caught:
+        handle.join(10)
+    reason = str(caught.value).partition(f"while {handle.name} ran: ")[2]
+    assert reason == "the node closed the link before the function ended (it stopped or died)"
+
+
+def test_spawn_join_returns_quietly_when_its_timeout_passes_first() -> None:
+    handle = livekit.spawn(livekit.node(), lambda: __import__("time").sleep(0.3))
+    assert handle.join(0.01) is None
+    assert handle.is_alive()
+    handle.join(10)
+    assert not handle.is_alive()
+
+
 def test_spawn_result_times_out_while_the_function_runs() -> None:
     me = livekit.node()
     handle = livekit.spawn(me, lambda: __import__("time").sleep(0.3) or "slept")
