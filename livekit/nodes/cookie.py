@@ -121,7 +121,7 @@ def read_cookie_file(path: Path) -> str:
     PermissionError
         If the file belongs to another user, others may read or write it,
         it is a symbolic link or not a regular file, or its folder is not
-        the user's alone (:class:`~livekit.nodes._home.UnsafeHomeError`).
+        the user's alone (an ``UnsafeHomeError``, naming the folder).
     ValueError
         If the file is empty.
 
