@@ -551,7 +551,7 @@ class SpawnHandle:
     def join(self, timeout: float | None = None) -> None:
         """Wait until the function has ended and all its output has arrived.
 
-        As :meth:`threading.Thread.join`, it returns when ``timeout`` passes
+        As ``threading.Thread.join()``, it returns when ``timeout`` passes
         first (check :meth:`is_alive`). Unlike it, a failure is not hidden:
         once the function has ended, this raises what :meth:`result` raises.
 
