@@ -77,3 +77,4 @@ def test_no_cookie_in_force_in_any_kernel_appears_in_a_built_page(built_book: Pa
         if cookie.encode() in text
     }
     assert leaks == set()
+    print(f"{len(records)} cells in {len(kernels)} kernels had {len(cookies)} cookies in force")
