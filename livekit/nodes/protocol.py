@@ -232,28 +232,55 @@ def _name(text: bytes) -> bytes:
     return text
 
 
-def server_handshake(link: Link, name: str, cookie: str, deadline: float) -> str:
-    """Prove the cookie with a peer, node side; return the name the peer gave.
+class ServerHandshake:
+    """The node's side of one handshake, as two steps that never block.
 
-    Raises
-    ------
-    CookieRefusedError
-        If the peer's answer is wrong (it was told so: ``livekit-refused``).
-    ProtocolError, TimeoutError, EOFError, OSError
-        If the peer broke the protocol, missed the deadline, or left.
+    The node server runs these in its accept loop, for every connection at
+    once, so that a peer still in its handshake costs no thread.
+
+    Examples
+    --------
+    >>> node = ServerHandshake("demo@localhost")
+    >>> node.challenge().startswith(b"livekit-challenge 1 ")
+    True
+    >>> node.verify(b"livekit-answer 1 00 me@x ff", "cookie")
+    Traceback (most recent call last):
+    livekit.nodes.protocol.ProtocolError: expected a 32-byte nonce in hex, got b'00'
     """
-    server = name.encode()
-    nonce_s = secrets.token_bytes(_NONCE)
-    link.send(b" ".join((_CHALLENGE, _VERSION, nonce_s.hex().encode(), server)))
-    answer = link.recv_bytes(HANDSHAKE_FRAME, deadline)
-    nonce_text, client, mac_text = _fields(answer, _ANSWER, 5)
-    transcript = _Transcript(_name(client), server, nonce_s, _nonce(nonce_text))
-    if not hmac.compare_digest(mac_text, transcript.mac(cookie, b"client-to-server")):
-        with contextlib.suppress(OSError):
-            link.send(_REFUSED)
-        raise CookieRefusedError("the peer's answer does not match this node's cookie")
-    link.send(b" ".join((_WELCOME, _VERSION, transcript.mac(cookie, b"server-to-client"))))
-    return transcript.client.decode()
+
+    def __init__(self, name: str) -> None:
+        self._server = name.encode()
+        self._nonce_s = secrets.token_bytes(_NONCE)
+
+    def challenge(self) -> bytes:
+        """Return the first frame's payload: the challenge and this node's name."""
+        return b" ".join((_CHALLENGE, _VERSION, self._nonce_s.hex().encode(), self._server))
+
+    def verify(self, answer: bytes, cookie: str) -> tuple[str, bytes]:
+        """Check the peer's answer; return its name and the welcome's payload.
+
+        Raises
+        ------
+        CookieRefusedError
+            If the answer is wrong: send :data:`REFUSED`, then close.
+        ProtocolError
+            If it is not an answer at all.
+        """
+        nonce_text, client, mac_text = _fields(answer, _ANSWER, 5)
+        transcript = _Transcript(_name(client), self._server, self._nonce_s, _nonce(nonce_text))
+        if not hmac.compare_digest(mac_text, transcript.mac(cookie, b"client-to-server")):
+            raise CookieRefusedError("the peer's answer does not match this node's cookie")
+        welcome = b" ".join((_WELCOME, _VERSION, transcript.mac(cookie, b"server-to-client")))
+        return transcript.client.decode(), welcome
+
+
+#: What the node answers a wrong proof with, before it closes the connection.
+REFUSED = _REFUSED
+
+
+def frame(payload: bytes) -> bytes:
+    """Return ``payload`` with its length header, ready to send in one piece."""
+    return struct.pack("!i", len(payload)) + payload
 
 
 def read_challenge(link: Link, deadline: float) -> tuple[str, bytes]:
