@@ -53,6 +53,7 @@ except Exception:
     pass
 """
 
+
 def _forget_dead_nodes() -> None:
     """Remove the registry entries of nodes that died, such as a kernel just killed.
 
