@@ -420,3 +420,50 @@ def test_any_frame_after_the_handshake_is_answered_or_closes_only_its_link(
     finally:
         link.close()
     assert rpc.call(name_of(server), "operator", "add", (1, 2)) == 3
+
+
+def test_a_node_that_mirrors_the_clients_proof_is_not_believed() -> None:
+    # Without the cookie, a fake node can only send the client's own proof back
+    # as its welcome: the direction is signed, so the client refuses it.
+    with socket.create_server(("127.0.0.1", 0)) as fake:
+        port = fake.getsockname()[1]
+        seen: list[bytes] = []
+
+        def mirror() -> None:
+            sock, _ = fake.accept()
+            with sock:
+                nonce = os.urandom(32).hex().encode()
+                sock.sendall(protocol.frame(b"livekit-challenge 1 " + nonce + b" mirror@localhost"))
+                answer = protocol.recv_frame(sock, 1024)
+                seen.append(answer)
+                proof = answer.rpartition(b" ")[2]
+                sock.sendall(protocol.frame(b"livekit-welcome 1 " + proof))
+                read_until_closed(sock)
+
+        thread = threading.Thread(target=mirror)
+        thread.start()
+        node = f"mirror@127.0.0.1:{port}"
+        try:
+            with pytest.raises(NodeError) as caught:
+                client.connect(node)
+        finally:
+            thread.join(10)
+    assert str(caught.value) == (
+        f"authentication failed for node {node} at 127.0.0.1:{port}: it has another cookie "
+        f"(set the right one with livekit.set_cookie({node!r}, cookie))"
+    )
+    assert [answer.split(b" ")[0] for answer in seen] == [b"livekit-answer"]
+
+
+def test_a_new_cookie_for_a_connected_node_counts_only_after_disconnect(
+    server: NodeServer,
+) -> None:
+    node = name_of(server)
+    assert client.connect(node)
+    cookie.set_cookie(node, "wrong-cookie")
+    # The open link was proved with the old cookie, and is kept (as in Erlang).
+    assert client.connect(node)
+    assert rpc.call(node, "operator", "add", (1, 2)) == 3
+    assert client.disconnect(node)
+    with pytest.raises(NodeError, match=r"^authentication failed for node test@"):
+        client.connect(node)
