@@ -6,11 +6,11 @@
   loopback TCP (a node named ``name@host:port``) and over the Unix socket
   that same-host nodes found by name use.  For scale, Erlang's
   ``erpc:call`` between two local nodes takes ~81 µs here.
-* A first call to a node, connect included (registry lookup, TCP connect,
-  the two-way cookie handshake, the name check, then the call), against the
-  same work done by hand with ``multiprocessing.connection`` over a socket
-  with TCP_NODELAY: at most 3x (the node starts a thread per link and adds
-  a round trip to check its name), and under the 5 ms budget.  Without
+* A first call to a node, connect included (TCP connect, livekit's
+  cookie handshake with both names, then the call), against the same work
+  done by hand with ``multiprocessing.connection``'s two-way challenge over
+  a socket with TCP_NODELAY: at most 3x (the node starts a thread per
+  link), and under the 5 ms budget.  Without
   TCP_NODELAY, Nagle's algorithm and delayed ACKs make that ~44 ms.
 
 Both servers are separate processes, so neither side shares a GIL with
@@ -164,7 +164,7 @@ def _first_call(node: str, echo_port: int) -> list[dict[str, Any]]:
             by_hand,
             3.0,
             "vs connect + handshake + call by hand with TCP_NODELAY; "
-            "the node also starts a thread per link and checks its name",
+            "the node also starts a thread per link",
         ),
         row(
             "first rpc.call to a node, against the 5 ms budget",

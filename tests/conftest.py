@@ -84,9 +84,19 @@ def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
             context.close()
 
 
-def build_book(source: Path, out: Path, *extra: str) -> subprocess.CompletedProcess[str]:
-    """Build a book with livekit's configuration, executing every page."""
-    env = {**os.environ, "LIVEKIT_NB_EXECUTION": "force", "PYTHONWARNINGS": "ignore"}
+def build_book(
+    source: Path, out: Path, *extra: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Build a book with livekit's configuration, executing every page.
+
+    ``env`` adds to the environment of the build and of its kernels.
+    """
+    env = {
+        **os.environ,
+        "LIVEKIT_NB_EXECUTION": "force",
+        "PYTHONWARNINGS": "ignore",
+        **(env or {}),
+    }
     return subprocess.run(
         [
             sys.executable,
@@ -115,12 +125,51 @@ def build_book(source: Path, out: Path, *extra: str) -> subprocess.CompletedProc
 _book_lock = threading.Lock()
 
 
+# Run in every kernel of the book's build, after each cell: note the cookies
+# in force (this interpreter's own, and the cookie file of its livekit home),
+# so that a test can look for them in the built pages.
+_COOKIE_RECORDER = """
+import json, os, sys
+
+def _livekit_record_cookies(*_):
+    cookies = sys.modules.get("livekit.nodes.cookie")
+    own = getattr(cookies, "_own", None)
+    home = os.environ.get("LIVEKIT_HOME") or os.path.expanduser("~/.livekit")
+    try:
+        with open(os.path.join(home, "cookie")) as file:
+            stored = file.read().strip()
+    except OSError:
+        stored = None
+    with open(os.environ["LIVEKIT_TEST_COOKIE_RECORD"], "a") as record:
+        record.write(json.dumps({"pid": os.getpid(), "own": own, "file": stored}) + "\\n")
+
+get_ipython().events.register("post_run_cell", _livekit_record_cookies)
+"""
+
+
+def book_cookie_record(book: Path) -> Path:
+    """Where :func:`built_book` noted the cookies its kernels had in force, one JSON a line."""
+    return book.parent / "cookies-in-force.jsonl"
+
+
 @pytest.fixture(scope="session")
 def built_book(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The whole book built from docs/ into a temporary folder (once a session)."""
+    """The whole book built from docs/ into a temporary folder (once a session).
+
+    Every kernel of the build notes the cookies it had in force after each
+    cell (see :func:`book_cookie_record`), through an IPython startup file.
+    """
     with _book_lock:
-        out = tmp_path_factory.mktemp("book") / "html"
-        result = build_book(ROOT / "docs", out)
+        base = tmp_path_factory.mktemp("book")
+        out = base / "html"
+        startup = base / "ipython" / "profile_default" / "startup"
+        startup.mkdir(parents=True)
+        (startup / "00-record-cookies.py").write_text(_COOKIE_RECORDER)
+        env = {
+            "IPYTHONDIR": str(base / "ipython"),
+            "LIVEKIT_TEST_COOKIE_RECORD": str(book_cookie_record(out)),
+        }
+        result = build_book(ROOT / "docs", out, env=env)
         if result.returncode != 0:
             pytest.fail(
                 f"the book did not build:\n{result.stdout[-4000:]}\n{result.stderr[-8000:]}"

@@ -78,14 +78,16 @@ SEED_SECTIONS = (
     Counterpart(
         "node() and Node.get_cookie()",
         "tutorial-node-name",
-        ("print(livekit.node())", "print(livekit.get_cookie())"),
+        # The seed prints the cookie; a page never does (a published cookie is a
+        # password given away): it sets a random one and shows a fingerprint.
+        ("print(livekit.node())", "livekit.set_cookie(secrets.token_urlsafe(32))"),
     ),
     Counterpart(
         "read_text inputs, Node.set_cookie and Node.connect",
         "tutorial-connect",
         (
             'read_text("Node", default=livekit.node())',
-            'read_text("Cookie", default=livekit.get_cookie())',
+            'read_text("Cookie", default="") or livekit.get_cookie()',
             "livekit.set_cookie(node, cookie)",
             "livekit.connect(node)",
         ),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -55,3 +56,25 @@ def test_vendored_licences_ship_with_the_scripts(built_book: Path) -> None:
     static = built_book / "_static"
     for name in ("mermaid", "vega", "vega-lite", "vega-embed"):
         assert (static / "vendor" / "LICENSES" / f"{name}.LICENSE").is_file()
+
+
+def test_no_cookie_in_force_in_any_kernel_appears_in_a_built_page(built_book: Path) -> None:
+    from tests.conftest import book_cookie_record
+
+    # What every kernel of the build had in force after each of its cells.
+    records = [json.loads(line) for line in book_cookie_record(built_book).read_text().splitlines()]
+    kernels = {r["pid"] for r in records}
+    cookies = {c for r in records for c in (r["own"], r["file"]) if c}
+    # The record is not empty: the tutorial's kernel and the server page's were nodes.
+    assert len(kernels) >= 5
+    assert len(cookies) >= 2
+    built = [p for p in built_book.rglob("*") if p.is_file() and "_static" not in p.parts]
+    leaks = {
+        str(path.relative_to(built_book))
+        for path in built
+        for text in [path.read_bytes()]
+        for cookie in cookies
+        if cookie.encode() in text
+    }
+    assert leaks == set()
+    print(f"{len(records)} cells in {len(kernels)} kernels had {len(cookies)} cookies in force")

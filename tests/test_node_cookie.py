@@ -105,3 +105,56 @@ def test_set_cookie_rejects_bad_values_without_echoing_the_secret(
     with pytest.raises(error) as caught:
         set_cookie(*args)  # type: ignore[arg-type]
     assert str(caught.value) == message
+
+
+@posix_only
+def test_a_cookie_file_that_is_a_symbolic_link_is_refused_unfollowed(livekit_home: Path) -> None:
+    livekit_home.mkdir(mode=0o700)
+    known = livekit_home / "known"
+    known.write_text("a-cookie-someone-knows\n")
+    known.chmod(0o600)  # owner and mode would pass: only the link gives it away
+    (livekit_home / "cookie").symlink_to(known)
+    with pytest.raises(PermissionError) as caught:
+        get_cookie()
+    assert str(caught.value) == (
+        f"the cookie file {cookie_path()} is a symbolic link; livekit does not follow it "
+        "(replace it with the file itself)"
+    )
+
+
+@posix_only
+def test_a_cookie_that_is_not_a_regular_file_is_refused(livekit_home: Path) -> None:
+    livekit_home.mkdir(mode=0o700)
+    os.mkfifo(livekit_home / "cookie", 0o600)  # opened without blocking, then refused
+    with pytest.raises(PermissionError) as caught:
+        get_cookie()
+    assert str(caught.value) == f"the cookie file {cookie_path()} is not a regular file"
+
+
+@posix_only
+@pytest.mark.parametrize("where", ["home", "nodes"])
+def test_a_home_or_nodes_folder_that_others_can_write_to_is_refused(
+    livekit_home: Path, where: str
+) -> None:
+    from livekit.nodes import registry
+
+    folder = livekit_home if where == "home" else livekit_home / "nodes"
+    folder.mkdir(mode=0o700, parents=True)
+    folder.chmod(0o777)
+    expected = f"{folder} is writable by other users (mode 0o777); run: chmod go-w {folder}"
+    with pytest.raises(PermissionError) as caught:
+        registry.lookup("anyone")
+    assert str(caught.value) == expected
+    if where == "home":
+        with pytest.raises(PermissionError) as caught:
+            get_cookie()
+        assert str(caught.value) == expected
+
+
+@posix_only
+def test_a_home_readable_by_others_but_writable_only_by_its_owner_is_accepted(
+    livekit_home: Path,
+) -> None:
+    livekit_home.mkdir(mode=0o755)
+    livekit_home.chmod(0o755)
+    assert len(get_cookie()) >= 32

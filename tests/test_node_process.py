@@ -169,7 +169,8 @@ def test_a_node_that_dies_during_a_call_raises_node_error(start: type[NodeProces
             errors.append(error)
 
     def both_sleeping() -> bool:
-        where = [row["where"] for row in rpc.call(node.name, "livekit", "threads")]
+        # A thread that is just starting has no frame yet: its "where" is None.
+        where = [row["where"] or "" for row in rpc.call(node.name, "livekit", "threads")]
         # Two calls are being answered (this one and the sleeping one), and the
         # spawned lambda runs.
         # A thread that has just started has no frame yet: its "where" is None.
@@ -188,6 +189,13 @@ def test_a_node_that_dies_during_a_call_raises_node_error(start: type[NodeProces
     ]
     with pytest.raises(livekit.NodeError, match=r"^lost the link to node alpha@"):
         handle.result(30)
+    # join() does not hide it either, and the reason is never empty.
+    with pytest.raises(livekit.NodeError) as caught:
+        handle.join(30)
+    assert str(caught.value) == (
+        f"lost the link to node {node.name} while {handle.name} ran: "
+        "the node closed the link before the function ended (it stopped or died)"
+    )
 
 
 def test_a_node_restarted_under_the_same_name_is_found_again(start: type[NodeProcess]) -> None:
@@ -267,3 +275,64 @@ def test_links_to_another_process_are_kept_and_shared_by_threads(
     assert seen == [node.pid] * (count * 10)
     links = rpc.call(node.name, "livekit.nodes.local", "_running.server.connection_count")
     assert 1 <= links <= count + 1
+
+
+def test_a_node_in_a_plain_script_removes_its_entry_on_sigterm_and_still_dies_of_it(
+    livekit_home: Path,
+) -> None:
+    # SIGTERM is taken only over the default handler; the process still dies of it.
+    code = "import livekit, sys; print(livekit.start_node('plain'), flush=True); sys.stdin.read()"
+    with subprocess.Popen(
+        [sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    ) as proc:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().startswith("plain@")
+        assert registry.lookup("plain") is not None
+        assert len(list((livekit_home / "nodes").iterdir())) == 2  # entry and socket
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=30)
+    assert proc.returncode == -signal.SIGTERM
+    assert list((livekit_home / "nodes").iterdir()) == []
+
+
+def test_a_node_in_a_plain_script_removes_its_entry_when_it_exits(livekit_home: Path) -> None:
+    code = "import livekit; print(livekit.start_node('plain'), flush=True)"
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert done.stdout.startswith("plain@")
+    assert list((livekit_home / "nodes").iterdir()) == []
+
+
+def test_nothing_is_left_after_livekit_serve_kills_a_kernel_that_was_a_node(
+    livekit_home: Path,
+) -> None:
+    # The way `livekit serve` stops a page's kernel: KernelSession.close(),
+    # which interrupts it and then kills it (SIGKILL) with its process group.
+    import asyncio
+
+    pytest.importorskip("jupyter_client")
+    from livekit.kernel.book import Cell
+    from livekit.kernel.session import KernelSession
+
+    events: list[dict[str, object]] = []
+    seen: list[list[str]] = []
+
+    async def main() -> None:
+        session = KernelSession(Path.cwd(), events.append)
+        try:
+            await session.start()
+            session.run([Cell(1, "import livekit\nprint(livekit.node())")])
+            async with asyncio.timeout(60):
+                while not any(e.get("type") == "cell_done" for e in events):
+                    await asyncio.sleep(0.05)
+            seen.append(sorted(p.suffix for p in (livekit_home / "nodes").iterdir()))
+        finally:
+            await session.close()
+
+    asyncio.run(main())
+    assert [e for e in events if e.get("type") == "cell_done"] == [
+        {"type": "cell_done", "cell": 1, "status": "ok"}
+    ]
+    assert seen == [[".json", ".sock"]]  # the kernel was a node
+    assert list((livekit_home / "nodes").iterdir()) == []

@@ -6,14 +6,18 @@ can look at its links; ``test_node_process.py`` uses a separate process.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pickle
+import select
 import socket
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from livekit import rpc
 from livekit.nodes import client, cookie, protocol
@@ -115,7 +119,9 @@ def test_garbage_bytes_are_dropped_without_being_unpickled(
     with raw_socket(server) as sock:
         sock.sendall(len(bomb).to_bytes(4, "big") + bomb)
         received = read_until_closed(sock)
-    assert received.endswith(b"#FAILURE#")
+    assert received.startswith(b"\x00\x00\x00")
+    assert b"livekit-challenge 1 " in received
+    assert b"livekit-welcome" not in received
     assert not marker.exists()
     assert rpc.call(name_of(server), "os", "getpid") == os.getpid()
 
@@ -124,7 +130,7 @@ def test_an_oversized_frame_is_refused_before_it_is_read(server: NodeServer) -> 
     with raw_socket(server) as sock:
         sock.sendall(b"\x7f\xff\xff\xff" + b"x" * 1000)
         received = read_until_closed(sock)
-    assert b"#WELCOME#" not in received
+    assert b"livekit-welcome" not in received
     assert rpc.call(name_of(server), "os", "getpid") == os.getpid()
 
 
@@ -137,8 +143,65 @@ def test_a_half_open_connection_is_dropped_while_others_are_served(
         # While it stalls, another client is served.
         assert rpc.call(name_of(server), "os", "getpid") == os.getpid()
         received = read_until_closed(sock)  # the handshake deadline (0.5 s) drops it
-    assert b"#CHALLENGE#" in received
-    assert b"#WELCOME#" not in received
+    assert b"livekit-challenge 1 " in received
+    assert b"livekit-welcome" not in received
+
+
+def test_one_deadline_covers_the_whole_handshake_however_slowly_bytes_come(
+    server: NodeServer,
+) -> None:
+    # A byte every 0.1 s would reset a per-read timeout forever; the node's
+    # deadline is 0.5 s for the whole handshake, so it closes the link while
+    # the trickle still has seconds to go.
+    with raw_socket(server) as sock:
+        sock.settimeout(None)
+        challenge = sock.recv(4096)
+        assert b"livekit-challenge 1 " in challenge
+        sent = 0
+        closed = False
+        while sent < 60:  # 6 s of trickle at most
+            ready, _, _ = select.select([sock], [], [], 0.1)
+            if ready:
+                try:
+                    closed = sock.recv(4096) == b""
+                except ConnectionResetError:
+                    closed = True
+                if closed:
+                    break
+            try:
+                sock.send(b"\x00")
+            except OSError:
+                closed = True
+                break
+            sent += 1
+    assert closed
+    assert sent < 60
+    assert rpc.call(name_of(server), "os", "getpid") == os.getpid()
+
+
+def test_the_oldest_unauthenticated_connection_gives_way_to_a_new_one() -> None:
+    node = NodeServer("test@localhost", cookie=lambda: COOKIE, max_unauthenticated=2)
+    thread = threading.Thread(target=node.serve, name="test-node-server")
+    thread.start()
+    try:
+        with raw_socket(node) as first, raw_socket(node) as second:
+            assert first.recv(64).startswith(b"\x00\x00\x00")
+            assert second.recv(64).startswith(b"\x00\x00\x00")
+            with raw_socket(node) as third:
+                assert third.recv(64).startswith(b"\x00\x00\x00")
+                # The oldest was closed: the rest of its challenge, then nothing.
+                assert read_until_closed(first).endswith(b" test@localhost")
+                # The owner still gets in: evicting the second, not refused.
+                cookie.set_cookie(f"test@127.0.0.1:{node.address[1]}", COOKIE)
+                assert rpc.call(f"test@127.0.0.1:{node.address[1]}", "os", "getpid") > 0
+                assert read_until_closed(second).endswith(b" test@localhost")
+                third.sendall(b"\x00")
+                assert node.unauthenticated_count() == 1  # the third, still pending
+    finally:
+        client.disconnect_all()
+        node.close()
+        thread.join(5)
+    assert not thread.is_alive()
 
 
 def test_a_peer_that_disconnects_mid_call_does_not_hurt_the_node(server: NodeServer) -> None:
@@ -302,3 +365,105 @@ def test_nothing_listening_is_reported_as_such() -> None:
     assert str(caught.value) == (
         f"nothing is listening for node gone@127.0.0.1:{port} at 127.0.0.1:{port}"
     )
+
+
+# -- frames of every shape, before and after the handshake -------------------------
+
+FRAMES = settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+
+
+@FRAMES
+@given(
+    data=st.one_of(
+        st.binary(max_size=64),
+        st.binary(max_size=64).map(lambda b: len(b).to_bytes(4, "big") + b),
+        st.builds(
+            lambda fields: len(b" ".join(fields)).to_bytes(4, "big") + b" ".join(fields),
+            st.lists(
+                st.sampled_from([b"livekit-answer", b"1", b"0" * 64, b"me@x", b"f" * 64, b""]),
+                max_size=6,
+            ),
+        ),
+    )
+)
+def test_any_bytes_before_the_handshake_never_log_in(server: NodeServer, data: bytes) -> None:
+    with raw_socket(server) as sock:
+        received = b""
+        with contextlib.suppress(OSError):  # the node may close it first
+            sock.sendall(data)
+            sock.shutdown(socket.SHUT_WR)  # the node sees the end: no waiting for a deadline
+            received = read_until_closed(sock)
+    assert b"livekit-welcome" not in received
+    assert rpc.call(name_of(server), "operator", "add", (1, 2)) == 3
+
+
+@FRAMES
+@given(payload=st.binary(max_size=256), declared=st.sampled_from([None, 0, 2**31 - 1]))
+def test_any_frame_after_the_handshake_is_answered_or_closes_only_its_link(
+    server: NodeServer, payload: bytes, declared: int | None
+) -> None:
+    link = authenticated(server)
+    try:
+        if declared is None:
+            link.send(payload)  # a well-framed request that may be anything
+            kind = link.recv()[0]
+            assert kind in {"unsendable", "ok", "raise", "welcome"}
+        else:  # a header that lies about what follows
+            with contextlib.suppress(OSError):  # the node may close it first
+                link.sock.sendall(declared.to_bytes(4, "big") + payload)
+                link.sock.shutdown(socket.SHUT_WR)
+                read_until_closed(link.sock)
+    finally:
+        link.close()
+    assert rpc.call(name_of(server), "operator", "add", (1, 2)) == 3
+
+
+def test_a_node_that_mirrors_the_clients_proof_is_not_believed() -> None:
+    # Without the cookie, a fake node can only send the client's own proof back
+    # as its welcome: the direction is signed, so the client refuses it.
+    with socket.create_server(("127.0.0.1", 0)) as fake:
+        port = fake.getsockname()[1]
+        seen: list[bytes] = []
+
+        def mirror() -> None:
+            sock, _ = fake.accept()
+            with sock:
+                nonce = os.urandom(32).hex().encode()
+                sock.sendall(protocol.frame(b"livekit-challenge 1 " + nonce + b" mirror@localhost"))
+                answer = protocol.recv_frame(sock, 1024)
+                seen.append(answer)
+                proof = answer.rpartition(b" ")[2]
+                sock.sendall(protocol.frame(b"livekit-welcome 1 " + proof))
+                read_until_closed(sock)
+
+        thread = threading.Thread(target=mirror)
+        thread.start()
+        node = f"mirror@127.0.0.1:{port}"
+        try:
+            with pytest.raises(NodeError) as caught:
+                client.connect(node)
+        finally:
+            thread.join(10)
+    assert str(caught.value) == (
+        f"authentication failed for node {node} at 127.0.0.1:{port}: it has another cookie "
+        f"(set the right one with livekit.set_cookie({node!r}, cookie))"
+    )
+    assert [answer.split(b" ")[0] for answer in seen] == [b"livekit-answer"]
+
+
+def test_a_new_cookie_for_a_connected_node_counts_only_after_disconnect(
+    server: NodeServer,
+) -> None:
+    node = name_of(server)
+    assert client.connect(node)
+    cookie.set_cookie(node, "wrong-cookie")
+    # The open link was proved with the old cookie, and is kept (as in Erlang).
+    assert client.connect(node)
+    assert rpc.call(node, "operator", "add", (1, 2)) == 3
+    assert client.disconnect(node)
+    with pytest.raises(NodeError, match=r"^authentication failed for node test@"):
+        client.connect(node)

@@ -81,13 +81,22 @@ def test_same_host_calls_go_over_a_private_unix_socket(livekit_home: Path) -> No
 
 
 @pytest.mark.skipif(not hasattr(socket, "AF_UNIX"), reason="no Unix sockets")
-def test_a_node_whose_unix_socket_is_gone_is_reached_over_tcp() -> None:
+def test_a_node_whose_unix_socket_is_gone_is_not_reached_over_tcp_by_name() -> None:
+    # A registry name never falls back to the entry's TCP port: once a node is
+    # dead, anyone may bind that port (see test_node_attacks.py).
     me = livekit.start_node("alpha")
     entry = registry.lookup("alpha")
     assert entry is not None
     Path(entry.path).unlink()
-    assert rpc.call(me, "os", "getpid") == os.getpid()
-    assert [link.sock.family for link in client._pools[me]._idle] == [socket.AF_INET]
+    with pytest.raises(livekit.NodeError) as caught:
+        rpc.call(me, "os", "getpid")
+    assert str(caught.value) == (
+        f"nothing is listening for node {me} at {entry.path}; a node found by name is reached "
+        f"through its Unix socket only (to use TCP, connect to 'alpha@127.0.0.1:{entry.port}')"
+    )
+    by_port = f"alpha@127.0.0.1:{entry.port}"
+    assert rpc.call(by_port, "os", "getpid") == os.getpid()
+    assert [link.sock.family for link in client._pools[by_port]._idle] == [socket.AF_INET]
 
 
 def test_the_node_server_runs_under_livekits_supervisor() -> None:
@@ -305,6 +314,33 @@ def test_spawn_runs_in_a_new_thread_and_its_exception_is_raised_by_result() -> N
     handle = livekit.spawn(livekit.node(), lambda: 1 / 0)
     with pytest.raises(ZeroDivisionError):
         handle.result(10)
+
+
+def test_spawn_join_raises_what_the_function_raised_instead_of_hiding_it() -> None:
+    handle = livekit.spawn(livekit.node(), lambda: 1 / 0)
+    with pytest.raises(ZeroDivisionError) as caught:
+        handle.join(10)
+    assert caught.value.__notes__ == [f"(raised on node {livekit.node()} in spawned {handle.name})"]
+    assert isinstance(caught.value.__cause__, rpc.RemoteTraceback)
+    assert not handle.is_alive()
+
+
+def test_spawn_join_raises_a_reason_when_the_link_is_lost() -> None:
+    me = livekit.node()
+    handle = livekit.spawn(me, lambda: __import__("time").sleep(0.5))
+    assert livekit.disconnect(me)  # cuts the link the function's output comes on
+    with pytest.raises(livekit.NodeError) as caught:
+        handle.join(10)
+    reason = str(caught.value).partition(f"while {handle.name} ran: ")[2]
+    assert reason == "the node closed the link before the function ended (it stopped or died)"
+
+
+def test_spawn_join_returns_quietly_when_its_timeout_passes_first() -> None:
+    handle = livekit.spawn(livekit.node(), lambda: __import__("time").sleep(0.3))
+    assert handle.join(0.01) is None
+    assert handle.is_alive()
+    handle.join(10)
+    assert not handle.is_alive()
 
 
 def test_spawn_result_times_out_while_the_function_runs() -> None:

@@ -53,6 +53,19 @@ except Exception:
     pass
 """
 
+
+def _forget_dead_nodes() -> None:
+    """Remove the registry entries of nodes that died, such as a kernel just killed.
+
+    A kernel is stopped with SIGKILL, which its node cannot catch: if the
+    page made it a node, its entry and Unix socket would stay behind.
+    """
+    from livekit.nodes import registry
+
+    with contextlib.suppress(OSError):  # an unsafe home is refused where nodes start
+        registry.prune()
+
+
 #: How many finished executions keep their cell number, for late outputs of
 #: threads a cell started (a listener's prints).
 _REMEMBERED = 1024
@@ -196,6 +209,7 @@ class KernelSession:
             self._dead.set()  # wakes a cell waiting on the old kernel
             self._kc.stop_channels()
             await self._km.restart_kernel(now=True)
+            _forget_dead_nodes()
             self.ran.clear()
             self._comm_cell.clear()
             await self._connect()
@@ -221,6 +235,7 @@ class KernelSession:
         if self._sockets is not None:
             shutil.rmtree(self._sockets, ignore_errors=True)
             self._sockets = None
+        _forget_dead_nodes()
 
     def _cancel_queued(self) -> None:
         while not self._queue.empty():

@@ -10,14 +10,12 @@ once, each on its own link. A link that broke, or whose call timed out
 
 from __future__ import annotations
 
-import contextlib
 import os
 import pickle
 import socket
 import sys
 import threading
 import time
-from multiprocessing import AuthenticationError
 from typing import Any, TextIO
 
 from livekit.nodes import protocol, registry
@@ -148,16 +146,24 @@ def _open_any(node: str, timeout: float) -> Link:
     entry = registry.read(address.name)
     if entry is None:
         raise NodeError(unknown)
+    if not hasattr(socket, "AF_UNIX"):  # Windows: loopback TCP, still bound to the name
+        return _dial(node, (entry.connect_host(), entry.port), timeout, entry=entry)
+    if not entry.path:
+        raise NodeError(
+            f"node {node} has no Unix socket (its livekit home's path is too long for one), "
+            f"and a name from the registry is reached through nothing else; "
+            f"connect to it as '{address.name}@127.0.0.1:{entry.port}'"
+        )
     try:
-        if entry.path and hasattr(socket, "AF_UNIX"):
-            # The Unix socket halves the cost of a call; TCP is there if it fails.
-            with contextlib.suppress(_UnreachableError):
-                return _dial(node, entry.path, timeout)
-        return _dial(node, (entry.connect_host(), entry.port), timeout)
-    except NodeError:
+        # Only the Unix socket: a dead node's TCP port can be bound by anyone.
+        return _dial(node, entry.path, timeout, entry=entry)
+    except _UnreachableError as error:
         if registry.lookup(address.name) is None:  # a dead node's entry: now removed
             raise NodeError(unknown) from None
-        raise
+        raise NodeError(
+            f"{error}; a node found by name is reached through its Unix socket only "
+            f"(to use TCP, connect to '{address.name}@127.0.0.1:{entry.port}')"
+        ) from None
 
 
 class _UnreachableError(NodeError):
@@ -177,10 +183,38 @@ def _connect(address: tuple[str, int] | str, timeout: float) -> socket.socket:
     return sock
 
 
-def _dial(node: str, address: tuple[str, int] | str, timeout: float) -> Link:
-    """Connect to a TCP address or a Unix socket, authenticate, and check the node's name."""
+def _client_name() -> str:
+    """The name this side gives in the handshake: its node's, or its pid's."""
+    from livekit.nodes import local  # here: importing local starts the supervisor module
+
+    running = local._running
+    return running.name if running is not None else f"client{os.getpid()}@{registry.this_host()}"
+
+
+def _check_name(node: str, announced: str, *, via_registry: bool) -> bool:
+    """Tell whether a node announcing ``announced`` is the ``node`` that was dialled."""
+    short, _, host = announced.partition("@")
+    if short != node.partition("@")[0]:
+        return False
+    # A registry name is this host's: its node must say so.
+    return not via_registry or host == registry.this_host()
+
+
+def _dial(
+    node: str,
+    address: tuple[str, int] | str,
+    timeout: float,
+    *,
+    entry: registry.Entry | None = None,
+) -> Link:
+    """Connect to a TCP address or a Unix socket, check the node's name, and authenticate.
+
+    With a registry ``entry``, the process at the other end of a Unix socket
+    must be the user's and the one the entry names, before any byte is sent.
+    """
     host, port = address if isinstance(address, tuple) else (address, None)
     where = f"node {node} at {host}" if port is None else f"node {node} at {host}:{port}"
+    deadline = time.monotonic() + timeout
     try:
         sock = _connect(address, timeout)
     except (ConnectionRefusedError, FileNotFoundError):
@@ -191,35 +225,37 @@ def _dial(node: str, address: tuple[str, int] | str, timeout: float) -> Link:
         raise _UnreachableError(f"cannot reach {where}: {error.strerror or error}") from None
     sock.settimeout(None)
     protocol.tune(sock)
-    protocol.set_recv_timeout(sock, timeout)
     link = Link(sock)
     try:
-        protocol.client_handshake(link, cookie_for(node))
-        link.send(protocol.dumps(("hello", node)))
-        welcome = link.recv()
-        protocol.set_recv_timeout(sock, None)
-    except AuthenticationError:
+        if entry is not None and sock.family == getattr(socket, "AF_UNIX", None):
+            registry.check_peer(sock, entry)
+        challenge = protocol.read_challenge(link, deadline)
+        if not _check_name(node, challenge[0], via_registry=entry is not None):
+            raise NodeError(f"{where} is node {challenge[0]}")
+        protocol.answer_challenge(
+            link, challenge, client=_client_name(), cookie=cookie_for(node), deadline=deadline
+        )
+    except NodeError:
+        link.close()
+        raise
+    except protocol.CookieRefusedError:
         link.close()
         raise NodeError(
             f"authentication failed for {where}: it has another cookie "
             f"(set the right one with livekit.set_cookie({node!r}, cookie))"
         ) from None
-    except BlockingIOError:  # SO_RCVTIMEO expired
+    except TimeoutError:
         link.close()
         raise NodeError(f"timed out after {timeout:g} s authenticating with {where}") from None
-    except (OSError, EOFError, pickle.UnpicklingError):
+    except protocol.ProtocolError as error:
+        link.close()
+        raise NodeError(f"{where} is not a livekit node: {error}") from None
+    except (OSError, EOFError):
         link.close()
         raise NodeError(
             f"{where} closed the link during the handshake; is it a livekit node?"
         ) from None
-    match welcome:
-        case ("welcome", str(name), int()) if name.partition("@")[0] == node.partition("@")[0]:
-            return link
-        case ("welcome", str(name), int()):
-            link.close()
-            raise NodeError(f"{where} is node {name}")
-    link.close()
-    raise NodeError(f"{where} answered the handshake with {welcome!r:.60}")
+    return link
 
 
 def connect(node: str, *, timeout: float = CONNECT_TIMEOUT) -> bool:
@@ -393,8 +429,8 @@ def _exchange(
         if deadline is not None and not link.poll(max(0.0, deadline - time.monotonic())):
             pool.discard(link)  # its late reply would be read by the next caller
             return None
-        raw = link.conn.recv_bytes()
-    except (OSError, EOFError) as error:
+        raw = link.recv_bytes()
+    except (OSError, EOFError, protocol.ProtocolError) as error:
         pool.discard(link)
         reason = str(error) or "the node closed it"
         raise NodeError(f"lost the link to node {pool.node} during {what}: {reason}") from error
@@ -447,7 +483,8 @@ class SpawnHandle:
 
     Its prints appear in the caller's output as they happen. Wait for it
     with :meth:`join` (like :class:`threading.Thread`), or for its return
-    value with :meth:`result`.
+    value with :meth:`result`. Both raise what went wrong: what the function
+    raised, or a :class:`NodeError` if the node died or the link broke.
 
     Examples
     --------
@@ -483,7 +520,7 @@ class SpawnHandle:
         link = self._link
         try:
             while True:
-                raw = link.conn.recv_bytes()
+                raw = link.recv_bytes()
                 message = pickle.loads(raw)  # noqa: S301 -- from an authenticated node
                 if message[0] in self._streams:
                     stream = self._streams[message[0]]
@@ -493,19 +530,49 @@ class SpawnHandle:
                 self._raw = raw
                 self._pool.give(link)
                 return
-        except (OSError, EOFError) as error:
+        except Exception as error:  # any failure is the handle's to report, never lost
             self._pool.discard(link)
+            if isinstance(error, EOFError | ConnectionError):
+                # An EOFError says nothing: say what it means.
+                reason = "the node closed the link before the function ended (it stopped or died)"
+            else:
+                reason = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
             self._lost = NodeError(
-                f"lost the link to node {self.node} while {self.name} ran: {error}"
+                f"lost the link to node {self.node} while {self.name} ran: {reason}"
             )
         finally:
             self._done.set()
 
-    def join(self, timeout: float | None = None) -> None:
-        """Wait until the function has ended and all its output has arrived."""
+    def _wait(self, timeout: float | None) -> None:
         self._done.wait(timeout)
         if self._done.is_set() and self._reader is not None:
             self._reader.join()
+
+    def join(self, timeout: float | None = None) -> None:
+        """Wait until the function has ended and all its output has arrived.
+
+        As ``threading.Thread.join()``, it returns when ``timeout`` passes
+        first (check :meth:`is_alive`). Unlike it, a failure is not hidden:
+        once the function has ended, this raises what :meth:`result` raises.
+
+        Raises
+        ------
+        Exception
+            What the function raised on the node, with its traceback.
+        NodeError
+            If the node died or the link broke while the function ran.
+
+        Examples
+        --------
+        >>> import livekit
+        >>> livekit.spawn(livekit.node(), lambda: 1 / 0).join()  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ZeroDivisionError: division by zero
+        (raised on node ... in spawned livekit-spawn-...)
+        """
+        self._wait(timeout)
+        if self._done.is_set():
+            self._outcome()
 
     def is_alive(self) -> bool:
         """Return True while the function is still running on the node."""
@@ -519,9 +586,12 @@ class SpawnHandle:
         TimeoutError
             If it is still running after ``timeout`` seconds.
         """
-        self.join(timeout)
+        self._wait(timeout)
         if not self._done.is_set():
             raise TimeoutError(f"{self.name} on node {self.node} still runs after {timeout:g} s")
+        return self._outcome()
+
+    def _outcome(self) -> Any:
         if self._lost is not None:
             raise self._lost
         assert self._raw is not None  # noqa: S101 -- set before _done whenever _lost is not

@@ -4,12 +4,20 @@ This interpreter has one cookie of its own. It comes from
 :func:`set_cookie`, from ``start_node(cookie=...)``, or from the cookie file
 ``~/.livekit/cookie``, which is created with a random value and mode 0600
 the first time it is needed. As Erlang does with ``~/.erlang.cookie``, a
-cookie file that other users can read is refused. A different cookie can
-be set for one remote node with ``set_cookie(node, cookie)``.
+cookie file that other users can read is refused; so is one that is a
+symbolic link (it is opened with ``O_NOFOLLOW`` and the opened file is
+checked, not the path), and one in a folder that others can write to. A
+different cookie can be set for one remote node with
+``set_cookie(node, cookie)``.
+
+A cookie is checked when a link is opened, never again on an open link:
+changing it changes nothing for links already open until
+:func:`livekit.disconnect`, as in Erlang.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import secrets
 import stat
@@ -17,7 +25,7 @@ import threading
 from pathlib import Path
 from typing import overload
 
-from livekit.nodes._home import livekit_home, make_dir
+from livekit.nodes._home import check_private_dir, livekit_home, make_dir
 
 _lock = threading.Lock()
 _own: str | None = None
@@ -62,6 +70,12 @@ def set_cookie(node_or_cookie: str, cookie: str | None = None, /) -> None:
     ``set_cookie(node, cookie)`` sets the cookie used when connecting to
     ``node`` only, like Erlang's ``Node.set_cookie(node, cookie)``.
 
+    A cookie is proved once, when a link opens. Setting another one does
+    nothing to links already open, in either direction: a node already
+    connected stays connected with the old cookie until
+    :func:`~livekit.disconnect` (Erlang behaves the same way). To put a
+    new cookie in force, disconnect, then connect again.
+
     Parameters
     ----------
     node_or_cookie
@@ -105,7 +119,9 @@ def read_cookie_file(path: Path) -> str:
     Raises
     ------
     PermissionError
-        If the file belongs to another user or others may read or write it.
+        If the file belongs to another user, others may read or write it,
+        it is a symbolic link or not a regular file, or its folder is not
+        the user's alone (an ``UnsafeHomeError``, naming the folder).
     ValueError
         If the file is empty.
 
@@ -119,10 +135,21 @@ def read_cookie_file(path: Path) -> str:
     ...     print(len(first) >= 32, again == first, oct(path.stat().st_mode & 0o777))
     True True 0o600
     """
+    check_private_dir(path.parent)
+    # O_NOFOLLOW: a planted link to a file whose content the planter knows is
+    # refused here, and fstat below checks the file that was opened, not the path.
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
     try:
-        fd = os.open(path, os.O_RDONLY)
+        fd = os.open(path, flags)
     except FileNotFoundError:
         return _create_cookie_file(path)
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            raise PermissionError(
+                f"the cookie file {path} is a symbolic link; livekit does not follow it "
+                f"(replace it with the file itself)"
+            ) from None
+        raise
     with os.fdopen(fd, encoding="ascii") as file:
         _check_private(path, os.fstat(file.fileno()))
         value = file.read().strip()
@@ -147,6 +174,8 @@ def _create_cookie_file(path: Path) -> str:
 def _check_private(path: Path, info: os.stat_result) -> None:
     if os.name == "nt":  # POSIX modes mean nothing there; the user profile is private
         return
+    if not stat.S_ISREG(info.st_mode):
+        raise PermissionError(f"the cookie file {path} is not a regular file")
     if info.st_uid != os.getuid():
         raise PermissionError(f"the cookie file {path} belongs to another user (uid {info.st_uid})")
     if info.st_mode & (stat.S_IRWXG | stat.S_IRWXO):

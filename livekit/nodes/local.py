@@ -3,14 +3,24 @@
 The node server runs as the ``"node-server"`` child of livekit's own
 supervisor (:func:`livekit.supervisor.app_supervisor`), so it shows in
 ``app_tree("livekit")`` and stops with the interpreter.
+
+A node leaves nothing in the registry on any exit it can see: :func:`stop_node`,
+the interpreter's exit (``atexit``), and SIGTERM when nobody else handles it
+(the node then removes its entry and socket and lets SIGTERM end the process
+as it would have). A death it cannot see (SIGKILL, a crash) leaves an entry
+that whoever finds it dead removes: a client, or a node starting or stopping
+(:func:`livekit.nodes.registry.prune`).
 """
 
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
+import signal
 import threading
 from dataclasses import dataclass
+from types import FrameType
 
 from livekit.nodes import cookie as _cookie
 from livekit.nodes import registry
@@ -34,6 +44,45 @@ class _Running:
 _lock = threading.RLock()
 _running: _Running | None = None
 _atexit_registered = False
+#: Set while livekit's SIGTERM handler is installed (only over the default one).
+_sigterm_installed = False
+
+
+def _on_sigterm(signum: int, frame: FrameType | None) -> None:
+    """Remove this node's entry and socket, then die of SIGTERM as if never caught.
+
+    Only the files: a full :func:`stop_node` joins threads, which a signal
+    handler must not wait for.
+    """
+    running = _running
+    if running is not None:
+        with contextlib.suppress(OSError):
+            registry.unregister(running.entry)
+        if running.server.unix_path is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(running.server.unix_path)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
+def _take_sigterm() -> None:
+    # Only over the default handler, and only from the main thread (where
+    # Python allows it): a program with its own SIGTERM handling keeps it.
+    global _sigterm_installed  # noqa: PLW0603
+    if threading.current_thread() is not threading.main_thread():
+        return
+    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _on_sigterm)
+        _sigterm_installed = True
+
+
+def _give_back_sigterm() -> None:
+    global _sigterm_installed  # noqa: PLW0603
+    if not _sigterm_installed or threading.current_thread() is not threading.main_thread():
+        return
+    if signal.getsignal(signal.SIGTERM) is _on_sigterm:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    _sigterm_installed = False
 
 
 def _not_a_node_after_fork() -> None:
@@ -117,6 +166,8 @@ def start_node(
             _cookie.set_cookie(cookie)
         else:
             _cookie.get_cookie()  # a bad cookie file fails here, not at the first peer
+        with contextlib.suppress(OSError):
+            registry.prune()  # the dead entries found on the way are removed, not kept
         short = name or f"python{os.getpid()}"
         full = f"{short}@{registry.this_host()}"
         # The Unix socket's name holds the pid, so it never clobbers a live namesake's.
@@ -138,6 +189,7 @@ def start_node(
         if not _atexit_registered:
             atexit.register(stop_node)
             _atexit_registered = True
+        _take_sigterm()
         return full
 
 
@@ -160,8 +212,9 @@ def node() -> str:
 def stop_node() -> bool:
     """Stop this interpreter's node server; return False if it was not running.
 
-    The listener closes, every link to it ends, and its registry entry is
-    removed. Links this interpreter opened to other nodes stay open.
+    The listener closes, every link to it ends, and its registry entry and
+    Unix socket are removed (with the entries of any dead node found on the
+    way). Links this interpreter opened to other nodes stay open.
 
     Examples
     --------
@@ -181,4 +234,7 @@ def stop_node() -> bool:
         # Whatever the supervisor did, the socket and the entry must go.
         running.server.close()
         registry.unregister(running.entry)
+        _give_back_sigterm()
+        with contextlib.suppress(OSError):
+            registry.prune()
     return True

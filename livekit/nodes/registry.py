@@ -3,8 +3,18 @@
 A node's full name is ``name@host``. Nodes on this host are found through
 small files under ``~/.livekit/nodes/``, one per node, holding its port and
 process id: the role EPMD plays for Erlang, without a daemon. An entry
-whose process has died is ignored and deleted by whoever reads it next.
-Nodes on other hosts are named with their port: ``name@host:port``.
+whose process has died is ignored and deleted, with its Unix socket, by
+whoever finds it dead: a client that looks it up, a node that starts or
+stops (:func:`prune`). Nodes on other hosts are named with their port:
+``name@host:port``.
+
+What the registry is trusted with: the folder is the user's own and
+writable by no one else (checked on every read, see
+:mod:`livekit.nodes._home`), and a client reaches a node it found here only
+through the Unix socket the entry names, after checking that the process
+at the other end is the user's and is the one the entry names
+(:func:`check_peer`). An entry's TCP port is never dialled: a dead node's
+port can be taken by anyone.
 """
 
 from __future__ import annotations
@@ -13,12 +23,13 @@ import json
 import os
 import re
 import socket
+import struct
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import psutil
 
-from livekit.nodes._home import livekit_home, make_dir
+from livekit.nodes._home import check_private_dir, livekit_home, make_dir
 from livekit.nodes.errors import NodeError
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*\Z")
@@ -156,10 +167,9 @@ def register(name: str, host: str, port: int, path: str = "") -> Entry:
 
 
 def unregister(entry: Entry) -> None:
-    """Remove ``entry`` from the registry if it is still this process's."""
+    """Remove ``entry`` and its Unix socket from the registry if it is still this process's."""
     path = registry_dir() / f"{entry.name}.json"
-    if _read(path) == entry:
-        path.unlink(missing_ok=True)
+    _remove_if_unchanged(path, entry)
 
 
 def lookup(name: str) -> Entry | None:
@@ -170,7 +180,7 @@ def lookup(name: str) -> Entry | None:
     >>> lookup("no-such-node") is None
     True
     """
-    path = registry_dir() / f"{check_short_name(name)}.json"
+    path = _checked_dir() / f"{check_short_name(name)}.json"
     entry = _read(path)
     if entry is None:
         return None
@@ -188,7 +198,7 @@ def read(name: str) -> Entry | None:
     >>> read("no-such-node") is None
     True
     """
-    return _read(registry_dir() / f"{check_short_name(name)}.json")
+    return _read(_checked_dir() / f"{check_short_name(name)}.json")
 
 
 def entries() -> list[Entry]:
@@ -199,13 +209,68 @@ def entries() -> list[Entry]:
     >>> entries()
     []
     """
-    directory = registry_dir()
+    directory = _checked_dir()
     if not directory.is_dir():
         return []
     found = (
         lookup(path.stem) for path in sorted(directory.glob("*.json")) if _NAME.match(path.stem)
     )
     return [entry for entry in found if entry is not None]
+
+
+def prune() -> int:
+    """Delete every entry whose process has died, with its Unix socket; return how many.
+
+    Examples
+    --------
+    >>> prune()
+    0
+    """
+    directory = _checked_dir()
+    if not directory.is_dir():
+        return 0
+    removed = 0
+    for path in sorted(directory.glob("*.json")):
+        entry = _read(path) if _NAME.match(path.stem) else None
+        if entry is not None and not _alive(entry):
+            removed += _remove_if_unchanged(path, entry)
+    return removed
+
+
+def check_peer(sock: socket.socket, entry: Entry) -> None:
+    """Refuse ``sock`` unless the process at its other end is ``entry``'s, and the user's.
+
+    Called on a Unix socket right after it connects, before any byte is
+    sent: the kernel tells who is listening (``SO_PEERCRED``), so a socket
+    bound by anyone else is refused unanswered.
+
+    Raises
+    ------
+    NodeError
+        Naming the process found and the one expected.
+    """
+    if not hasattr(socket, "SO_PEERCRED"):
+        # macOS and the BSDs: the socket lies in the user's private nodes/ folder,
+        # which no one else can write to; that is what vouches for it there.
+        return
+    creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    pid, uid, _gid = struct.unpack("3i", creds)
+    if uid != os.getuid():
+        raise NodeError(
+            f"refusing node {entry.name!r}: its socket {entry.path} is served by another "
+            f"user (uid {uid}, process {pid})"
+        )
+    if pid != entry.pid:
+        raise NodeError(
+            f"refusing node {entry.name!r}: its socket {entry.path} is served by process "
+            f"{pid}, not by the registered process {entry.pid}"
+        )
+
+
+def _checked_dir() -> Path:
+    directory = registry_dir()
+    check_private_dir(directory, livekit_home())
+    return directory
 
 
 def _read(path: Path) -> Entry | None:
@@ -238,11 +303,13 @@ def _alive(entry: Entry) -> bool:
         return True
 
 
-def _remove_if_unchanged(path: Path, entry: Entry) -> None:
+def _remove_if_unchanged(path: Path, entry: Entry) -> int:
     # A new node may have claimed the name since we read it: only delete what we read.
-    if _read(path) == entry:
-        path.unlink(missing_ok=True)
-        socket_file = Path(entry.path)
-        # A killed node's Unix socket; never anything outside the registry.
-        if entry.path and socket_file.parent == path.parent and socket_file.suffix == ".sock":
-            socket_file.unlink(missing_ok=True)
+    if _read(path) != entry:
+        return 0
+    path.unlink(missing_ok=True)
+    socket_file = Path(entry.path)
+    # A killed node's Unix socket; never anything outside the registry.
+    if entry.path and socket_file.parent == path.parent and socket_file.suffix == ".sock":
+        socket_file.unlink(missing_ok=True)
+    return 1

@@ -1,9 +1,18 @@
 """The node server: accepts authenticated links and runs what they ask.
 
-Each accepted connection gets its own thread. It first runs the cookie
-handshake with a deadline, so a silent or garbage-sending peer is dropped
-without ever reaching :mod:`pickle`; then it serves that link's requests
-one after another. A peer that misbehaves only ever loses its own link.
+The accept loop also runs every connection's cookie handshake, without
+blocking and without a thread, under one deadline for the whole of it: a
+silent, slow or garbage-sending peer costs a few hundred bytes of the
+loop's memory and is dropped without ever reaching :mod:`pickle`. A peer
+that proves the cookie gets a thread of its own, which serves that link's
+requests one after another. A peer that misbehaves only ever loses its own
+link.
+
+Connections that have not proved the cookie yet are capped apart from the
+others, per listener (loopback TCP, where any local user can connect, and
+the private Unix socket): when a new one would pass the cap, the oldest
+gives way. A crowd of cookieless peers therefore cannot lock out the
+owner, whose handshake takes a millisecond, while theirs never end.
 """
 
 from __future__ import annotations
@@ -11,24 +20,43 @@ from __future__ import annotations
 import contextlib
 import importlib
 import itertools
+import logging
 import os
 import pickle
 import selectors
 import socket
+import struct
 import sys
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
-from multiprocessing import AuthenticationError
+from dataclasses import dataclass, field
 from typing import Any
 
 from livekit.nodes import _output, protocol
 from livekit.nodes.protocol import Link
 
-#: The most links served at once; more are closed as soon as they are accepted.
+#: The most links open at once, authenticated or not; more are closed unread.
 MAX_CONNECTIONS = 512
+#: The most connections per listener still in their handshake; beyond it the oldest is closed.
+MAX_UNAUTHENTICATED = 64
+
+_log = logging.getLogger("livekit.nodes")
+_UNIX_PATH_MAX = 107 if sys.platform.startswith("linux") else 103
 
 _spawn_ids = itertools.count(1)
+
+
+@dataclass(eq=False)
+class _Pending:
+    """A connection still in its handshake, driven by the accept loop."""
+
+    sock: socket.socket
+    listener: socket.socket
+    deadline: float
+    handshake: protocol.ServerHandshake
+    received: bytearray = field(default_factory=bytearray)
 
 
 class NodeServer:
@@ -53,7 +81,12 @@ class NodeServer:
         over it costs about half of one over loopback TCP. Skipped where
         Unix sockets are missing or the path is too long for one.
     handshake_timeout
-        Seconds a peer gets to authenticate before it is dropped.
+        Seconds a peer gets for the whole handshake before it is dropped.
+    max_connections
+        The most links open at once; more are closed as soon as accepted.
+    max_unauthenticated
+        The most connections per listener that have not authenticated yet;
+        a new one beyond that closes the oldest.
 
     Examples
     --------
@@ -73,11 +106,16 @@ class NodeServer:
         unix_path: str | None = None,
         handshake_timeout: float = protocol.HANDSHAKE_TIMEOUT,
         max_connections: int = MAX_CONNECTIONS,
+        max_unauthenticated: int = MAX_UNAUTHENTICATED,
     ) -> None:
         self.name = name
         self._cookie = cookie
         self._handshake_timeout = handshake_timeout
         self._max_connections = max_connections
+        self._max_unauthenticated = max_unauthenticated
+        #: Per listener, its connections still in their handshake, oldest first.
+        self._pending: dict[socket.socket, OrderedDict[socket.socket, _Pending]] = {}
+        self._selector: selectors.BaseSelector | None = None
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         self._listener = socket.socket(family, socket.SOCK_STREAM)
         try:
@@ -119,13 +157,22 @@ class NodeServer:
             for listener in self._listeners:
                 selector.register(listener, selectors.EVENT_READ)
             selector.register(self._wake_read, selectors.EVENT_READ)
+            with self._lock:  # a restarted loop takes over the handshakes under way
+                self._selector = selector
+                for pending in self._all_pending():
+                    selector.register(pending.sock, selectors.EVENT_READ, pending)
             while not (stop.is_set() or self._closed.is_set()):
                 # The timeout bounds how late the supervisor's ``stop`` is seen (the
                 # event cannot wake select); ten idle wake-ups a second cost nothing.
                 for key, _ in selector.select(timeout=0.1):
-                    if key.fileobj is not self._wake_read:
+                    if key.data is not None:
+                        self._advance(key.data)
+                    elif key.fileobj is not self._wake_read:
                         self._accept(key.fileobj)  # type: ignore[arg-type]
+                self._drop_late(time.monotonic())
         finally:
+            with self._lock:
+                self._selector = None
             selector.close()
             self._serving.clear()
         # Asked to stop: the node is going away, so release everything.
@@ -158,6 +205,9 @@ class NodeServer:
                     os.unlink(self.unix_path)
             self._wake_read.close()
             self._wake_write.close()
+            for pending in self._all_pending():
+                pending.sock.close()
+            self._pending = {}
             links = dict(self._links)
         for link in links:
             link.abort()
@@ -179,20 +229,31 @@ class NodeServer:
             sock.close()
         for link in self._links:
             link.close()
+        for pending in self._all_pending():
+            pending.sock.close()
         self._links = {}
+        self._pending = {}
         self._shutting_down = True
         self._finished.set()
 
     def connection_count(self) -> int:
         """Return how many links are open now (authenticated or not)."""
         with self._lock:
-            return len(self._links)
+            return self._count()
+
+    def unauthenticated_count(self) -> int:
+        """Return how many connections are still in their handshake."""
+        with self._lock:
+            return sum(len(p) for p in self._pending.values())
+
+    def _all_pending(self) -> list[_Pending]:
+        return [pending for per in self._pending.values() for pending in per.values()]
 
     # -- links -------------------------------------------------------------
 
     def _listen_unix(self, path: str) -> str | None:
-        # sockaddr_un holds 104 bytes on macOS, 108 on Linux: TCP serves the rest.
-        if not hasattr(socket, "AF_UNIX") or len(os.fsencode(path)) > 100:
+        # sockaddr_un holds 108 bytes on Linux (one for the NUL), 104 on macOS and the BSDs.
+        if not hasattr(socket, "AF_UNIX") or len(os.fsencode(path)) > _UNIX_PATH_MAX:
             return None
         listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
@@ -218,13 +279,109 @@ class NodeServer:
             # pause rather than spin on a listener that stays readable.
             self._closed.wait(0.1)
             return
-        sock.setblocking(True)
+        sock.setblocking(False)
         protocol.tune(sock)
+        pending = _Pending(
+            sock,
+            listener,
+            time.monotonic() + self._handshake_timeout,
+            protocol.ServerHandshake(self.name),
+        )
+        with self._lock:
+            if self._count() >= self._max_connections or self._closed.is_set():
+                sock.close()
+                return
+            waiting = self._pending.setdefault(listener, OrderedDict())
+            if len(waiting) >= self._max_unauthenticated:
+                _, oldest = waiting.popitem(last=False)  # the oldest gives way
+                self._forget(oldest)
+            waiting[sock] = pending
+        try:
+            # A few hundred bytes into an empty send buffer: never blocks.
+            sock.send(protocol.frame(pending.handshake.challenge()))
+        except OSError:
+            self._drop(pending)
+            return
+        if self._selector is not None:
+            self._selector.register(sock, selectors.EVENT_READ, pending)
+
+    def _count(self) -> int:
+        """Links and pending handshakes (lock held)."""
+        return len(self._links) + sum(len(p) for p in self._pending.values())
+
+    def _forget(self, pending: _Pending) -> None:
+        """Close a pending connection already taken out of ``_pending`` (lock held)."""
+        if self._selector is not None:
+            with contextlib.suppress(KeyError, ValueError):
+                self._selector.unregister(pending.sock)
+        pending.sock.close()
+
+    def _drop(self, pending: _Pending) -> None:
+        with self._lock:
+            waiting = self._pending.get(pending.listener)
+            if waiting is not None:
+                waiting.pop(pending.sock, None)
+            self._forget(pending)
+
+    def _drop_late(self, now: float) -> None:
+        """Close the handshakes whose deadline has passed (the oldest come first)."""
+        with self._lock:
+            for waiting in self._pending.values():
+                while waiting:
+                    sock, oldest = next(iter(waiting.items()))
+                    if oldest.deadline > now:
+                        break
+                    del waiting[sock]
+                    self._forget(oldest)
+
+    def _advance(self, pending: _Pending) -> None:
+        """Read what a connection in its handshake sent; finish it once its answer is in."""
+        answer = self._read_answer(pending)
+        if answer is None:
+            return
+        try:
+            _, welcome = pending.handshake.verify(answer, self._cookie())
+        except protocol.CookieRefusedError:
+            with contextlib.suppress(OSError):
+                pending.sock.send(protocol.frame(protocol.REFUSED))
+            self._drop(pending)
+        except Exception:  # a broken answer, or no cookie to check it with
+            self._drop(pending)
+        else:
+            self._promote(pending, welcome)
+
+    def _read_answer(self, pending: _Pending) -> bytes | None:
+        """Return the peer's whole answer once it is in; None until then, or if dropped."""
+        wanted = 4 + protocol.HANDSHAKE_FRAME - len(pending.received)
+        try:
+            chunk = pending.sock.recv(wanted)
+        except (BlockingIOError, InterruptedError):
+            return None
+        except OSError:
+            chunk = b""
+        if not chunk:  # it left
+            self._drop(pending)
+            return None
+        pending.received += chunk
+        received = len(pending.received)
+        if received < 4:
+            return None
+        (size,) = struct.unpack("!i", pending.received[:4])
+        if not 0 <= size <= protocol.HANDSHAKE_FRAME or received > 4 + size:
+            self._drop(pending)  # it announced too much, or talked on before its welcome
+            return None
+        return bytes(pending.received[4:]) if received == 4 + size else None
+
+    def _promote(self, pending: _Pending, welcome: bytes) -> None:
+        """Welcome a peer that proved the cookie, and give its link a thread."""
+        sock = pending.sock
         link = Link(sock)
         with self._lock:
-            if len(self._links) >= self._max_connections or self._closed.is_set():
-                link.close()
-                return
+            waiting = self._pending.get(pending.listener)
+            if waiting is None or waiting.pop(sock, None) is None:
+                return  # closed meanwhile
+            if self._selector is not None:
+                self._selector.unregister(sock)
             thread = threading.Thread(
                 target=self._serve_link,
                 args=(link,),
@@ -232,18 +389,31 @@ class NodeServer:
                 daemon=True,
             )
             self._links[link] = thread
+        try:
+            sock.setblocking(True)
+            link.send(welcome)
+        except OSError:
+            with self._lock:
+                self._links.pop(link, None)
+            link.close()
+            return
         thread.start()
 
     def _serve_link(self, link: Link) -> None:
         try:
-            protocol.set_recv_timeout(link.sock, self._handshake_timeout)
-            protocol.server_handshake(link, self._cookie())
-            protocol.set_recv_timeout(link.sock, None)
             while True:
-                request = link.conn.recv_bytes()
+                request = link.recv_bytes()
                 link.send(self._answer(link, request))
-        except (OSError, EOFError, AuthenticationError):
-            pass  # the peer left, stalled, or failed the handshake: drop only this link
+        except protocol.FrameTooLargeError as error:
+            _log.error("node %s closed the link from %s: %s", self.name, _peer(link), error)
+        except MemoryError:
+            _log.error(
+                "node %s closed the link from %s: out of memory reading its request",
+                self.name,
+                _peer(link),
+            )
+        except (OSError, EOFError, protocol.ProtocolError):
+            pass  # the peer left, or broke the framing: drop only this link
         finally:
             with self._lock:
                 self._links.pop(link, None)
@@ -296,6 +466,16 @@ class NodeServer:
         thread.start()
         thread.join()
         return outcome[0]
+
+
+def _peer(link: Link) -> str:
+    try:
+        address = link.sock.getpeername()
+    except OSError:
+        return "a peer that left"
+    if isinstance(address, tuple):
+        return f"{address[0]}:{address[1]}"
+    return "the Unix socket"
 
 
 def _resolve(module: str, function: str) -> Callable[..., Any]:
