@@ -82,10 +82,13 @@ class Book:
         """Return the source file of ``page``, or raise :class:`UnknownPageError`."""
         if not isinstance(page, str) or not _PAGE_NAME.fullmatch(page) or ".." in page:
             raise UnknownPageError(f"no executable page {page!r} in the book")
-        path = (self.source_dir / f"{page}.md").resolve()
-        if not path.is_relative_to(self.source_dir) or not path.is_file():
-            raise UnknownPageError(f"no executable page {page!r} in the book")
-        if not _is_text_notebook(path):
+        try:
+            path = (self.source_dir / f"{page}.md").resolve()
+            found = path.is_relative_to(self.source_dir) and path.is_file()
+            found = found and _is_text_notebook(path)
+        except OSError:  # a name too long for the file system (ENAMETOOLONG), say
+            found = False
+        if not found:
             raise UnknownPageError(f"no executable page {page!r} in the book")
         return path
 
