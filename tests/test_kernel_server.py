@@ -579,3 +579,22 @@ def raw_get(server: BookServer, target: str, *, cookie: str | None = None) -> An
         return Answer(connection.getresponse())
     finally:
         connection.close()
+
+
+def test_without_the_serve_extra_the_command_says_how_to_install_it(built: Path) -> None:
+    # The extra is installed here: make its import fail as it would without it.
+    code = (
+        "import sys; sys.modules['uvicorn'] = None\n"
+        "from livekit.__main__ import main\n"
+        f"sys.exit(main(['serve', {str(built)!r}, '--no-browser']))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert result.stderr == (
+        "livekit serve needs the serve extra (uvicorn is missing). Install it from a clone: "
+        'python -m pip install -e ".[serve]"; from the repository: '
+        'python -m pip install "livekit-introspect[serve] @ git+<repository URL>"\n'
+    )
