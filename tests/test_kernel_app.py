@@ -495,6 +495,39 @@ def test_typing_in_a_livekit_input_runs_again_the_cells_that_read_it(
     ]
 
 
+def test_an_input_change_runs_again_what_a_deleting_cell_needs_but_no_skip_live_cell(
+    client: Any, book: tuple[Path, Path], log: list[Any]
+) -> None:
+    _, source = book
+    cells = [
+        'node = read_text("Node")',
+        'strings = ["cat"] * 3',
+        "chart = plot(node)",
+        "del strings\nchart",
+        ":tags: [skip-live]\nchart.stop()",
+    ]
+    page = "---\nfile_format: mystnb\nkernelspec:\n  name: python3\n---\n# Spikes\n"
+    page += "".join(f"\n```{{code-cell}} ipython3\n{code}\n```\n" for code in cells)
+    (source / "spikes.md").write_text(page)
+    with client.websocket_connect(live_url(client, "spikes")) as ws:
+        ws.send_text(json.dumps({"op": "run"}))
+        ws.send_text(json.dumps({"op": "run", "cell": 5}))
+        change = {"method": "update", "state": {"value": "you"}}
+        ws.send_text(json.dumps({"op": "comm", "comm_id": "comm-1", "data": change}))
+        ws.send_text(json.dumps({"op": "ping"}))
+        receive_until(ws, "pong")
+    # (Cell 0 is the title.) Cell 4 deletes what cell 2 made, so cell 2 runs
+    # again before it; the skip-live cell (5) reads the chart but runs only
+    # when named.
+    assert log[1:] == [
+        ("run", [1, 2, 3, 4]),
+        ("run", [5]),
+        ("comm", "comm-1", change),
+        ("run", [1, 2, 3, 4]),
+        ("close",),
+    ]
+
+
 def test_restart_and_interrupt_reach_the_session(client: Any, log: list[Any]) -> None:
     with client.websocket_connect(live_url(client)) as ws:
         ws.send_text(json.dumps({"op": "interrupt"}))  # not live yet: nothing to interrupt

@@ -535,7 +535,8 @@ class _Connection:
             raise LookupError(f"no widget {comm_id!r}: the page is not live")
         owner = self.session.send_comm(comm_id, data)
         if is_input_change(data) and owner is not None:
-            # An input changed: run again the cells that read it.
+            # An input changed: run again the cells that read it (but not one
+            # tagged skip-live, which runs only when the reader names it).
             cells = self.book.cells(self.page)
             again = dependents(cells, owner, ran=self.session.ran)
-            self.session.run([c for c in cells if c.index in again])
+            self.session.run([c for c in cells if c.index in again and SKIP_LIVE not in c.tags])
