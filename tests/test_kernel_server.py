@@ -13,6 +13,7 @@ import json
 import os
 import queue
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -30,6 +31,7 @@ import pytest
 from livekit.kernel.app import cookie_name
 from livekit.kernel.book import Cell
 from livekit.kernel.server import BookServer
+from tests.conftest import require
 
 ROOT = Path(__file__).resolve().parent.parent
 BOOK = ROOT / "tests" / "kernel_book"
@@ -486,6 +488,11 @@ def attacker_command(port: int, token: str) -> list[str]:
 
 
 def start_attacker(port: int, token: str) -> tuple[subprocess.Popen[str], int]:
+    require(Path("/usr/bin/python3").is_file(), "no /usr/bin/python3 for the attacker's server")
+    require(
+        os.geteuid() != 0 or shutil.which("setpriv") is not None,
+        "setpriv is missing: cannot become another user (apt-get install util-linux)",
+    )
     attacker = subprocess.Popen(
         attacker_command(port, token), stdout=subprocess.PIPE, text=True, cwd="/"
     )

@@ -118,7 +118,7 @@ def run(args: argparse.Namespace, *, exit_now: bool = False) -> int:
         print(f"livekit serve: cannot listen on {args.host}:{args.port}: {error}", file=sys.stderr)
         return 1
     print(f"livekit serve: the book is live at\n\n    {server.url}\n", flush=True)
-    print("Press Ctrl-C to stop.", flush=True)
+    print("The address works once, in one browser. Press Ctrl-C to stop.", flush=True)
     if args.browser:
         webbrowser.open(server.url)
     # uvicorn shuts down on SIGINT and SIGTERM, then raises the signal again
