@@ -202,6 +202,9 @@ def main() -> list[dict[str, Any]]:
 
 def _latency_and_rate(browser: Any, out: Path, source: Path, relay: float) -> list[dict[str, Any]]:
     process, url = serve(out, source)
+    # One browser profile for both pages: the printed address works once,
+    # and a second page of the same profile has its cookie and live key.
+    browser = browser.new_context()
     try:
         page = open_page(browser, url, "stream")
         page.wait_for_function("window.livekitLive.stats.latencies.length > 20", timeout=120_000)
@@ -220,6 +223,7 @@ def _latency_and_rate(browser: Any, out: Path, source: Path, relay: float) -> li
         dropped = page.evaluate("window.livekitLive.stats.dropped")
         page.close()
     finally:
+        browser.close()
         stop(process)
     median = statistics.median(latencies)
     p95 = latencies[int(len(latencies) * 0.95)]

@@ -67,6 +67,8 @@ html_theme_options = {
 }
 html_last_updated_fmt = None
 html_copy_source = True
+# livekit serve answers /favicon.ico with the same file.
+html_favicon = str(Path(livekit.__file__).parent / "static" / "livekit-favicon.svg")
 
 # Copy code, not outputs: outputs sit in div.output, inputs do not.
 copybutton_selector = "div:not(.output) > div.highlight pre"

@@ -7,12 +7,14 @@ asked and answer with the events a kernel would send.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
 import pytest
 from starlette.testclient import TestClient, WebSocketDenialResponse
 
+from livekit.kernel._security import exchange_page
 from livekit.kernel.app import cookie_name, create_app
 from livekit.kernel.book import Cell
 
@@ -102,6 +104,12 @@ def book(tmp_path: Path) -> tuple[Path, Path]:
     build.mkdir()
     (build / "index.html").write_text("<h1>The book</h1>")
     (build / "live.html").write_text("<h1>Live</h1>")
+    # What sphinx-build leaves beside the pages, for itself alone.
+    (build / ".buildinfo").write_text("config: 0123\n")
+    (build / ".doctrees").mkdir()
+    (build / ".doctrees" / "live.doctree").write_bytes(b"\x80\x04pickle")
+    (build / "_static").mkdir()
+    (build / "_static" / ".hidden.js").write_text("x")
     return build, source
 
 
@@ -126,7 +134,7 @@ def app(book: tuple[Path, Path], log: list[Any]) -> Any:
 @pytest.fixture
 def client(app: Any) -> Any:
     with TestClient(app, base_url=ORIGIN) as client:
-        client.cookies.set(cookie_name(PORT), TOKEN)
+        login(client)
         yield client
 
 
@@ -134,6 +142,21 @@ def client(app: Any) -> Any:
 def stranger(app: Any) -> Any:
     with TestClient(app, base_url=ORIGIN) as client:
         yield client
+
+
+def login(client: Any) -> str:
+    """Open the printed address as a browser does; keep the cookie, return the live key."""
+    response = client.get(f"/?token={TOKEN}", follow_redirects=False)
+    assert response.status_code == 200, response.text
+    match = re.search(r'localStorage\.setItem\("livekit-live-key", "([^"]+)"\)', response.text)
+    assert match is not None, response.text
+    client.live_key = match.group(1)
+    return client.live_key
+
+
+def live_url(client: Any, page: str = "live") -> str:
+    """The live socket's address for ``page``, with the client's live key."""
+    return f"ws://127.0.0.1:{PORT}/_livekit/live?page={page}&key={client.live_key}"
 
 
 def denial(client: Any, url: str, **kwargs: Any) -> int:
@@ -156,22 +179,53 @@ def receive_until(ws: Any, kind: str) -> list[dict[str, Any]]:
 
 
 def test_first_visit_with_the_token_sets_a_strict_httponly_cookie_and_drops_the_token(
-    stranger: Any,
+    stranger: Any, app: Any
 ) -> None:
     response = stranger.get(f"/live.html?token={TOKEN}&x=1", follow_redirects=False)
-    assert response.status_code == 303
-    assert response.headers["location"] == "/live.html?x=1"
+    assert response.status_code == 200
+    assert response.headers["cache-control"] == "no-store"
+    # The page keeps the live key and opens the same address without the token.
+    assert response.text == exchange_page("/live.html?x=1", app.live_key)
     cookie = response.headers["set-cookie"]
-    assert cookie.startswith(f"{cookie_name(PORT)}={TOKEN};")
+    # The cookie is not the token: the token is in an address, kept in histories.
+    assert cookie.startswith(f"{cookie_name(PORT)}={app.cookie};")
+    assert TOKEN not in cookie
     assert "HttpOnly" in cookie
     assert "SameSite=strict" in cookie
     assert "Path=/" in cookie
 
 
 def test_the_cookie_from_the_token_opens_the_book(stranger: Any) -> None:
-    response = stranger.get(f"/?token={TOKEN}")
+    login(stranger)
+    response = stranger.get("/")
     assert response.status_code == 200
     assert response.text == "<h1>The book</h1>"
+
+
+def test_the_token_works_once(stranger: Any, app: Any) -> None:
+    login(stranger)
+    # A fresh browser (no cookie) with the same address is refused...
+    with TestClient(app, base_url=ORIGIN) as fresh:
+        response = fresh.get(f"/?token={TOKEN}", follow_redirects=False)
+        assert response.status_code == 403
+        assert response.text == (
+            "403 Forbidden: this address worked once and was used: "
+            "restart livekit serve for a new one\n"
+        )
+        assert "set-cookie" not in response.headers
+        assert fresh.get("/index.html").status_code == 403
+    # ...while the browser that used it is sent on, without the token (and
+    # without the live key, which it keeps already).
+    again = stranger.get(f"/live.html?token={TOKEN}&x=1", follow_redirects=False)
+    assert again.status_code == 303
+    assert again.headers["location"] == "/live.html?x=1"
+    assert app.live_key not in again.text
+
+
+def test_the_token_exchange_encodes_the_query_again(stranger: Any) -> None:
+    # The decoded "a&token=x" must stay one value of next, not forge a token.
+    response = stranger.get(f"/live.html?token={TOKEN}&next=a%26token%3Dx", follow_redirects=False)
+    assert 'location.replace("/live.html?next=a%26token%3Dx")' in response.text
 
 
 def test_a_request_without_token_or_cookie_is_forbidden(stranger: Any) -> None:
@@ -187,13 +241,18 @@ def test_a_wrong_token_is_forbidden_and_sets_no_cookie(stranger: Any) -> None:
     assert "set-cookie" not in response.headers
 
 
-def test_a_wrong_cookie_is_forbidden(stranger: Any) -> None:
-    stranger.cookies.set(cookie_name(PORT), TOKEN[:-1] + "X")
+def test_a_wrong_cookie_is_forbidden(stranger: Any, app: Any) -> None:
+    stranger.cookies.set(cookie_name(PORT), app.cookie[:-1] + "X")
     assert stranger.get("/index.html").status_code == 403
 
 
-def test_the_cookie_of_a_server_on_another_port_is_forbidden(stranger: Any) -> None:
-    stranger.cookies.set(cookie_name(PORT + 1), TOKEN)
+def test_the_token_itself_is_not_a_cookie(stranger: Any) -> None:
+    stranger.cookies.set(cookie_name(PORT), TOKEN)
+    assert stranger.get("/index.html").status_code == 403
+
+
+def test_the_cookie_of_a_server_on_another_port_is_forbidden(stranger: Any, app: Any) -> None:
+    stranger.cookies.set(cookie_name(PORT + 1), app.cookie)
     assert stranger.get("/index.html").status_code == 403
 
 
@@ -292,13 +351,36 @@ def test_the_book_is_served_without_the_sources_outside_it(client: Any) -> None:
     assert client.get("/../secret.md").status_code == 404
 
 
+@pytest.mark.parametrize(
+    "path", ["/.buildinfo", "/.doctrees/live.doctree", "/.doctrees/", "/_static/.hidden.js"]
+)
+def test_the_build_s_own_files_are_not_served(client: Any, path: str) -> None:
+    assert client.get(path).status_code == 404
+
+
+@pytest.mark.parametrize("length", [253, 254, 255, 256, 1000])
+def test_a_page_name_too_long_for_the_file_system_is_404(client: Any, length: int) -> None:
+    name = "a" * length
+    assert client.get(f"/_livekit/pages/{name}").status_code == 404
+    assert client.get(f"/{name}.html").status_code == 404
+    assert denial(client, live_url(client, name)) == 404
+
+
+def test_the_favicon_is_livekit_s_icon(client: Any) -> None:
+    from livekit.kernel.app import FAVICON
+
+    response = client.get("/favicon.ico")
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "image/svg+xml"
+    assert response.content == FAVICON.read_bytes()
+    assert response.content.startswith(b"<svg ")
+
+
 # -- The live socket --------------------------------------------------------------
 
 
 def test_the_socket_says_hello_with_the_page_cells(client: Any) -> None:
-    with client.websocket_connect(
-        f"ws://127.0.0.1:{PORT}/_livekit/live?page=live", headers={"origin": ORIGIN}
-    ) as ws:
+    with client.websocket_connect(live_url(client), headers={"origin": ORIGIN}) as ws:
         assert json.loads(ws.receive_text()) == {
             "type": "hello",
             "page": "live",
@@ -306,23 +388,36 @@ def test_the_socket_says_hello_with_the_page_cells(client: Any) -> None:
         }
 
 
+def test_the_socket_with_the_cookie_but_without_the_live_key_is_refused_with_403(
+    client: Any,
+) -> None:
+    # Every server on 127.0.0.1 that the browser visits gets the cookie too.
+    for url in [
+        f"ws://127.0.0.1:{PORT}/_livekit/live?page=live",
+        f"ws://127.0.0.1:{PORT}/_livekit/live?page=live&key=",
+        f"ws://127.0.0.1:{PORT}/_livekit/live?page=live&key={client.live_key[:-1]}",
+        f"ws://127.0.0.1:{PORT}/_livekit/live?page=live&token={TOKEN}&key={client.live_key}",
+    ]:
+        assert denial(client, url, headers={"origin": ORIGIN}) == 403
+
+
 def test_the_socket_without_the_cookie_is_refused_with_403(stranger: Any) -> None:
-    assert denial(stranger, f"ws://127.0.0.1:{PORT}/_livekit/live?page=live") == 403
+    assert denial(stranger, f"ws://127.0.0.1:{PORT}/_livekit/live?page=live&key=k") == 403
 
 
 def test_the_socket_from_another_origin_is_refused_with_403(client: Any) -> None:
     # Browsers send Origin on every WebSocket handshake: this is the check
     # that stops another site's script from driving the kernel.
-    url = f"ws://127.0.0.1:{PORT}/_livekit/live?page=live"
+    url = live_url(client)
     assert denial(client, url, headers={"origin": "http://attacker.example"}) == 403
 
 
 def test_the_socket_for_an_unknown_page_is_refused_with_404(client: Any) -> None:
-    assert denial(client, f"ws://127.0.0.1:{PORT}/_livekit/live?page=../secret") == 404
+    assert denial(client, live_url(client, "../secret")) == 404
 
 
 def test_running_a_cell_runs_the_cells_before_it_first(client: Any, log: list[Any]) -> None:
-    with client.websocket_connect(f"ws://127.0.0.1:{PORT}/_livekit/live?page=live") as ws:
+    with client.websocket_connect(live_url(client)) as ws:
         receive_until(ws, "hello")
         ws.send_text(json.dumps({"op": "run", "cell": 4}))
         events = receive_until(ws, "cell_done")
@@ -337,14 +432,14 @@ def test_running_a_cell_runs_the_cells_before_it_first(client: Any, log: list[An
 def test_running_without_a_cell_runs_the_whole_page_but_cells_tagged_skip_live(
     client: Any, log: list[Any]
 ) -> None:
-    with client.websocket_connect(f"ws://127.0.0.1:{PORT}/_livekit/live?page=live") as ws:
+    with client.websocket_connect(live_url(client)) as ws:
         ws.send_text(json.dumps({"op": "run"}))
         receive_until(ws, "cell_done")
     assert log[1] == ("run", [1, 3, 4, 6])
 
 
 def test_a_cell_tagged_skip_live_runs_only_when_named(client: Any, log: list[Any]) -> None:
-    with client.websocket_connect(f"ws://127.0.0.1:{PORT}/_livekit/live?page=live") as ws:
+    with client.websocket_connect(live_url(client)) as ws:
         ws.send_text(json.dumps({"op": "run", "cell": 6}))
         ws.send_text(json.dumps({"op": "run", "cell": 5}))
         ws.send_text(json.dumps({"op": "ping"}))
@@ -355,14 +450,14 @@ def test_a_cell_tagged_skip_live_runs_only_when_named(client: Any, log: list[Any
 def test_the_session_of_a_page_in_a_subfolder_runs_in_that_folder(
     client: Any, log: list[Any]
 ) -> None:
-    with client.websocket_connect(f"ws://127.0.0.1:{PORT}/_livekit/live?page=howto/deep") as ws:
+    with client.websocket_connect(live_url(client, "howto/deep")) as ws:
         ws.send_text(json.dumps({"op": "run", "cell": 1}))
         receive_until(ws, "cell_done")
     assert log[0] == ("start", "howto")
 
 
 def test_an_input_change_runs_again_the_cells_that_read_it(client: Any, log: list[Any]) -> None:
-    with client.websocket_connect(f"ws://127.0.0.1:{PORT}/_livekit/live?page=live") as ws:
+    with client.websocket_connect(live_url(client)) as ws:
         ws.send_text(json.dumps({"op": "run"}))
         receive_until(ws, "cell_done")
         change = {"method": "update", "state": {"value": "you"}}
@@ -383,7 +478,7 @@ def test_an_input_change_runs_again_the_cells_that_read_it(client: Any, log: lis
 def test_typing_in_a_livekit_input_runs_again_the_cells_that_read_it(
     client: Any, log: list[Any]
 ) -> None:
-    with client.websocket_connect(f"ws://127.0.0.1:{PORT}/_livekit/live?page=live") as ws:
+    with client.websocket_connect(live_url(client)) as ws:
         ws.send_text(json.dumps({"op": "run"}))
         receive_until(ws, "cell_done")
         typed = {"method": "custom", "content": {"type": "input", "value": "you"}}
@@ -400,8 +495,41 @@ def test_typing_in_a_livekit_input_runs_again_the_cells_that_read_it(
     ]
 
 
+def test_an_input_change_runs_again_what_a_deleting_cell_needs_but_no_skip_live_cell(
+    client: Any, book: tuple[Path, Path], log: list[Any]
+) -> None:
+    _, source = book
+    cells = [
+        'node = read_text("Node")',
+        'strings = ["cat"] * 3',
+        "chart = plot(node)",
+        "del strings\nchart",
+        ":tags: [skip-live]\nchart.stop()",
+    ]
+    page = "---\nfile_format: mystnb\nkernelspec:\n  name: python3\n---\n# Spikes\n"
+    page += "".join(f"\n```{{code-cell}} ipython3\n{code}\n```\n" for code in cells)
+    (source / "spikes.md").write_text(page)
+    with client.websocket_connect(live_url(client, "spikes")) as ws:
+        ws.send_text(json.dumps({"op": "run"}))
+        ws.send_text(json.dumps({"op": "run", "cell": 5}))
+        change = {"method": "update", "state": {"value": "you"}}
+        ws.send_text(json.dumps({"op": "comm", "comm_id": "comm-1", "data": change}))
+        ws.send_text(json.dumps({"op": "ping"}))
+        receive_until(ws, "pong")
+    # (Cell 0 is the title.) Cell 4 deletes what cell 2 made, so cell 2 runs
+    # again before it; the skip-live cell (5) reads the chart but runs only
+    # when named.
+    assert log[1:] == [
+        ("run", [1, 2, 3, 4]),
+        ("run", [5]),
+        ("comm", "comm-1", change),
+        ("run", [1, 2, 3, 4]),
+        ("close",),
+    ]
+
+
 def test_restart_and_interrupt_reach_the_session(client: Any, log: list[Any]) -> None:
-    with client.websocket_connect(f"ws://127.0.0.1:{PORT}/_livekit/live?page=live") as ws:
+    with client.websocket_connect(live_url(client)) as ws:
         ws.send_text(json.dumps({"op": "interrupt"}))  # not live yet: nothing to interrupt
         ws.send_text(json.dumps({"op": "restart"}))
         ws.send_text(json.dumps({"op": "interrupt"}))
@@ -411,7 +539,7 @@ def test_restart_and_interrupt_reach_the_session(client: Any, log: list[Any]) ->
 
 
 def test_closing_the_socket_closes_the_page_session(client: Any, app: Any, log: list[Any]) -> None:
-    with client.websocket_connect(f"ws://127.0.0.1:{PORT}/_livekit/live?page=live") as ws:
+    with client.websocket_connect(live_url(client)) as ws:
         ws.send_text(json.dumps({"op": "run", "cell": 1}))
         receive_until(ws, "cell_done")
         assert len(app.app.state.sessions.live) == 1
@@ -421,8 +549,8 @@ def test_closing_the_socket_closes_the_page_session(client: Any, app: Any, log: 
 
 def test_stopping_the_server_closes_every_session(app: Any, log: list[Any]) -> None:
     client = TestClient(app, base_url=ORIGIN)
-    client.cookies.set(cookie_name(PORT), TOKEN)
     with client:
+        login(client)
         sessions = app.app.state.sessions
         closed: list[Any] = []
 
@@ -458,7 +586,7 @@ def test_stopping_the_server_closes_every_session(app: Any, log: list[Any]) -> N
 def test_a_malformed_message_gets_an_error_reply_and_the_socket_goes_on(
     client: Any, message: str, reply: str
 ) -> None:
-    with client.websocket_connect(f"ws://127.0.0.1:{PORT}/_livekit/live?page=live") as ws:
+    with client.websocket_connect(live_url(client)) as ws:
         receive_until(ws, "hello")
         ws.send_text(message)
         assert json.loads(ws.receive_text()) == {"type": "error", "status": 400, "message": reply}
@@ -471,7 +599,7 @@ def test_a_malformed_message_gets_an_error_reply_and_the_socket_goes_on(
 
 
 def test_a_binary_message_gets_an_error_reply(client: Any) -> None:
-    with client.websocket_connect(f"ws://127.0.0.1:{PORT}/_livekit/live?page=live") as ws:
+    with client.websocket_connect(live_url(client)) as ws:
         receive_until(ws, "hello")
         ws.send_bytes(b"\x00\x01")
         assert json.loads(ws.receive_text()) == {
@@ -481,7 +609,7 @@ def test_a_binary_message_gets_an_error_reply(client: Any) -> None:
 
 
 def test_an_unknown_cell_gets_a_404_error_reply(client: Any, log: list[Any]) -> None:
-    with client.websocket_connect(f"ws://127.0.0.1:{PORT}/_livekit/live?page=live") as ws:
+    with client.websocket_connect(live_url(client)) as ws:
         receive_until(ws, "hello")
         ws.send_text(json.dumps({"op": "run", "cell": 2}))  # a Markdown cell, not code
         assert json.loads(ws.receive_text()) == {
@@ -493,7 +621,7 @@ def test_an_unknown_cell_gets_a_404_error_reply(client: Any, log: list[Any]) -> 
 
 
 def test_a_widget_message_for_an_unknown_widget_gets_an_error_reply(client: Any) -> None:
-    with client.websocket_connect(f"ws://127.0.0.1:{PORT}/_livekit/live?page=live") as ws:
+    with client.websocket_connect(live_url(client)) as ws:
         ws.send_text(json.dumps({"op": "run", "cell": 1}))
         receive_until(ws, "cell_done")
         ws.send_text(json.dumps({"op": "comm", "comm_id": "nope", "data": {}}))
@@ -513,8 +641,8 @@ def test_a_session_that_fails_to_start_gets_an_error_reply_and_is_forgotten(
 
     app = create_app(*book, token=TOKEN, port=PORT, session_factory=lambda c, e: Broken(c, e, []))
     with TestClient(app, base_url=ORIGIN) as client:
-        client.cookies.set(cookie_name(PORT), TOKEN)
-        with client.websocket_connect(f"ws://127.0.0.1:{PORT}/_livekit/live?page=live") as ws:
+        login(client)
+        with client.websocket_connect(live_url(client)) as ws:
             receive_until(ws, "hello")
             ws.send_text(json.dumps({"op": "run", "cell": 1}))
             assert json.loads(ws.receive_text()) == {
@@ -534,13 +662,11 @@ def test_no_more_pages_go_live_than_the_limit(book: tuple[Path, Path]) -> None:
         max_sessions=1,
     )
     with TestClient(app, base_url=ORIGIN) as client:
-        client.cookies.set(cookie_name(PORT), TOKEN)
-        with client.websocket_connect(f"ws://127.0.0.1:{PORT}/_livekit/live?page=live") as first:
+        login(client)
+        with client.websocket_connect(live_url(client)) as first:
             first.send_text(json.dumps({"op": "run", "cell": 1}))
             receive_until(first, "cell_done")
-            with client.websocket_connect(
-                f"ws://127.0.0.1:{PORT}/_livekit/live?page=live"
-            ) as second:
+            with client.websocket_connect(live_url(client)) as second:
                 receive_until(second, "hello")
                 second.send_text(json.dumps({"op": "run", "cell": 1}))
                 assert json.loads(second.receive_text()) == {

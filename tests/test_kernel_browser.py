@@ -8,6 +8,7 @@ built with livekit's own configuration.
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -61,6 +62,13 @@ def kernels() -> list[psutil.Process]:
     return found
 
 
+def open_page(page: Any, server: BookServer, name: str = "live") -> None:
+    """Open the printed address, pointed at a page, as the reader does (once)."""
+    page.goto(server.url.replace("/?", f"/{name}.html?"))
+    page.wait_for_url(f"**/{name}.html")
+    page.wait_for_load_state()
+
+
 def cell(page: Any, index: int) -> Any:
     return page.locator(f".cell:has(> .livekit-cell-ref[data-livekit-cell='{index}'])")
 
@@ -86,7 +94,7 @@ def test_the_served_page_goes_live(browser: Any, server: BookServer) -> None:
     errors: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))
     try:
-        page.goto(server.url.replace("/?", "/live.html?"))
+        open_page(page, server)
         assert page.url.endswith("/live.html")  # the token is gone from the address
         page.wait_for_selector(".livekit-live-bar")
         assert page.locator(".livekit-live-hint").count() == 0
@@ -144,3 +152,93 @@ def _wait(condition: Any, timeout: float = 10.0) -> bool:
             return True
         time.sleep(0.05)
     return False
+
+
+def test_typing_fast_the_cell_runs_with_what_the_box_finally_shows(
+    browser: Any, server: BookServer
+) -> None:
+    page = browser.new_page()
+    try:
+        open_page(page, server)
+        page.wait_for_selector(".livekit-live-bar")
+        cell(page, 2).locator(".livekit-cell-run").click()  # runs the input's cell first
+        cell(page, 2).locator("text=hello world").wait_for(timeout=60_000)
+        field = cell(page, 1).locator(".livekit-input input")
+        for typed in ["zz", "abcdefghij"]:
+            field.click()
+            field.press("End")
+            # A key every 30 ms: faster than a cell runs, so re-runs overlap.
+            field.press_sequentially(typed, delay=30)
+            shown = field.input_value()
+            assert shown.endswith(typed)  # the box kept every key
+            # The cell that reads the input ends up printing what the box shows.
+            cell(page, 2).locator(f"text=hello {shown}").wait_for(timeout=60_000)
+            page.wait_for_function("window.livekitLive.kernel === 'idle'")
+            assert cell(page, 2).locator(".cell_output").inner_text().strip() == f"hello {shown}"
+            assert field.input_value() == shown
+    finally:
+        page.close()
+
+
+def test_a_served_page_has_livekit_s_icon_and_no_console_error(
+    browser: Any, server: BookServer
+) -> None:
+    page = browser.new_page()
+    errors: list[str] = []
+    failed: list[str] = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.on("response", lambda r: failed.append(f"{r.status} {r.url}") if r.status >= 400 else None)
+    page.on("requestfailed", lambda r: failed.append(f"failed {r.url}"))
+    try:
+        open_page(page, server)
+        page.wait_for_selector(".livekit-live-bar")
+        icon = page.locator("link[rel='icon']")
+        assert icon.get_attribute("href") == "_static/livekit-favicon.svg"
+        # What a browser asks for when a page names no icon.
+        origin = server.url.split("/?")[0]
+        answer = page.request.get(f"{origin}/favicon.ico")
+        assert answer.status == 200
+        assert answer.headers["content-type"] == "image/svg+xml"
+        answer = page.request.get(f"{origin}/_static/livekit-favicon.svg")
+        assert answer.status == 200
+        page.wait_for_timeout(500)  # late requests (the icon) and their errors
+    finally:
+        page.close()
+    assert errors == []
+    assert failed == []
+
+
+def test_another_server_the_browser_visits_gets_the_cookie_but_cannot_run_a_cell(
+    browser: Any, server: BookServer
+) -> None:
+    from tests.test_kernel_server import start_attacker
+
+    page = browser.new_page()
+    attacker, port = start_attacker(server.port, server.token)
+    try:
+        open_page(page, server)
+        page.wait_for_selector(".livekit-live-bar")
+        # The reader then opens another local server's page (run by
+        # another user): chromium sends it livekit's cookie, ports aside.
+        page.goto(f"http://127.0.0.1:{port}/")
+        out, _ = attacker.communicate(timeout=120)
+        found = json.loads(out)
+        assert "livekit-token-" in found["stolen"]
+        assert found["socket"] == 403
+        assert found["socket_empty_key"] == 403
+        assert found["socket_token_as_key"] == 403
+        assert found["token_again_without_cookie"] == 403
+        assert found["key_given_again"] is False
+        sessions = server.app.app.state.sessions  # type: ignore[attr-defined]
+        assert sessions.live == set()
+        # The reader's own tab still goes live: its key is in its origin's storage.
+        page.go_back()
+        page.wait_for_selector(".livekit-live-bar")
+        cell(page, 2).locator(".livekit-cell-run").click()
+        cell(page, 2).locator("text=hello world").wait_for(timeout=60_000)
+    finally:
+        page.close()
+        if attacker.poll() is None:
+            attacker.kill()
+            attacker.communicate()

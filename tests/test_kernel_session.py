@@ -162,3 +162,47 @@ def test_a_widget_comm_is_relayed_both_ways_and_keeps_its_cell() -> None:
             session.send_comm("nope", {})
 
     run_session(test)
+
+
+def stdout_of(page: Page, cell: int) -> list[str]:
+    return [o["text"] for o in page.outputs(cell) if o["output_type"] == "stream"]
+
+
+def test_a_re_run_asked_while_its_cells_run_runs_them_all_again_in_order() -> None:
+    # A reader typing: each keystroke asks for cells 1 and 2 again while
+    # cell 1 of the previous keystroke still runs.  Cell 2 must run after the
+    # newest run of cell 1, not before it.
+    first = Cell(1, "import time\ntime.sleep(0.5)\nn = globals().get('n', 0) + 1")
+    second = Cell(2, "print(n)")
+
+    async def test(session: KernelSession, page: Page) -> None:
+        session.run([first, second])
+        await page.wait_for(lambda e: e == {"type": "cell_start", "cell": 1})
+        session.run([first, second])
+        session.run([first, second])
+        await page.done(2)
+        await page.wait_for(lambda e: e["type"] == "status" and e["state"] == "idle")
+        started = [e["cell"] for e in page.events if e["type"] == "cell_start"]
+        assert started == [1, 1, 2]
+        assert stdout_of(page, 2) == ["2\n"]
+
+    run_session(test)
+
+
+def test_a_failed_cell_does_not_cancel_a_newer_re_run() -> None:
+    # The reader typed on while a cell failed on an unfinished value: the
+    # newer request still runs, with the value the box shows at last.
+    first = Cell(1, "import time\ntime.sleep(0.5)\nn = globals().get('n', 0) + 1\nassert n > 1")
+    second = Cell(2, "print(n)")
+
+    async def test(session: KernelSession, page: Page) -> None:
+        session.run([first, second])
+        await page.wait_for(lambda e: e == {"type": "cell_start", "cell": 1})
+        session.run([first, second])
+        done = [await page.done(1)]
+        done.append(await page.done(1, after=page.events.index(done[0]) + 1))
+        assert [e["status"] for e in done] == ["error", "ok"]
+        assert (await page.done(2))["status"] == "ok"
+        assert stdout_of(page, 2) == ["2\n"]
+
+    run_session(test)

@@ -10,19 +10,35 @@ reader has open.  Three checks, after Jupyter server's ``check_host``,
 * **Origin**, when the browser sends one, must be this server's origin.  A
   page elsewhere can make the browser send a request here, but not with our
   origin.
-* The **token** (or the cookie it was exchanged for) must match, compared in
-  constant time so that its bytes cannot be guessed one by one from timing.
+* The **token** works once: it is traded for a login cookie and, for the
+  page's own script, a *live key* (see :func:`exchange_page`).  Every
+  secret is compared in constant time, so that its bytes cannot be guessed
+  one by one from timing.
+
+Cookies ignore ports: every server on 127.0.0.1 that the browser visits
+receives the login cookie.  So the cookie alone opens the book's files but
+not its live socket, which also needs the live key.  The key reaches the
+page once, in the answer to the token, and stays in ``localStorage``, which
+is kept per origin, port included.
 """
 
 from __future__ import annotations
 
 import hmac
+import html
 import ipaddress
+import json
 import secrets
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlencode, urlsplit
 
 #: Host names that always mean this machine, besides loopback IP addresses.
 LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain"})
+
+#: Where the page's script keeps the live key (``localStorage``, per origin).
+LIVE_KEY_STORAGE = "livekit-live-key"
+
+#: Characters of a path that stay as they are in a redirect target.
+_PATH_SAFE = "/!$&'()*+,;=:@-._~"
 
 
 def new_token() -> str:
@@ -146,3 +162,54 @@ def origin_allowed(origin: str | None, host_header: str | None, *, scheme: str =
         return False
     parts = urlsplit(origin.strip())
     return parts.scheme == scheme and parts.netloc.lower() == host_header.strip().lower()
+
+
+def local_target(path: str, query: list[tuple[str, str]]) -> str:
+    r"""Return an address on this server for a redirect: ``path``, then ``query``.
+
+    ``path`` and ``query`` are decoded (as the server received them); both
+    are encoded again, so that a decoded ``&`` cannot start a parameter of
+    its own.  The target always starts with exactly one ``/``: a browser
+    reads ``//host/...`` (or ``/\host``) as an address on another site.
+
+    Examples
+    --------
+    >>> local_target("//evil.example/", [])
+    '/evil.example/'
+    >>> local_target("/a b.html", [("next", "a&token=x")])
+    '/a%20b.html?next=a%26token%3Dx'
+    >>> local_target("/\\evil.example", [("x", "1")])
+    '/%5Cevil.example?x=1'
+    """
+    target = "/" + quote(path.lstrip("/"), safe=_PATH_SAFE)
+    return f"{target}?{urlencode(query)}" if query else target
+
+
+def exchange_page(target: str, live_key: str) -> str:
+    """Return the page that answers the token: it keeps the live key, then opens ``target``.
+
+    The key goes to ``localStorage`` (kept per origin, port included), where
+    ``livekit-live.js`` finds it to open the live socket; ``location.replace``
+    drops the token's address from the history.
+
+    Examples
+    --------
+    >>> page = exchange_page("/live.html?x=1", "k3y")
+    >>> 'localStorage.setItem("livekit-live-key", "k3y")' in page
+    True
+    >>> 'location.replace("/live.html?x=1")' in page
+    True
+    """
+    # json.dumps gives a JavaScript string; "<" escaped so that nothing in it
+    # can end the script element.
+    key = json.dumps(live_key).replace("<", "\\u003c")
+    where = json.dumps(target).replace("<", "\\u003c")
+    return (
+        "<!doctype html>\n"
+        '<html lang="en"><head><meta charset="utf-8"><title>livekit serve</title>\n'
+        '<link rel="icon" href="/favicon.ico">\n'
+        f"<script>\ntry {{ localStorage.setItem({json.dumps(LIVE_KEY_STORAGE)}, {key}); }}"
+        " catch (err) {}\n"
+        f"location.replace({where});\n</script></head>\n"
+        f'<body><p><a href="{html.escape(target)}">Open the book</a></p></body></html>\n'
+    )

@@ -3,13 +3,18 @@
 Routes (all behind :class:`Guard`):
 
 ``GET /<path>``
-    The built book's files.  ``?token=...`` on any of them trades the token
-    for the cookie and redirects to the same address without it.
+    The built book's files, but none whose name or folder starts with a dot
+    (``.doctrees/``, ``.buildinfo``: the build's own, no reader needs them).
+    ``?token=...`` on any of them, the first time, answers with the login
+    cookie and a page that keeps the live key and opens the same address
+    without the token (see :class:`Guard`).
+``GET /favicon.ico``
+    livekit's icon, which browsers ask for on every page.
 ``GET /_livekit/status``
     ``{"live": true}``: the page script asks this to know a kernel is there.
 ``GET /_livekit/pages/<page>``
     The page's code cells (indices), or 404 for a page that is not in the book.
-``WEBSOCKET /_livekit/live?page=<page>``
+``WEBSOCKET /_livekit/live?page=<page>&key=<live key>``
     One page's session.  The page sends operations (:data:`OPERATIONS`); the
     server sends the session's events (:data:`livekit.kernel.session.EVENTS`)
     plus ``hello``, ``error`` and ``dropped``.
@@ -21,13 +26,22 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
+import re
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import HTTPConnection, Request
-from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
+from starlette.responses import (
+    FileResponse,
+    HTMLResponse,
+    JSONResponse,
+    PlainTextResponse,
+    RedirectResponse,
+    Response,
+)
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -57,6 +71,15 @@ SKIP_LIVE = "skip-live"
 #: Largest message a page may send, in characters.
 MAX_MESSAGE = 64 * 1024
 
+#: Seconds a page gets to take one message.  A page that cannot (it stopped
+#: reading, or its machine is gone) is cut off and its kernel stopped, as if
+#: its tab had closed.  A busy tab still reads within a few hundred
+#: milliseconds: the socket's buffers hold megabytes before a send waits.
+SEND_TIMEOUT = 10.0
+
+#: livekit's icon, served at /favicon.ico (the book links the same file).
+FAVICON = Path(__file__).resolve().parent.parent / "static" / "livekit-favicon.svg"
+
 #: Headers on every answer: no framing by other sites (clickjacking a "Run"
 #: button), no token in a Referer, no content sniffing.
 SECURITY_HEADERS = {
@@ -68,7 +91,7 @@ SECURITY_HEADERS = {
 
 
 def cookie_name(port: int) -> str:
-    """Return the cookie's name: per port, since cookies ignore ports.
+    """Return the login cookie's name: per port, since cookies ignore ports.
 
     Examples
     --------
@@ -79,7 +102,13 @@ def cookie_name(port: int) -> str:
 
 
 class Guard:
-    """ASGI middleware: Host, Origin and token checks on every request and socket.
+    """ASGI middleware: Host, Origin, cookie and live key on every request and socket.
+
+    The token printed by ``livekit serve`` works once.  The first request
+    that carries it gets the login cookie and the page that stores the live
+    key (:func:`livekit.kernel._security.exchange_page`).  Files need the
+    cookie; the live socket needs the cookie *and* ``?key=`` with the live
+    key, because every other server on 127.0.0.1 receives the cookie too.
 
     A request that fails a check gets 403 (a socket: its handshake is refused
     with 403) and never reaches the application.
@@ -92,45 +121,84 @@ class Guard:
         self.token = token
         self.port = port
         self.allow_any_host = allow_any_host
+        #: The login cookie's value and the live socket's key: never the token,
+        #: which appears in an address and may be kept in a history.
+        self.cookie = _security.new_token()
+        self.live_key = _security.new_token()
+        self.token_used = False
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in {"http", "websocket"}:
             await self.app(scope, receive, send)
             return
         request = HTTPConnection(scope)
-        host = request.headers.get("host")
-        reason = None
-        if not _security.host_allowed(host, self.port, allow_any_host=self.allow_any_host):
-            reason = "Host is not this server on a loopback address"
-        elif not _security.origin_allowed(
-            request.headers.get("origin"), host, scheme=_http_scheme(scope)
-        ):
-            reason = "Origin is not this server"
-        given = request.query_params.get("token")
-        if reason is None and given is not None and scope["type"] == "http":
-            if _security.token_matches(given, self.token):
-                await self._trade_token(request)(scope, receive, send)
+        reason = self._refusal(request)
+        if reason is None and scope["type"] == "http" and "token" in request.query_params:
+            response = self._trade_token(request)
+            if response is not None:
+                await response(scope, receive, send)
                 return
-            reason = "wrong token"
-        if reason is None and not _security.token_matches(
-            request.cookies.get(cookie_name(self.port)), self.token
-        ):
-            reason = "no token: open the address that livekit serve printed"
+            reason = "this address worked once and was used: restart livekit serve for a new one"
         if reason is not None:
             await self._deny(scope, receive, send, reason)
             return
         await self.app(scope, receive, _with_headers(send))
 
-    def _trade_token(self, request: HTTPConnection) -> Response:
-        query = "&".join(
-            f"{key}={value}" for key, value in request.query_params.multi_items() if key != "token"
-        )
-        target = request.url.path + (f"?{query}" if query else "")
-        response = RedirectResponse(target, status_code=303, headers=SECURITY_HEADERS)
-        response.set_cookie(
-            cookie_name(self.port), self.token, httponly=True, samesite="strict", path="/"
-        )
-        return response
+    def _refusal(self, request: HTTPConnection) -> str | None:
+        """Return why ``request`` is refused, or None (the token is looked at later)."""
+        host = request.headers.get("host")
+        origin = request.headers.get("origin")
+        given = request.query_params.get("token")
+        checks = [
+            (
+                _security.host_allowed(host, self.port, allow_any_host=self.allow_any_host),
+                "Host is not this server on a loopback address",
+            ),
+            (
+                _security.origin_allowed(origin, host, scheme=_http_scheme(request.scope)),
+                "Origin is not this server",
+            ),
+        ]
+        if given is not None:
+            # Only a page's address trades the token, never a socket.
+            trades = request.scope["type"] == "http"
+            checks.append((trades and _security.token_matches(given, self.token), "wrong token"))
+        else:
+            cookie = request.cookies.get(cookie_name(self.port))
+            checks.append(
+                (
+                    _security.token_matches(cookie, self.cookie),
+                    "no token: open the address that livekit serve printed",
+                )
+            )
+            if request.scope["type"] == "websocket":
+                key = request.query_params.get("key")
+                checks.append(
+                    (
+                        _security.token_matches(key, self.live_key),
+                        "no live key: open the address that livekit serve printed",
+                    )
+                )
+        return next((reason for passed, reason in checks if not passed), None)
+
+    def _trade_token(self, request: HTTPConnection) -> Response | None:
+        query = [(k, v) for k, v in request.query_params.multi_items() if k != "token"]
+        target = _security.local_target(request.scope["path"], query)
+        if not self.token_used:
+            self.token_used = True
+            page = _security.exchange_page(target, self.live_key)
+            response: Response = HTMLResponse(
+                page, headers={**SECURITY_HEADERS, "cache-control": "no-store"}
+            )
+            response.set_cookie(
+                cookie_name(self.port), self.cookie, httponly=True, samesite="strict", path="/"
+            )
+            return response
+        if _security.token_matches(request.cookies.get(cookie_name(self.port)), self.cookie):
+            # The same browser again (the printed address opened twice): it
+            # has its cookie and its key already.
+            return RedirectResponse(target, status_code=303, headers=SECURITY_HEADERS)
+        return None
 
     async def _deny(self, scope: Scope, receive: Receive, send: Send, reason: str) -> None:
         response = PlainTextResponse(f"403 Forbidden: {reason}\n", 403, headers=SECURITY_HEADERS)
@@ -197,6 +265,8 @@ def create_app(
     session_factory: Callable[[Path, Callable[[dict[str, Any]], None]], Session] | None = None,
     max_sessions: int = 8,
     outbox_limit: int = 256,
+    send_timeout: float = SEND_TIMEOUT,
+    drop: Callable[[Scope], None] | None = None,
 ) -> ASGIApp:
     """Return the ASGI application that serves a built book and runs its cells.
 
@@ -220,6 +290,13 @@ def create_app(
         How many pages can be live at once (each is a kernel process).
     outbox_limit
         How many messages wait for a slow browser before some are dropped.
+    send_timeout
+        Seconds a page gets to take one message before it is cut off.
+    drop
+        Called with a connection's scope to close its transport at once,
+        unsent data and all (the server that runs the application knows
+        how); without it a cut-off page's socket closes when its buffer
+        drains.
 
     Examples
     --------
@@ -234,6 +311,9 @@ def create_app(
         raise ValueError(f"expected a built book folder, got {str(build_dir)!r}")
     book = Book(source_dir)
     sessions = _Sessions(session_factory or _kernel_session, max_sessions)
+
+    async def favicon(request: Request) -> Response:
+        return FileResponse(FAVICON, media_type="image/svg+xml")
 
     async def status(request: Request) -> Response:
         return JSONResponse({"live": True, "version": __version__})
@@ -254,7 +334,9 @@ def create_app(
             await websocket.send_denial_response(PlainTextResponse(f"{error}\n", 404))
             return
         await websocket.accept()
-        await _Connection(websocket, book, page, sessions, outbox_limit).serve()
+        connection = _Connection(websocket, book, page, sessions, outbox_limit)
+        if await connection.serve(send_timeout=send_timeout) == "stuck" and drop is not None:
+            drop(websocket.scope)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -265,15 +347,27 @@ def create_app(
 
     app = Starlette(
         routes=[
+            Route("/favicon.ico", favicon),
             Route("/_livekit/status", status),
             Route("/_livekit/pages/{page:path}", page_cells),
             WebSocketRoute("/_livekit/live", live),
-            Mount("/", StaticFiles(directory=build, html=True)),
+            Mount("/", _BookFiles(directory=build, html=True)),
         ],
         lifespan=lifespan,
     )
     app.state.sessions = sessions
     return Guard(app, token=token, port=port, allow_any_host=allow_any_host)
+
+
+class _BookFiles(StaticFiles):
+    """The built book's files, without the build's own (dot-named) ones."""
+
+    def lookup_path(self, path: str) -> tuple[str, os.stat_result | None]:
+        # "." is the book's own folder (the path of "/"); ".." is refused by
+        # StaticFiles itself.
+        if any(p.startswith(".") and p not in {".", ".."} for p in re.split(r"[/\\]", path)):
+            return "", None
+        return super().lookup_path(path)
 
 
 def is_input_change(data: dict[str, Any]) -> bool:
@@ -322,10 +416,11 @@ class _Connection:
             # The page is too far behind to catch up: let it reconnect.
             self.outbox.close()
 
-    async def serve(self) -> None:
+    async def serve(self, *, send_timeout: float = SEND_TIMEOUT) -> str:
+        """Serve the page until it goes; return ``"stuck"`` if it stopped taking messages."""
         cells = [cell.index for cell in self.book.cells(self.page)]
         self.emit({"type": "hello", "page": self.page, "cells": cells})
-        sender = asyncio.create_task(self._send_loop())
+        sender = asyncio.create_task(self._send_loop(send_timeout))
         try:
             await self._receive_loop(sender)
         finally:
@@ -336,18 +431,33 @@ class _Connection:
             if self.session is not None:
                 await self.sessions.close(self.session)
             self.outbox.close()
+        # The sender ended on its own (not cancelled) and says whether it was stuck.
+        return "stuck" if not sender.cancelled() and sender.result() else "gone"
 
-    async def _send_loop(self) -> None:
+    async def _send_loop(self, timeout: float) -> bool:
+        """Send the outbox to the page; return True if a send did not finish in time."""
         try:
             while True:
-                await self.websocket.send_text(json.dumps(await self.outbox.get()))
+                message = await self.outbox.get()
+                async with asyncio.timeout(timeout):
+                    await self.websocket.send_text(json.dumps(message))
+        except TimeoutError:
+            log.warning("live page %s took no message for %s s: cut off", self.page, timeout)
+            return True
         except EOFError:
-            with contextlib.suppress(Exception):
-                await self.websocket.close(code=1013)
+            # Too far behind to catch up (see Outbox): close, the page may reconnect.
+            try:
+                async with asyncio.timeout(timeout):
+                    await self.websocket.close(code=1013)
+            except TimeoutError:
+                return True
+            except Exception:
+                log.debug("live socket closed while closing", exc_info=True)
         except Exception:  # the socket went away; the receiver sees it too
             log.debug("live socket closed while sending", exc_info=True)
+        return False
 
-    async def _receive_loop(self, sender: asyncio.Task[None]) -> None:
+    async def _receive_loop(self, sender: asyncio.Task[bool]) -> None:
         while not sender.done():
             receive = asyncio.ensure_future(self.websocket.receive())
             done, _ = await asyncio.wait({receive, sender}, return_when=asyncio.FIRST_COMPLETED)
@@ -425,7 +535,8 @@ class _Connection:
             raise LookupError(f"no widget {comm_id!r}: the page is not live")
         owner = self.session.send_comm(comm_id, data)
         if is_input_change(data) and owner is not None:
-            # An input changed: run again the cells that read it.
+            # An input changed: run again the cells that read it (but not one
+            # tagged skip-live, which runs only when the reader names it).
             cells = self.book.cells(self.page)
             again = dependents(cells, owner, ran=self.session.ran)
-            self.session.run([c for c in cells if c.index in again])
+            self.session.run([c for c in cells if c.index in again and SKIP_LIVE not in c.tags])

@@ -82,10 +82,13 @@ class Book:
         """Return the source file of ``page``, or raise :class:`UnknownPageError`."""
         if not isinstance(page, str) or not _PAGE_NAME.fullmatch(page) or ".." in page:
             raise UnknownPageError(f"no executable page {page!r} in the book")
-        path = (self.source_dir / f"{page}.md").resolve()
-        if not path.is_relative_to(self.source_dir) or not path.is_file():
-            raise UnknownPageError(f"no executable page {page!r} in the book")
-        if not _is_text_notebook(path):
+        try:
+            path = (self.source_dir / f"{page}.md").resolve()
+            found = path.is_relative_to(self.source_dir) and path.is_file()
+            found = found and _is_text_notebook(path)
+        except OSError:  # a name too long for the file system (ENAMETOOLONG), say
+            found = False
+        if not found:
             raise UnknownPageError(f"no executable page {page!r} in the book")
         return path
 
@@ -133,6 +136,11 @@ def dependents(cells: list[Cell], changed: int, *, ran: set[int] | None = None) 
     read an input.  With ``ran``, only cells already run are returned, so an
     input change never starts a cell the reader has not run.
 
+    A re-run must not fail on what an earlier run deleted.  When a cell to
+    run again reads or deletes a name that some cell deletes (``del
+    strings``), and no cell before it in the re-run assigns that name, the
+    cell that last assigned it before runs again too.
+
     Examples
     --------
     >>> cells = [Cell(0, "name = read_text('Node')"), Cell(1, "other = 2"),
@@ -141,35 +149,87 @@ def dependents(cells: list[Cell], changed: int, *, ran: set[int] | None = None) 
     [0, 2, 3]
     >>> dependents(cells, 0, ran={0, 1, 2})
     [0, 2]
+
+    The page's last cell reads the chart made from the input, and deletes
+    what cell 1 made: cell 1 runs again before it.
+
+    >>> cells = [Cell(0, "node = read_text('Node')"), Cell(1, "big = [0] * 10"),
+    ...          Cell(2, "chart = plot(node)"), Cell(3, "del big; chart")]
+    >>> dependents(cells, 0)
+    [0, 1, 2, 3]
     """
     order = [cell.index for cell in cells]
     if changed not in order:
         raise UnknownCellError(f"no code cell {changed!r}")
-    result = [changed]
-    defined = set(_names(cells[order.index(changed)].source)[0])
-    for cell in cells[order.index(changed) + 1 :]:
-        assigned, read = _names(cell.source)
-        if read & defined:
-            result.append(cell.index)
-            defined |= assigned
+    names = {cell.index: _names(cell.source) for cell in cells}
+    start = order.index(changed)
+    chosen = [changed]
+    defined = set(names[changed].assigned)
+    for cell in cells[start + 1 :]:
+        if names[cell.index].needs & defined:
+            chosen.append(cell.index)
+            defined |= names[cell.index].assigned
     if ran is not None:
-        result = [index for index in result if index == changed or index in ran]
-    return result
+        chosen = [index for index in chosen if index == changed or index in ran]
+    deleted = set().union(
+        *(n.deleted for index, n in names.items() if ran is None or index in ran or index in chosen)
+    )
+    return sorted(_restore_deleted(order, names, set(chosen), deleted), key=order.index)
 
 
-def _names(source: str) -> tuple[set[str], set[str]]:
-    """Return the names a cell assigns and the names it reads."""
+def _restore_deleted(
+    order: list[int], names: dict[int, _Names], chosen: set[int], deleted: set[str]
+) -> set[int]:
+    """Add to ``chosen`` the cells that make again what ``chosen`` needs and a run deleted."""
+    while True:
+        added = False
+        for position, index in enumerate(order):
+            if index not in chosen:
+                continue
+            before = order[:position]
+            made = set().union(*(names[i].assigned for i in before if i in chosen))
+            for name in sorted((names[index].needs & deleted) - made):
+                makers = [i for i in before if name in names[i].assigned]
+                if makers and makers[-1] not in chosen:
+                    chosen.add(makers[-1])
+                    added = True
+        if not added:
+            return chosen
+
+
+@dataclass(frozen=True)
+class _Names:
+    """The names a cell assigns, reads and deletes (``del``)."""
+
+    assigned: frozenset[str]
+    read: frozenset[str]
+    deleted: frozenset[str]
+
+    @property
+    def needs(self) -> frozenset[str]:
+        """The names that must exist for the cell to run: read or deleted."""
+        return self.read | self.deleted
+
+
+def _names(source: str) -> _Names:
+    """Return the names a cell assigns, reads and deletes."""
     try:
         tree = ast.parse(source)
     except SyntaxError:  # IPython magics: treat as reading and assigning nothing
-        return set(), set()
+        return _Names(frozenset(), frozenset(), frozenset())
     assigned: set[str] = set()
     read: set[str] = set()
+    deleted: set[str] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Name):
-            (read if isinstance(node.ctx, ast.Load) else assigned).add(node.id)
+            if isinstance(node.ctx, ast.Load):
+                read.add(node.id)
+            elif isinstance(node.ctx, ast.Del):
+                deleted.add(node.id)
+            else:
+                assigned.add(node.id)
         elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
             assigned.add(node.name)
         elif isinstance(node, ast.alias):
             assigned.add((node.asname or node.name).split(".")[0])
-    return assigned, read
+    return _Names(frozenset(assigned), frozenset(read), frozenset(deleted))

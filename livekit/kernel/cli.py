@@ -18,6 +18,14 @@ from livekit.kernel import _security
 #: The command that builds the book, as tox and CI do.
 BUILD_COMMAND = ("-m", "sphinx", "-n", "-W", "-c", "conf")
 
+#: What to run when the serve extra is missing.  livekit is not on the
+#: package index (its name there belongs to another project): install it from
+#: a clone, or from the repository as the README shows.
+SERVE_EXTRA_HINT = (
+    'from a clone: python -m pip install -e ".[serve]"; '
+    'from the repository: python -m pip install "livekit-introspect[serve] @ git+<repository URL>"'
+)
+
 
 def add_parser(subparsers: Any) -> None:
     """Add the ``serve`` subcommand to the ``livekit`` command.
@@ -36,7 +44,8 @@ def add_parser(subparsers: Any) -> None:
         help="serve the built book on this machine, with its cells live",
         description=(
             "Serve the built book on 127.0.0.1 and run its pages' cells in local "
-            "kernels. Open the printed address: it carries a one-time token."
+            "kernels. Open the printed address: it carries a token that works once, "
+            "in one browser."
         ),
     )
     parser.add_argument(
@@ -79,8 +88,8 @@ def run(args: argparse.Namespace, *, exit_now: bool = False) -> int:
         from livekit.kernel.server import BookServer
     except ImportError as error:
         print(
-            f"livekit serve needs the serve extra ({error.name} is missing): "
-            "pip install 'livekit-introspect[serve]'",
+            f"livekit serve needs the serve extra ({error.name} is missing). "
+            f"Install it {SERVE_EXTRA_HINT}",
             file=sys.stderr,
         )
         return 2
@@ -109,7 +118,7 @@ def run(args: argparse.Namespace, *, exit_now: bool = False) -> int:
         print(f"livekit serve: cannot listen on {args.host}:{args.port}: {error}", file=sys.stderr)
         return 1
     print(f"livekit serve: the book is live at\n\n    {server.url}\n", flush=True)
-    print("Press Ctrl-C to stop.", flush=True)
+    print("The address works once, in one browser. Press Ctrl-C to stop.", flush=True)
     if args.browser:
         webbrowser.open(server.url)
     # uvicorn shuts down on SIGINT and SIGTERM, then raises the signal again

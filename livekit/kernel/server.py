@@ -12,16 +12,17 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import struct
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, MutableMapping
 from pathlib import Path
 from typing import Any
 
 import uvicorn
 
 from livekit.kernel import _security
-from livekit.kernel.app import create_app
+from livekit.kernel.app import SEND_TIMEOUT, create_app
 from livekit.kernel.session import Session
 
 #: Seconds that open connections get to close when the server stops; the
@@ -44,6 +45,9 @@ class BookServer:
         The secret; a fresh random one by default.
     session_factory
         Makes each page's session (default: an ipykernel process).
+    send_timeout
+        Seconds a page gets to take one message before it is cut off and
+        its kernel stopped (see :data:`livekit.kernel.app.SEND_TIMEOUT`).
 
     Examples
     --------
@@ -64,6 +68,7 @@ class BookServer:
         port: int = 8765,
         token: str | None = None,
         session_factory: Callable[[Path, Callable[[dict[str, Any]], None]], Session] | None = None,
+        send_timeout: float = SEND_TIMEOUT,
     ) -> None:
         self.host = host
         self.token = token or _security.new_token()
@@ -86,17 +91,40 @@ class BookServer:
             port=self.port,
             allow_any_host=not loopback,
             session_factory=session_factory,
+            send_timeout=send_timeout,
+            drop=self._drop,
         )
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
 
     @property
     def url(self) -> str:
-        """Return the address to open; it carries the token, once."""
+        """Return the address to open; it carries the token, which works once."""
         name = "127.0.0.1" if self.host in _security.LOOPBACK_NAMES else self.host
         if ":" in name:
             name = f"[{name}]"
         return f"http://{name}:{self.port}/?token={self.token}"
+
+    def _drop(self, scope: MutableMapping[str, Any]) -> None:
+        """Reset a connection now, discarding what it has not sent.
+
+        A page that stopped reading leaves megabytes in the transport's
+        buffer and the socket's, and a graceful close waits for them to
+        drain: they never would.  Lingering for 0 s makes the close a reset
+        (RST), which frees both.  uvicorn keeps its open connections
+        (protocol objects, each with its ``scope`` and ``transport``) in its
+        server state.
+        """
+        if self._server is None:
+            return
+        for protocol in list(self._server.server_state.connections):
+            if getattr(protocol, "scope", None) is scope:
+                transport = protocol.transport
+                sock = transport.get_extra_info("socket")
+                if sock is not None:
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                transport.abort()
+                return
 
     def _uvicorn(self) -> uvicorn.Server:
         config = uvicorn.Config(

@@ -11,6 +11,7 @@ page (see :data:`livekit.kernel.session.EVENTS`) and runs cells one after anothe
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import os
 import shutil
@@ -129,7 +130,11 @@ class KernelSession:
         self._emit = emit
         self._kernel_name = kernel_name
         self._startup_timeout = startup_timeout
-        self._queue: asyncio.Queue[Cell] = asyncio.Queue()
+        # (request number, cell): a failed cell cancels the cells queued by
+        # its own request and earlier ones, not those of a newer request.
+        self._queue: collections.deque[tuple[int, Cell]] = collections.deque()
+        self._requests = 0
+        self._queued = asyncio.Event()
         self._pending: set[int] = set()
         self._cell_of: dict[str, int] = {}
         self._comm_cell: dict[str, int | None] = {}
@@ -176,13 +181,21 @@ class KernelSession:
     def run(self, cells: list[Cell]) -> None:
         """Queue ``cells`` to run, in order, after any already queued.
 
-        A cell already waiting in the queue is not queued twice: a reader
-        typing in an input asks for the same re-runs many times over.
+        A cell already waiting in the queue is not queued twice (a reader
+        typing in an input asks for the same re-runs many times over), but
+        it moves to its place in the new order.  Left where it was, it would
+        run before the new run of the cell it reads, with the value of the
+        previous keystroke, and never again.
         """
-        for cell in cells:
-            if cell.index not in self._pending:
-                self._pending.add(cell.index)
-                self._queue.put_nowait(cell)
+        again = {cell.index for cell in cells}
+        if self._pending & again:
+            kept = [entry for entry in self._queue if entry[1].index not in again]
+            self._queue.clear()
+            self._queue.extend(kept)
+        self._requests += 1
+        self._queue.extend((self._requests, cell) for cell in cells)
+        self._pending = {cell.index for _, cell in self._queue}
+        self._queued.set()
 
     def send_comm(self, comm_id: str, data: dict[str, Any]) -> int | None:
         """Send a widget message from the page to the kernel.
@@ -237,21 +250,32 @@ class KernelSession:
             self._sockets = None
         _forget_dead_nodes()
 
-    def _cancel_queued(self) -> None:
-        while not self._queue.empty():
-            cell = self._queue.get_nowait()
+    def _cancel_queued(self, *, up_to: int | None = None) -> None:
+        """Drop the queued cells (of requests up to ``up_to``, if given)."""
+        kept = []
+        while self._queue:
+            request, cell = self._queue.popleft()
+            if up_to is not None and request > up_to:
+                kept.append((request, cell))
+                continue
             self._pending.discard(cell.index)
             self._emit({"type": "cell_done", "cell": cell.index, "status": "cancelled"})
+        self._queue.extend(kept)
 
     async def _run_queue(self) -> None:
         while True:
-            cell = await self._queue.get()
+            while not self._queue:
+                self._queued.clear()
+                await self._queued.wait()
+            request, cell = self._queue.popleft()
             self._pending.discard(cell.index)
             status = await self._execute(cell)
             self._emit({"type": "cell_done", "cell": cell.index, "status": status})
             if status == "cancelled" or (status == "error" and not cell.raises):
-                # Later cells build on this one: do not run them on a broken state.
-                self._cancel_queued()
+                # Later cells build on this one: do not run them on a broken
+                # state.  A newer request (the reader typed on) runs this
+                # cell again first, so it stays.
+                self._cancel_queued(up_to=request)
 
     async def _execute(self, cell: Cell) -> str:
         if self._dead.is_set():

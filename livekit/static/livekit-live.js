@@ -10,6 +10,12 @@
  * their outputs replace the snapshot as they come.  The page never sends
  * code, only which cell to run.
  *
+ * The live socket needs, besides the login cookie, the live key that the
+ * server gave this origin once, in its answer to the printed address
+ * (livekit.kernel._security.exchange_page): cookies ignore ports, so every
+ * other server on 127.0.0.1 receives the cookie, but localStorage is kept
+ * per origin, port included.
+ *
  * Widgets (a live chart, a text input) arrive as Jupyter widget comms; a
  * small model with anywidget's interface (get, set, on, off, send,
  * save_changes) lets their own front-end module draw them, as in Jupyter.
@@ -27,6 +33,7 @@
   var MERMAID = "text/vnd.mermaid";
   var VEGALITE = ["application/vnd.vegalite.v6+json", "application/vnd.vegalite.v5+json"];
   var ANSI = /\x1b\[[0-9;]*[A-Za-z]/g;
+  var KEY_STORAGE = "livekit-live-key";
 
   var live = {
     page: null,
@@ -167,7 +174,10 @@
       dead: "The kernel died. Restart it to go on.",
       restarting: "Restarting the kernel\u2026"
     };
-    if (live.state === "closed") bar.status.textContent = "Disconnected from livekit serve.";
+    if (live.state === "refused") {
+      bar.status.textContent = "No live socket: is livekit serve running? " +
+        "(Another browser needs the address it printed.)";
+    } else if (live.state === "closed") bar.status.textContent = "Disconnected from livekit serve.";
     else if (live.kernel) bar.status.textContent = words[live.kernel] || live.kernel;
     bar.stop.disabled = live.kernel !== "busy";
     bar.restart.disabled = live.state !== "live";
@@ -178,14 +188,21 @@
 
   var queued = [];
 
+  function liveKey() {
+    try { return localStorage.getItem(KEY_STORAGE) || ""; } catch (err) { return ""; }
+  }
+
   function connect() {
     if (live.socket) return;
     var scheme = location.protocol === "https:" ? "wss://" : "ws://";
-    var url = scheme + location.host + "/_livekit/live?page=" + encodeURIComponent(live.page);
+    var url = scheme + location.host + "/_livekit/live?page=" + encodeURIComponent(live.page) +
+      "&key=" + encodeURIComponent(liveKey());
     var socket = new WebSocket(url);
+    var opened = false;
     live.socket = socket;
     live.state = "connecting";
     socket.onopen = function () {
+      opened = true;
       live.state = "live";
       queued.splice(0).forEach(function (text) { socket.send(text); });
       updateBar();
@@ -197,7 +214,9 @@
     };
     socket.onclose = function () {
       live.socket = null;
-      live.state = "closed";
+      // Closed before it opened: the server is gone, or it refused this
+      // browser (no live key here).
+      live.state = opened ? "closed" : "refused";
       live.kernel = null;
       live.models.forEach(function (model) { model._close(); });
       live.models.clear();
