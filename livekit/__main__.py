@@ -11,6 +11,7 @@ import sys
 from collections.abc import Sequence
 
 from livekit import __version__
+from livekit.attach import cli as _attach_cli
 from livekit.kernel import cli as _serve_cli
 from livekit.nodes import cli as _node_cli
 
@@ -49,6 +50,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 _SUBCOMMANDS: list = []  # type: ignore[type-arg]
 _SUBCOMMANDS.append(_serve_cli.add_parser)
 _SUBCOMMANDS.append(_node_cli.add_parser)
+_SUBCOMMANDS.append(_attach_cli.add_parser)
 
 
 if __name__ == "__main__":
