@@ -33,12 +33,15 @@ class _Attached:
     name: str
     added_paths: list[str]
     previous_home: object  # the target's own LIVEKIT_HOME, or _UNSET, or None when untouched
-    fresh: bool
+    fresh: bool  # livekit's supervisor is the attach's own: stop it at detach
     detached_file: str
 
 
 _lock = threading.Lock()
 _attached: _Attached | None = None
+#: True once an attach brought livekit into this process: every detach then
+#: stops livekit's supervisor, which only the attaches had started.
+_ours = False
 
 
 def start(request: dict[str, Any], *, added_paths: list[str], fresh: bool) -> dict[str, Any]:
@@ -48,12 +51,13 @@ def start(request: dict[str, Any], *, added_paths: list[str], fresh: bool) -> di
     ``fresh`` tells whether livekit was imported for the attach; both are
     undone by :func:`detach`.
     """
-    global _attached  # noqa: PLW0603 -- one attach per process
+    global _attached, _ours  # noqa: PLW0603 -- one attach per process
     import time
 
     with _lock:
         if _attached is not None:
             return {"ok": True, "name": _attached.name, "existing": True}
+        _ours = _ours or fresh
         previous: object = None
         if cookie_path().parent.resolve() != Path(request["home"]):
             previous = os.environ.get(_HOME_ENV, _UNSET)
@@ -66,10 +70,10 @@ def start(request: dict[str, Any], *, added_paths: list[str], fresh: bool) -> di
             raise
         if time.time() > request["deadline"] + 1.0:
             # The attacher has stopped waiting for this answer: nobody would detach.
-            _stop(fresh)
+            _stop(_ours)
             _restore(previous, added_paths)
             return {"ok": False, "reason": "timeout", "message": "started too late"}
-        _attached = _Attached(name, added_paths, previous, fresh, request["detached"])
+        _attached = _Attached(name, added_paths, previous, _ours, request["detached"])
         return {"ok": True, "name": name, "pid": os.getpid(), "existing": False}
 
 
@@ -126,9 +130,9 @@ def _finish(attached: _Attached) -> None:
         os.replace(draft, attached.detached_file)
 
 
-def _stop(fresh: bool) -> None:
+def _stop(ours: bool) -> None:
     stop_node()
-    if fresh:
+    if ours:
         # livekit came in with the attach: its supervisor (started by
         # start_node) goes with it, so that no livekit thread stays behind.
         app_supervisor().stop()

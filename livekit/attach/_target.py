@@ -157,7 +157,9 @@ def _cpython_of(proc: psutil.Process) -> tuple[int, int, str]:
         raise AttachError("no-process", f"process {proc.pid} has exited") from None
     except psutil.AccessDenied:
         raise AttachError(
-            "failed", f"not allowed to read /proc/{proc.pid}: run as its user or root"
+            "ptrace",
+            f"not allowed to read the memory map of process {proc.pid} (reading it needs "
+            f"the same permission as tracing it): {ptrace_advice(proc.pid)}",
         ) from None
     for path in files:
         found = _CPYTHON_FILE.match(os.path.basename(path))
@@ -205,6 +207,17 @@ def tracer(pid: int) -> int:
 def ptrace_advice(pid: int) -> str:
     """Explain why tracing ``pid`` may be refused here, and how to allow it."""
     by = tracer(pid)
+    try:
+        # A process that is not dumpable has the files under /proc/PID made root's.
+        undumpable = os.stat(f"/proc/{pid}/stat").st_uid != psutil.Process(pid).uids().real
+    except (OSError, psutil.Error):
+        undumpable = False
+    if undumpable:
+        return (
+            f"process {pid} is not dumpable (it called prctl(PR_SET_DUMPABLE, 0), or changed "
+            "its credentials as setuid programs do), so only root (CAP_SYS_PTRACE) may trace "
+            "or read it"
+        )
     if by:
         return (
             f"process {pid} is already traced by process {by} ({_name(by)}); a process has "
