@@ -9,6 +9,7 @@ its work added up to, so that a test can check the work went right.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -18,6 +19,11 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import psutil
+
+#: A shared library that keeps a descriptor of its own file once loaded:
+#: libffi 3.5 (Debian sid) does, for its trampolines, when ctypes is
+#: imported. It lives as long as the module that loaded it; no detach can close it.
+LIBRARY = re.compile(r".*/lib[^/]*\.so(\.[\d.]+)?\Z")
 
 #: Threads named as the target names them; the tests look for these names.
 PLAIN = """\
@@ -138,6 +144,16 @@ class Target:
         """OS threads and open file descriptors."""
         proc = psutil.Process(self.pid)
         return proc.num_threads(), proc.num_fds()
+
+    def descriptors(self) -> list[str]:
+        """What each open file descriptor points at, sorted (a socket, a pipe, a path)."""
+        found = []
+        for fd in os.listdir(f"/proc/{self.pid}/fd"):
+            try:
+                found.append(os.readlink(f"/proc/{self.pid}/fd/{fd}"))
+            except OSError:
+                continue  # closed while listed
+        return sorted(found)
 
     def settle(self, expected: tuple[int, int], timeout: float = 10.0) -> tuple[int, int]:
         """Wait until the counts are ``expected`` (threads end a moment after they say so)."""
