@@ -114,7 +114,8 @@ class Target:
         env: dict[str, str] | None = None,
     ) -> None:
         self.directory = Path(tempfile.mkdtemp(prefix="livekit-attach-target-"))
-        os.chmod(self.directory, 0o755)
+        # Open to all: some targets run as another user.
+        os.chmod(self.directory, 0o755)  # noqa: S103
         script = self.directory / "target.py"
         script.write_text(source, encoding="utf-8")
         os.chmod(script, 0o644)
@@ -175,6 +176,9 @@ class Target:
         shutil.rmtree(self.directory, ignore_errors=True)
 
 
+#: This interpreter's version, as ``3.11``.
+MINE = f"{sys.version_info[0]}.{sys.version_info[1]}"
+
 NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
 
 
@@ -186,7 +190,7 @@ def nobody_python(env: dict[str, str] | None = None, module: str = "") -> str | 
     """
     if os.getuid() != 0 or shutil.which("setpriv") is None:
         return None
-    candidates = [sys.executable, "/usr/bin/python%d.%d" % sys.version_info[:2]]
+    candidates = [sys.executable, f"/usr/bin/python{MINE}"]
     if not module:
         candidates.append("/usr/bin/python3")
     for python in candidates:

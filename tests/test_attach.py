@@ -24,14 +24,14 @@ import pytest
 import livekit
 from livekit import rpc
 from livekit.attach import AttachError, inject
-from livekit.attach import dump as dump_process
 from livekit.attach import _bootstrap as bootstrap
-from livekit.attach._target import YAMA_SCOPE
+from livekit.attach import dump as dump_process
 from livekit.nodes import client, cookie, registry
 from tests.attach_targets import (
     GIL_HOG,
     LIBRARY,
     MAIN_ASLEEP,
+    MINE,
     NOBODY,
     PLAIN,
     UNDUMPABLE,
@@ -115,7 +115,8 @@ def test_detach_leaves_the_threads_and_descriptors_of_before(
     name = livekit.attach(target.pid, timeout=30)
     assert target.counts()[0] > before[0]  # the node's threads run there now
     state = rpc.call(name, "livekit.attach._agent", "state")
-    assert state["attached"] and state["node"] == name
+    assert state["attached"]
+    assert state["node"] == name
     livekit.detach(name)
     kept = left_by_imports(files, target.descriptors())
     assert target.settle((before[0], before[1] + len(kept))) == (before[0], before[1] + len(kept))
@@ -243,7 +244,7 @@ def test_no_such_process() -> None:
 
 def other_python() -> tuple[str, str] | None:
     """An interpreter of another CPython minor version and its version, if one runs here."""
-    mine = "%d.%d" % sys.version_info[:2]
+    mine = MINE
     for minor in (11, 12, 13, 14, 15):
         for name in (f"python3.{minor}", f"/usr/bin/python3.{minor}"):
             found = shutil.which(name)
@@ -269,7 +270,7 @@ def test_another_python_version_is_refused_naming_both(start: type[Target]) -> N
     target = start(PLAIN, python=python)
     with pytest.raises(AttachError) as refused:
         livekit.attach(target.pid)
-    mine = "%d.%d" % sys.version_info[:2]
+    mine = MINE
     assert refused.value.reason == "version"
     assert f"runs Python {theirs} but this livekit runs on Python {mine}" in str(refused.value)
     assert target.finish() == (0, "done True\n", "")
@@ -281,7 +282,7 @@ def test_the_bootstrap_itself_refuses_another_python(tmp_path: Path) -> None:
     require(other is not None, "no interpreter of another Python version on PATH")
     assert other is not None
     python, theirs = other
-    mine = "%d.%d" % sys.version_info[:2]
+    mine = MINE
     result = tmp_path / "result.json"
     script = tmp_path / "bootstrap.py"
     request = {
@@ -294,7 +295,8 @@ def test_the_bootstrap_itself_refuses_another_python(tmp_path: Path) -> None:
     script.write_text(bootstrap.script(request) + "\nimport sys; print(sys.path[-1])\n")
     ran = subprocess.run([python, str(script)], capture_output=True, text=True, check=True)
     answer = json.loads(result.read_text())
-    assert answer["ok"] is False and answer["reason"] == "version"
+    assert answer["ok"] is False
+    assert answer["reason"] == "version"
     assert f"runs Python {theirs} (" in answer["message"]
     assert f"but the attaching livekit runs on Python {mine}" in answer["message"]
     assert "must-not-be-added" not in ran.stdout
@@ -336,7 +338,8 @@ def test_a_process_another_debugger_traces_is_refused_with_the_ptrace_rules(
         [sys.executable, "-c", seize, str(target.pid)], stdout=subprocess.PIPE, text=True
     )
     try:
-        assert tracer.stdout is not None and tracer.stdout.readline() == "seized\n"
+        assert tracer.stdout is not None
+        assert tracer.stdout.readline() == "seized\n"
         with pytest.raises(AttachError) as refused:
             livekit.attach(target.pid, timeout=30)
         message = str(refused.value)
@@ -418,7 +421,7 @@ def test_dump_draws_the_threads_and_their_stacks_without_running_code(
     assert drawn.returncode == 0, drawn.stderr
     text = drawn.stdout
     assert text.startswith("graph TD\n")
-    assert f'n0["python {"%d.%d" % sys.version_info[:2]} (pid {target.pid}), read-only"]' in text
+    assert f'n0["python {MINE} (pid {target.pid}), read-only"]' in text
     assert "MainThread (tid" in text
     assert "worker-1 (tid" in text
     assert "work target.py:" in text  # the worker's own function, where it is
