@@ -156,6 +156,21 @@ class Target:
                 continue  # closed while listed
         return sorted(found)
 
+    def kept_open(self, before: list[str], timeout: float = 10.0) -> list[str]:
+        """Wait for the descriptors opened since ``before`` to close; return those that stay.
+
+        Only libraries may stay (see :data:`LIBRARY`); anything else still open
+        at the deadline fails the test.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                return left_by_imports(before, self.descriptors())
+            except AssertionError:
+                if time.monotonic() > deadline:
+                    raise
+            time.sleep(0.02)
+
     def settle(self, expected: tuple[int, int], timeout: float = 10.0) -> tuple[int, int]:
         """Wait until the counts are ``expected`` (threads end a moment after they say so)."""
         deadline = time.monotonic() + timeout
@@ -206,3 +221,14 @@ def nobody_python(env: dict[str, str] | None = None, module: str = "") -> str | 
         if probe.returncode == 0:
             return python
     return None
+
+
+def left_by_imports(before: list[str], after: list[str]) -> list[str]:
+    """The descriptors that libraries livekit loaded keep open; fail on any other new one."""
+    new = list(after)
+    for path in before:
+        new.remove(path)
+    kept = [path for path in new if LIBRARY.match(path)]
+    # Sockets, pipes, epoll and livekit's own files must all be closed by the detach.
+    assert len(kept) == len(new), f"the detach left {sorted(set(new) - set(kept))} open"
+    return kept

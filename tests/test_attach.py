@@ -29,7 +29,6 @@ from livekit.attach import dump as dump_process
 from livekit.nodes import client, cookie, registry
 from tests.attach_targets import (
     GIL_HOG,
-    LIBRARY,
     MAIN_ASLEEP,
     MINE,
     NOBODY,
@@ -118,7 +117,7 @@ def test_detach_leaves_the_threads_and_descriptors_of_before(
     assert state["attached"]
     assert state["node"] == name
     livekit.detach(name)
-    kept = left_by_imports(files, target.descriptors())
+    kept = target.kept_open(files)
     assert target.settle((before[0], before[1] + len(kept))) == (before[0], before[1] + len(kept))
     assert target.descriptors() == sorted(files + kept)
     assert registry.lookup(f"python{target.pid}") is None
@@ -126,17 +125,6 @@ def test_detach_leaves_the_threads_and_descriptors_of_before(
     with pytest.raises(livekit.NodeError):
         rpc.call(name, "os", "getpid", timeout=5)
     assert target.finish() == (0, "done True\n", "")
-
-
-def left_by_imports(before: list[str], after: list[str]) -> list[str]:
-    """The descriptors that libraries livekit loaded keep open; fail on any other new one."""
-    new = list(after)
-    for path in before:
-        new.remove(path)
-    kept = [path for path in new if LIBRARY.match(path)]
-    # Sockets, pipes, epoll and livekit's own files must all be closed by the detach.
-    assert len(kept) == len(new), f"the detach left {sorted(set(new) - set(kept))} open"
-    return kept
 
 
 def test_attaching_again_returns_the_same_node(start: type[Target]) -> None:

@@ -297,7 +297,7 @@ def _inject(pid: int, exchange: Exchange, timeout: float) -> float:
         from livekit.attach import _gdb
 
         return _gdb.inject(
-            pid, exchange.script, exchange.script.with_suffix(".gdb"), timeout=timeout
+            pid, exchange.script, exchange.script.with_suffix(".gdb.py"), timeout=timeout
         )
     from livekit.attach import _remote
 

@@ -1,15 +1,24 @@
 """Getting in on CPython 3.11-3.13: gdb calls the interpreter, then detaches at once.
 
-gdb attaches (every thread of the target stops), calls
-``PyGILState_Ensure()``, ``PyRun_SimpleString(...)`` of one line that runs
-the bootstrap file, and ``PyGILState_Release()``, then detaches; what pyrasite,
-memray's and viztracer's attach do. While gdb runs a called function, all
-of the target's threads run too (gdb's default), so the thread that holds
-the GIL can hand it over.
+gdb attaches (every thread of the target stops), lets the target run to a
+safe point, calls ``PyGILState_Ensure()``, ``PyRun_SimpleString(...)`` of
+one line that runs the bootstrap file, and ``PyGILState_Release()``, then
+detaches: the calls pyrasite, memray's and viztracer's attach make.
 
-Measured here: what stops the target longest is gdb reading symbol
-tables after it attached. So gdb reads them before: ``--readnever`` skips
-the debug information (DWARF) that pyenv builds carry (the exported
+The safe point is the entry of ``PyEval_SaveThread``, where a thread that
+holds the GIL is about to let go of it for a blocking call. Calling into
+the interpreter wherever gdb happened to stop a thread is not safe: in the
+stress test, a thread stopped while it held the GIL's own mutex (inside
+``take_gil``) and ``PyGILState_Ensure`` deadlocked the whole process on
+it. (memray stops at ``malloc`` for the same reason.) At that entry the
+thread holds the GIL, so ``PyGILState_Ensure`` takes nothing. A process
+whose threads never release the GIL (one thread computing in pure Python,
+or a thread stuck in C with the GIL held) never gets there: the attach
+times out, and gdb detaches without having called anything.
+
+Measured here: what stopped the target longest was gdb reading symbol
+tables after it had attached. So gdb reads them before: ``--readnever``
+skips the debug information (DWARF) that pyenv builds carry (the exported
 symbols are all the calls need; reading the DWARF stopped the target for
 0.8 s instead of 0.1 s), and the program, libpython and libc are loaded at
 the addresses ``/proc/PID/maps`` gives, with gdb's own reading of shared
@@ -34,16 +43,36 @@ INSTALL_GDB = (
     "`apk add gdb` (Alpine); or attach from Python 3.14+, which needs no debugger"
 )
 
+_TIMES = re.compile(r"^livekit-(attaching|attached|stopped|detached) ([\d.]+)$", re.MULTILINE)
 _PRELOADED = re.compile(r"(libpython3\.\d+t?d?\.so[.\d]*|libc\.so\.6|libc-[\d.]+\.so)\Z")
 
-_COMMANDS = """\
-set unwindonsignal on
-python import time; print("livekit-attached", time.time())
-call (int)PyGILState_Ensure()
-call (int)PyRun_SimpleString({code})
-call (void)PyGILState_Release((int)$1)
-detach
-python import time; print("livekit-detached", time.time())
+#: gdb's Python script; CODE is the quoted C string of the line to run.
+_SCRIPT = """\
+import time
+import gdb
+
+def now(tag):
+    print("livekit-%s %r" % (tag, time.time()), flush=True)
+
+now("attached")
+gdb.execute("set unwindonsignal on")
+safe = gdb.Breakpoint("PyEval_SaveThread", internal=True)
+try:
+    gdb.execute("continue")
+except BaseException:
+    pass  # interrupted by the caller's timeout: call nothing, only detach
+hit = safe.hit_count > 0
+safe.delete()
+now("stopped")
+if hit:
+    state = int(gdb.parse_and_eval("(int)PyGILState_Ensure()"))
+    ran = int(gdb.parse_and_eval("(int)PyRun_SimpleString(%s)" % CODE))
+    gdb.parse_and_eval("(void)PyGILState_Release((int)%d)" % state)
+    print("livekit-ran %d" % ran, flush=True)
+else:
+    print("livekit-no-safe-point", flush=True)
+gdb.execute("detach")
+now("detached")
 """
 
 
@@ -56,33 +85,37 @@ def gdb_path() -> str:
 
 
 def commands(script: Path) -> str:
-    """Return gdb's commands that run the bootstrap file ``script`` in the target.
+    r"""Return gdb's Python script that runs the bootstrap file ``script`` in the target.
 
-    The Python line is quoted twice, once for Python and once for gdb's C
-    parser.
+    The target's line is quoted three times: for the target's Python, for
+    gdb's C parser, and as a literal of gdb's own Python.
 
     Examples
     --------
-    >>> print(commands(Path('/h/a"b.py')).splitlines()[3])
-    call (int)PyRun_SimpleString("exec(open('/h/a\\"b.py').read(), {})")
+    >>> text = commands(Path('/h/a"b.py'))
+    >>> print(text.splitlines()[0])
+    CODE = '"exec(open(\'/h/a\\"b.py\').read(), {})"'
+    >>> compile(text, "<gdb script>", "exec") is not None
+    True
     """
     line = f"exec(open({str(script)!r}).read(), {{}})"
     quoted = '"' + line.replace("\\", "\\\\").replace('"', '\\"') + '"'
-    return _COMMANDS.format(code=quoted)
+    return f"CODE = {quoted!r}\n" + _SCRIPT
 
 
 def inject(pid: int, script: Path, command_file: Path, *, timeout: float) -> float:
     """Run the bootstrap ``script`` in process ``pid``; return how long it was held (seconds).
 
-    The time is from the moment gdb had attached to the moment it had
-    detached: the longest the target can have been stopped.
+    The time held is while gdb attaches, and from the safe point to the
+    detach: the longest the target can have been stopped (its threads run
+    while gdb waits for the safe point, and while the calls run).
 
     Raises
     ------
     AttachError
         ``no-gdb``, ``ptrace`` (with what the kernel's policy allows),
-        ``not-cpython``, ``timeout`` (gdb undid its call: the target runs on
-        as before), ``failed`` with gdb's own words.
+        ``not-cpython``, ``timeout`` (no safe point: gdb called nothing and
+        the target runs on as before), ``failed`` with gdb's own words.
     """
     gdb = gdb_path()
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
@@ -91,13 +124,13 @@ def inject(pid: int, script: Path, command_file: Path, *, timeout: float) -> flo
     argv = [gdb, "-batch", "-nx", "--readnever"]
     for command in ("set debuginfod enabled off", "set auto-load no", *_preload(pid)):
         argv += ["-iex", command]
-    argv += ["-iex", 'python import time; print("livekit-attaching", time.time())']
+    argv += ["-iex", 'python import time; print("livekit-attaching %r" % time.time())']
     argv += [_program(pid), "-p", str(pid), "-x", str(command_file)]
     try:
         output = _run(argv, pid, timeout)
     finally:
         command_file.unlink(missing_ok=True)
-    return _outcome(pid, output)
+    return _outcome(pid, output, timeout)
 
 
 def _preload(pid: int) -> list[str]:
@@ -145,47 +178,49 @@ def _run(argv: list[str], pid: int, timeout: float) -> str:
         try:
             output, _ = gdb.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
-            # SIGINT interrupts the called function; with unwindonsignal gdb
-            # restores the thread as it was before the call, then detaches.
+            # SIGINT stops the target where it runs, while gdb waits for the safe
+            # point; the script then calls nothing and detaches.
             gdb.send_signal(signal.SIGINT)
             try:
-                gdb.communicate(timeout=10)
+                output, _ = gdb.communicate(timeout=10)
             except subprocess.TimeoutExpired:
                 gdb.kill()
-                gdb.communicate()
-            raise AttachError(
-                "timeout",
-                f"gdb could not run code in process {pid} within {timeout:g} s: most likely "
-                "one of its threads holds the GIL inside C code and never lets go "
-                "(PyGILState_Ensure waited for it). gdb undid its call and detached: the "
-                "process runs on as before. Try again when it is less busy, or look without "
-                f"running code there: `livekit attach --dump {pid}`",
-            ) from None
+                output, _ = gdb.communicate()
     return output
 
 
-def _outcome(pid: int, output: str) -> float:
+def _outcome(pid: int, output: str, timeout: float) -> float:
+    """Read gdb's output: the time the target was held, or why nothing ran."""
     if "ptrace: Operation not permitted" in output or "ptrace: Permission denied" in output:
         raise AttachError(
             "ptrace",
             f"the kernel did not let gdb trace process {pid} (ptrace: operation not "
             f"permitted): {ptrace_advice(pid)}",
         )
-    if "No symbol" in output and "PyGILState_Ensure" in output:
-        raise AttachError(
-            "not-cpython",
-            f"gdb found no PyGILState_Ensure in process {pid}: it does not export CPython's "
-            "C API (a statically linked, stripped interpreter cannot be attached)",
-        )
     if "Python scripting is not supported" in output:
         raise AttachError("no-gdb", f"this gdb was built without Python scripting: {INSTALL_GDB}")
-    ran = re.search(r"^\$2 = (-?\d+)$", output, re.MULTILINE)
-    times = dict(re.findall(r"^livekit-(attached|detached) ([\d.]+)$", output, re.MULTILINE))
-    if ran is None or ran.group(1) != "0" or len(times) != 2:
+    if 'Function "PyEval_SaveThread" not defined' in output or "No symbol" in output:
+        raise AttachError(
+            "not-cpython",
+            f"gdb found no CPython C API in process {pid} (PyEval_SaveThread, "
+            "PyGILState_Ensure): a stripped, statically linked interpreter cannot be attached",
+        )
+    times = {tag: float(t) for tag, t in _TIMES.findall(output)}
+    if "livekit-no-safe-point" in output:
+        raise AttachError(
+            "timeout",
+            f"no thread of process {pid} released the GIL within {timeout:g} s, so there was "
+            "no safe point to run code at: one thread computes in pure Python, or holds the "
+            "GIL inside C code. gdb called nothing and detached: the process runs on as "
+            f"before. Try again later, or look without running code: "
+            f"`livekit attach --dump {pid}`",
+        )
+    ran = re.search(r"^livekit-ran (-?\d+)$", output, re.MULTILINE)
+    if ran is None or ran.group(1) != "0" or not {"attached", "stopped", "detached"} <= set(times):
         last = "\n".join(line for line in output.splitlines()[-6:] if line.strip())
         raise AttachError(
             "failed", f"gdb could not run the bootstrap in process {pid}; gdb said:\n{last}"
         )
-    start = re.search(r"^livekit-attaching ([\d.]+)$", output, re.MULTILINE)
-    begin = float(start.group(1)) if start else float(times["attached"])
-    return float(times["detached"]) - begin
+    # Stopped from attaching to the first continue, then from the safe point to detaching.
+    begin = times.get("attaching", times["attached"])
+    return (times["attached"] - begin) + (times["detached"] - times["stopped"])
