@@ -43,7 +43,9 @@ INSTALL_GDB = (
     "`apk add gdb` (Alpine); or attach from Python 3.14+, which needs no debugger"
 )
 
-_TIMES = re.compile(r"^livekit-(attaching|attached|stopped|detached) ([\d.]+)$", re.MULTILINE)
+_TIMES = re.compile(
+    r"^livekit-(attaching|attached|stopped|calling|called|detached) ([\d.]+)$", re.MULTILINE
+)
 _PRELOADED = re.compile(r"(libpython3\.\d+t?d?\.so[.\d]*|libc\.so\.6|libc-[\d.]+\.so)\Z")
 
 #: gdb's Python script; CODE is the quoted C string of the line to run.
@@ -65,9 +67,11 @@ hit = safe.hit_count > 0
 safe.delete()
 now("stopped")
 if hit:
+    now("calling")  # while a called function runs, all the target's threads run
     state = int(gdb.parse_and_eval("(int)PyGILState_Ensure()"))
     ran = int(gdb.parse_and_eval("(int)PyRun_SimpleString(%s)" % CODE))
     gdb.parse_and_eval("(void)PyGILState_Release((int)%d)" % state)
+    now("called")
     print("livekit-ran %d" % ran, flush=True)
 else:
     print("livekit-no-safe-point", flush=True)
@@ -107,8 +111,9 @@ def inject(pid: int, script: Path, command_file: Path, *, timeout: float) -> flo
     """Run the bootstrap ``script`` in process ``pid``; return how long it was held (seconds).
 
     The time held is while gdb attaches, and from the safe point to the
-    detach: the longest the target can have been stopped (its threads run
-    while gdb waits for the safe point, and while the calls run).
+    detach less the calls: the longest the target can have been stopped
+    (its threads run while gdb waits for the safe point, and while the
+    called functions run).
 
     Raises
     ------
@@ -216,11 +221,14 @@ def _outcome(pid: int, output: str, timeout: float) -> float:
             f"`livekit attach --dump {pid}`",
         )
     ran = re.search(r"^livekit-ran (-?\d+)$", output, re.MULTILINE)
-    if ran is None or ran.group(1) != "0" or not {"attached", "stopped", "detached"} <= set(times):
+    stamps = {"attached", "stopped", "calling", "called", "detached"}
+    if ran is None or ran.group(1) != "0" or not stamps <= set(times):
         last = "\n".join(line for line in output.splitlines()[-6:] if line.strip())
         raise AttachError(
             "failed", f"gdb could not run the bootstrap in process {pid}; gdb said:\n{last}"
         )
-    # Stopped from attaching to the first continue, then from the safe point to detaching.
+    # Stopped while gdb attaches, and from the safe point to the detach, except
+    # while the called functions ran (every thread runs then).
     begin = times.get("attaching", times["attached"])
-    return (times["attached"] - begin) + (times["detached"] - times["stopped"])
+    held = (times["attached"] - begin) + (times["calling"] - times["stopped"])
+    return held + (times["detached"] - times["called"])
