@@ -9,7 +9,7 @@ and ``Kino.VegaLite``.
 from __future__ import annotations
 
 from livekit import _display, rpc
-from livekit.attach import attach, detach
+from livekit.attaching import attach, detach
 from livekit.mermaid import Mermaid
 from livekit.nodes import (
     NodeError,

@@ -11,7 +11,7 @@ import sys
 from collections.abc import Sequence
 
 from livekit import __version__
-from livekit.attach import cli as _attach_cli
+from livekit.attaching import cli as _attach_cli
 from livekit.kernel import cli as _serve_cli
 from livekit.nodes import cli as _node_cli
 

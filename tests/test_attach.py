@@ -23,9 +23,9 @@ import pytest
 
 import livekit
 from livekit import rpc
-from livekit.attach import AttachError, inject
-from livekit.attach import _bootstrap as bootstrap
-from livekit.attach import dump as dump_process
+from livekit.attaching import AttachError, inject
+from livekit.attaching import _bootstrap as bootstrap
+from livekit.attaching import dump as dump_process
 from livekit.nodes import client, cookie, registry
 from tests.attach_targets import (
     GIL_HOG,
@@ -113,7 +113,7 @@ def test_detach_leaves_the_threads_and_descriptors_of_before(
     before, files = target.counts(), target.descriptors()
     name = livekit.attach(target.pid, timeout=30)
     assert target.counts()[0] > before[0]  # the node's threads run there now
-    state = rpc.call(name, "livekit.attach._agent", "state")
+    state = rpc.call(name, "livekit.attaching._agent", "state")
     assert state["attached"]
     assert state["node"] == name
     livekit.detach(name)
@@ -359,7 +359,7 @@ def test_a_process_that_forbids_tracing_is_refused_with_the_ptrace_rules(
     home.mkdir()
     os.chown(home, 65534, 65534)
     env = nobody_env(home)
-    python = nobody_python(env, "livekit.attach")
+    python = nobody_python(env, "livekit.attaching")
     if python is None:
         pytest.skip(
             "uid 65534 cannot run this interpreter with livekit (it lives in a private "
@@ -458,7 +458,7 @@ print("done", True, flush=True)
 
 @pytest.mark.skipif(sys.version_info < (3, 14), reason="the remote unwinder is 3.14's")
 def test_dump_draws_asyncio_tasks_on_314(start: type[Target]) -> None:
-    from livekit.attach import stacks
+    from livekit.attaching import stacks
 
     target = start(ASYNC_SERVER)
     text = str(stacks.dump(target.pid))

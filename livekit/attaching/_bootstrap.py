@@ -5,7 +5,7 @@ livekit is importable there. On the target's main thread it does only what
 cannot wait: it checks that the target's CPython is the attaching one and
 that the attacher has not given up, then starts one thread and returns.
 That thread puts livekit on ``sys.path``, imports
-:mod:`livekit.attach._agent` and starts the node; it reports back through a
+:mod:`livekit.attaching._agent` and starts the node; it reports back through a
 result file, written whole (a rename) and private (0600).
 
 All files live in the attaching user's ``<livekit home>/attach/``, a
@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import livekit
-from livekit.attach._target import this_python
+from livekit.attaching._target import this_python
 from livekit.nodes.cookie import cookie_path
 
 #: The bootstrap's text. ``REQUEST`` is replaced by a dict literal; everything
@@ -73,7 +73,7 @@ def _livekit_attach_bootstrap(request):
                     "process %d already has another livekit (%s), not the attaching one (%s)"
                     % (os.getpid(), where, request["livekit"]))})
                 return
-            from livekit.attach import _agent
+            from livekit.attaching import _agent
             answer(_agent.start(request, added_paths=added, fresh=fresh))
         except BaseException as error:
             answer({"ok": False, "reason": "failed", "message": "%s in process %d: %s" % (

@@ -1,4 +1,4 @@
-"""Keep the doctests of livekit.attach away from the real ``~/.livekit``."""
+"""Keep the doctests of livekit.attaching away from the real ``~/.livekit``."""
 
 from __future__ import annotations
 

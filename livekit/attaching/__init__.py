@@ -1,5 +1,9 @@
 """Attach: make a running Python process a node without changing its code.
 
+The package is ``livekit.attaching``, not ``livekit.attach``: a subpackage
+of that name would shadow the function :func:`livekit.attach` (as a
+``node/`` package once shadowed :func:`livekit.node`).
+
 :func:`attach` gets into an unmodified CPython 3.11+ process of this host
 and of the caller's own user, and starts a livekit node there; from then on
 :func:`livekit.rpc.call`, :func:`~livekit.spawn` and everything built on
@@ -7,10 +11,10 @@ them work on it. :func:`detach` stops that node and leaves the process as
 it found it. :func:`dump` looks at a process's threads and stacks without
 running anything in it.
 
-How it gets in: gdb on 3.11-3.13 (:mod:`livekit.attach._gdb`),
-``sys.remote_exec`` on 3.14+ (:mod:`livekit.attach._remote`); what runs in
-the target: :mod:`livekit.attach._bootstrap`, then
-:mod:`livekit.attach._agent`.
+How it gets in: gdb on 3.11-3.13 (:mod:`livekit.attaching._gdb`),
+``sys.remote_exec`` on 3.14+ (:mod:`livekit.attaching._remote`); what runs in
+the target: :mod:`livekit.attaching._bootstrap`, then
+:mod:`livekit.attaching._agent`.
 
 The node gets a fresh random cookie, written (mode 0600) to
 ``<livekit home>/attach/<name>.cookie`` of the attaching user, so only that
@@ -27,11 +31,11 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, cast
 
-from livekit.attach.errors import AttachError, Reason
+from livekit.attaching.errors import AttachError, Reason
 from livekit.mermaid import Mermaid
 
 if TYPE_CHECKING:
-    from livekit.attach._bootstrap import Exchange
+    from livekit.attaching._bootstrap import Exchange
 
 __all__ = ["AttachError", "Attached", "attach", "detach", "dump", "inject"]
 
@@ -86,9 +90,9 @@ def inject(pid: int, *, name: str | None = None, timeout: float = 10.0) -> Attac
     --------
     >>> inject(os.getpid())  # doctest: +ELLIPSIS
     Traceback (most recent call last):
-    livekit.attach.errors.AttachError: process ... is this process: make it a node with ...
+    livekit.attaching.errors.AttachError: process ... is this process: make it a node with ...
     """
-    from livekit.attach import _bootstrap, _target
+    from livekit.attaching import _bootstrap, _target
     from livekit.nodes import registry
     from livekit.nodes.cookie import read_cookie_file, set_cookie
 
@@ -222,9 +226,9 @@ def detach(name: str, *, timeout: float = 10.0) -> None:
     --------
     >>> detach("no-such-node")
     Traceback (most recent call last):
-    livekit.attach.errors.AttachError: no node named 'no-such-node' runs on this host
+    livekit.attaching.errors.AttachError: no node named 'no-such-node' runs on this host
     """
-    from livekit.attach import _bootstrap
+    from livekit.attaching import _bootstrap
     from livekit.nodes import NodeError, disconnect, registry
     from livekit.nodes.client import call
     from livekit.nodes.cookie import read_cookie_file, set_cookie
@@ -247,7 +251,7 @@ def detach(name: str, *, timeout: float = 10.0) -> None:
     deadline = time.monotonic() + timeout
     try:
         try:
-            asked = call(full, "livekit.attach._agent", "detach", timeout=timeout)
+            asked = call(full, "livekit.attaching._agent", "detach", timeout=timeout)
         except NodeError:
             asked = True  # the node may close the link before its answer is out
         if not asked:
@@ -280,7 +284,7 @@ def dump(pid: int) -> Mermaid:
     Traceback (most recent call last):
     ValueError: expected a positive process id, got -1
     """
-    from livekit.attach import stacks
+    from livekit.attaching import stacks
 
     return stacks.dump(pid)
 
@@ -294,12 +298,12 @@ def sys_remote_exec() -> object:
 
 def _inject(pid: int, exchange: Exchange, timeout: float) -> float:
     if sys_remote_exec() is None:
-        from livekit.attach import _gdb
+        from livekit.attaching import _gdb
 
         return _gdb.inject(
             pid, exchange.script, exchange.script.with_suffix(".gdb.py"), timeout=timeout
         )
-    from livekit.attach import _remote
+    from livekit.attaching import _remote
 
     _remote.inject(pid, exchange.script)
     return 0.0

@@ -13,8 +13,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from livekit.attach._target import ptrace_advice
-from livekit.attach.errors import AttachError
+from livekit.attaching._target import ptrace_advice
+from livekit.attaching.errors import AttachError
 
 
 def inject(pid: int, script: Path) -> None:

@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from livekit.attach._target import process
-from livekit.attach.errors import AttachError
+from livekit.attaching._target import process
+from livekit.attaching.errors import AttachError
 from livekit.mermaid import Mermaid
 from livekit.trees import TreeNode, format_tree
 
@@ -80,7 +80,7 @@ def capture(pid: int) -> Capture:
         ``no-process``; ``failed`` when the reader cannot read it (not a
         CPython, another user's process without root, py-spy missing).
     """
-    from livekit.attach import _target
+    from livekit.attaching import _target
 
     proc = process(pid)
     python = _target.inspect_version(proc)

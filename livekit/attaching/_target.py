@@ -17,7 +17,7 @@ from pathlib import Path
 
 import psutil
 
-from livekit.attach.errors import AttachError
+from livekit.attaching.errors import AttachError
 
 #: The file names of a CPython interpreter or its shared library:
 #: ``python3.11``, ``python3.13t``, ``libpython3.12.so.1.0``, ``libpython3.14d.so``.
@@ -130,7 +130,7 @@ def inspect(pid: object) -> Target:
     --------
     >>> inspect(os.getpid())  # doctest: +ELLIPSIS
     Traceback (most recent call last):
-    livekit.attach.errors.AttachError: ... is this process: make it a node with livekit.start_node()
+    livekit.attaching.errors.AttachError: ... is this process: make it a node with ...
     """
     proc = process(pid)
     if proc.pid == os.getpid():
@@ -181,7 +181,7 @@ def check_version(target: Target) -> None:
     --------
     >>> check_version(Target(1, "python3.99", (3, 99), ""))  # doctest: +ELLIPSIS
     Traceback (most recent call last):
-    livekit.attach.errors.AttachError: process 1 runs Python 3.99 but this livekit runs on ...
+    livekit.attaching.errors.AttachError: process 1 runs Python 3.99 but this livekit runs on ...
     """
     if target.version == this_python():
         return

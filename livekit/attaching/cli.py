@@ -1,4 +1,4 @@
-"""``livekit attach`` and ``livekit detach``: the command line of :mod:`livekit.attach`.
+"""``livekit attach`` and ``livekit detach``: the command line of :mod:`livekit.attaching`.
 
     livekit attach PID [--name NAME] [--timeout SECONDS]
     livekit attach --dump PID
@@ -16,7 +16,7 @@ import argparse
 import sys
 from typing import Any
 
-from livekit.attach.errors import AttachError
+from livekit.attaching.errors import AttachError
 
 
 def add_parser(subparsers: Any) -> None:
@@ -66,7 +66,7 @@ def add_parser(subparsers: Any) -> None:
 
 def run_attach(args: argparse.Namespace) -> int:
     """Attach (or dump) and print the outcome; return the exit status."""
-    from livekit.attach import dump, inject
+    from livekit.attaching import dump, inject
 
     try:
         if args.dump:
@@ -91,7 +91,7 @@ def run_attach(args: argparse.Namespace) -> int:
 
 def run_detach(args: argparse.Namespace) -> int:
     """Detach and return the exit status."""
-    from livekit.attach import detach
+    from livekit.attaching import detach
 
     try:
         detach(args.name, timeout=args.timeout)

@@ -1,20 +1,23 @@
 """Getting in on CPython 3.11-3.13: gdb calls the interpreter, then detaches at once.
 
 gdb attaches (every thread of the target stops), lets the target run to a
-safe point, calls ``PyGILState_Ensure()``, ``PyRun_SimpleString(...)`` of
-one line that runs the bootstrap file, and ``PyGILState_Release()``, then
-detaches: the calls pyrasite, memray's and viztracer's attach make.
+safe point, calls ``PyRun_SimpleString(...)`` of one line that runs the
+bootstrap file, and detaches at once.
 
 The safe point is the entry of ``PyEval_SaveThread``, where a thread that
 holds the GIL is about to let go of it for a blocking call. Calling into
 the interpreter wherever gdb happened to stop a thread is not safe: in the
 stress test, a thread stopped while it held the GIL's own mutex (inside
-``take_gil``) and ``PyGILState_Ensure`` deadlocked the whole process on
-it. (memray stops at ``malloc`` for the same reason.) At that entry the
-thread holds the GIL, so ``PyGILState_Ensure`` takes nothing. A process
-whose threads never release the GIL (one thread computing in pure Python,
-or a thread stuck in C with the GIL held) never gets there: the attach
-times out, and gdb detaches without having called anything.
+``take_gil``), and the ``PyGILState_Ensure()`` that pyrasite and
+viztracer call first deadlocked the whole process on it. (memray stops at
+``malloc`` for the same reason.) At that entry the thread holds the GIL by
+contract, so ``PyGILState_Ensure()``/``PyGILState_Release()`` would take
+and give back nothing; they are left out, because each call from gdb
+stops and resumes every thread once more, which on a loaded machine cost
+tens of milliseconds apiece. A process whose threads never release the
+GIL (one thread computing in pure Python, or a thread stuck in C with the
+GIL held) never gets there: the attach times out, and gdb detaches
+without having called anything.
 
 Measured here: what stopped the target longest was gdb reading symbol
 tables after it had attached. So gdb reads them before: ``--readnever``
@@ -34,8 +37,8 @@ import signal
 import subprocess
 from pathlib import Path
 
-from livekit.attach._target import ptrace_advice
-from livekit.attach.errors import AttachError
+from livekit.attaching._target import ptrace_advice
+from livekit.attaching.errors import AttachError
 
 #: How to get gdb, by family of distribution.
 INSTALL_GDB = (
@@ -68,9 +71,7 @@ safe.delete()
 now("stopped")
 if hit:
     now("calling")  # while a called function runs, all the target's threads run
-    state = int(gdb.parse_and_eval("(int)PyGILState_Ensure()"))
     ran = int(gdb.parse_and_eval("(int)PyRun_SimpleString(%s)" % CODE))
-    gdb.parse_and_eval("(void)PyGILState_Release((int)%d)" % state)
     now("called")
     print("livekit-ran %d" % ran, flush=True)
 else:
@@ -129,8 +130,13 @@ def inject(pid: int, script: Path, command_file: Path, *, timeout: float) -> flo
     argv = [gdb, "-batch", "-nx", "--readnever"]
     for command in ("set debuginfod enabled off", "set auto-load no", *_preload(pid)):
         argv += ["-iex", command]
-    argv += ["-iex", 'python import time; print("livekit-attaching %r" % time.time())']
-    argv += [_program(pid), "-p", str(pid), "-x", str(command_file)]
+    # The program is read first; then the clock starts, and gdb attaches.
+    argv += [
+        _program(pid),
+        "-ex",
+        'python import time; print("livekit-attaching %r" % time.time())',
+    ]
+    argv += ["-ex", f"attach {pid}", "-x", str(command_file)]
     try:
         output = _run(argv, pid, timeout)
     finally:

@@ -1,6 +1,6 @@
 """The attached side: what livekit runs inside a process it was injected into.
 
-The bootstrap (:mod:`livekit.attach._bootstrap`) imports this module on a
+The bootstrap (:mod:`livekit.attaching._bootstrap`) imports this module on a
 thread of its own and calls :func:`start`, which makes the process a node
 through the public :func:`~livekit.start_node`. :func:`detach` is called
 over that node, with ``rpc.call``; it undoes what :func:`start` did, in
