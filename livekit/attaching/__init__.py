@@ -50,25 +50,25 @@ class Attached:
     0.08
     """
 
-    #: The node's full name, for :func:`livekit.rpc.call` and friends.
+    #: The node's full name, for :func:`livekit.rpc.call` and the rest.
     name: str
     pid: int
     #: The target's Python version, ``3.11``.
     python: str
     #: ``"gdb"`` (3.11-3.13), ``"remote_exec"`` (3.14+), or ``"existing"``.
     method: str
-    #: Seconds the target was held: with gdb, from attaching to detaching (every
-    #: thread stopped, except while the called functions ran); with
-    #: ``remote_exec``, 0, since nothing stops it.
+    #: How long the target was held, in seconds. With gdb, while it attached
+    #: and from the safe point to the detach, less the call, during which
+    #: every thread runs; with ``remote_exec``, 0, since nothing stops it.
     pause: float
     #: Seconds from the call to the node's answer.
     elapsed: float
-    #: True when the process was already a node: nothing was injected.
+    #: Whether the process was already a node, so that nothing was injected.
     existing: bool
 
 
 def inject(pid: int, *, name: str | None = None, timeout: float = 10.0) -> Attached:
-    """Attach to process ``pid`` like :func:`attach`, and say what it took.
+    """Attach to process ``pid`` like :func:`~livekit.attach`, and say what it took.
 
     Parameters
     ----------
@@ -202,7 +202,7 @@ def attach(pid: int, *, name: str | None = None, timeout: float = 10.0) -> str:
 
 
 def detach(name: str, *, timeout: float = 10.0) -> None:
-    """Stop the node that :func:`attach` started in another process.
+    """Stop the node that :func:`~livekit.attach` started in another process.
 
     Its threads end, its socket and registry entry go, ``sys.path`` and
     the environment are as they were: the process's threads and file
@@ -275,7 +275,7 @@ def dump(pid: int) -> Mermaid:
 
     Uses py-spy on 3.11-3.13 (``pip install livekit-introspect[attach]``)
     and CPython's remote unwinder on 3.14+, which also draws asyncio tasks
-    and what each awaits. Works where :func:`attach` is refused, within
+    and what each awaits. Works where :func:`~livekit.attach` is refused, within
     what the kernel lets you read: root may look at any process.
 
     Examples
