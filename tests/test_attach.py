@@ -106,6 +106,29 @@ def test_attach_makes_a_plain_script_a_node_that_answers_calls(start: type[Targe
     assert target.finish() == (0, "done True\n", "")
 
 
+def test_spawned_code_runs_there_and_its_prints_come_back(
+    start: type[Target], capsys: pytest.CaptureFixture[str]
+) -> None:
+    target = start(PLAIN)
+    name = livekit.attach(target.pid, timeout=30)
+
+    def census() -> int:
+        import os
+        import threading
+
+        print(f"in {os.getpid()}:", sorted(t.name for t in threading.enumerate())[:3])
+        return os.getpid()
+
+    assert livekit.spawn(name, census).result(timeout=30) == target.pid
+    assert (
+        f"in {target.pid}: ['MainThread', 'livekit', 'livekit-node-link" in capsys.readouterr().out
+    )
+    memory = rpc.call(name, "livekit", "memory")
+    assert memory["total"] > 0
+    livekit.detach(name)
+    assert target.finish() == (0, "done True\n", "")
+
+
 def test_detach_leaves_the_threads_and_descriptors_of_before(
     start: type[Target], livekit_home: Path
 ) -> None:
@@ -414,6 +437,18 @@ def test_dump_draws_the_threads_and_their_stacks_without_running_code(
     assert "worker-1 (tid" in text
     assert "work target.py:" in text  # the worker's own function, where it is
     assert target.counts() == before
+    assert target.finish() == (0, "done True\n", "")
+
+
+def test_dump_reads_another_users_process_that_attach_refuses(start: type[Target]) -> None:
+    python = nobody_python()
+    require(python is not None, "needs root, setpriv and a Python that uid 65534 can run")
+    assert python is not None
+    target = start(PLAIN, python=python, prefix=NOBODY)
+    with pytest.raises(AttachError):
+        livekit.attach(target.pid)
+    text = str(dump_process(target.pid))
+    assert "worker-1 (tid" in text
     assert target.finish() == (0, "done True\n", "")
 
 
