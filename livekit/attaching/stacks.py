@@ -152,7 +152,7 @@ def _capture_unwinder(pid: int, python: str) -> Capture:  # pragma: no cover - 3
             int(info.thread_id),
             tuple(_unwound_frame(frame) for frame in info.frame_info),
         )
-        for info in stacks
+        for info in _threads_of(stacks)
     ]
     try:
         awaited = unwinder.get_all_awaited_by()
@@ -172,9 +172,21 @@ def _capture_unwinder(pid: int, python: str) -> Capture:  # pragma: no cover - 3
     return Capture(pid, python, threads, tasks, reader="CPython's remote unwinder")
 
 
+def _threads_of(stacks: list[Any]) -> list[Any]:
+    """The threads of a stack trace: 3.14 lists them; 3.15 groups them by interpreter."""
+    found = []
+    for item in stacks:
+        found.extend(item.threads if hasattr(item, "threads") else [item])
+    return found
+
+
 def _unwound_frame(frame: Any) -> str:
     where = os.path.basename(str(frame.filename)) or "?"
-    return f"{frame.funcname} {where}:{frame.lineno}"
+    # 3.14 gives the line; 3.15 a location with the line and columns.
+    line = getattr(frame, "lineno", None)
+    if line is None:
+        line = getattr(getattr(frame, "location", None), "lineno", "?")
+    return f"{frame.funcname} {where}:{line}"
 
 
 def _os_thread_names(pid: int) -> dict[int, str]:
