@@ -174,7 +174,7 @@ def _capture_unwinder(pid: int, python: str) -> Capture:  # pragma: no cover - 3
 
 def _threads_of(stacks: list[Any]) -> list[Any]:
     """The threads of a stack trace: 3.14 lists them; 3.15 groups them by interpreter."""
-    found = []
+    found: list[Any] = []
     for item in stacks:
         found.extend(item.threads if hasattr(item, "threads") else [item])
     return found
