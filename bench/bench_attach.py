@@ -4,13 +4,17 @@
   livekit to the first successful ``rpc.call`` on it (livekit is imported
   there on the way), against starting a fresh ``python -m livekit node`` to
   its first ``rpc.call``, the same work done by a process that wanted to be
-  a node: at most 4x (gdb starts and reads the target's symbol tables
-  first, about half a second here), and under the 2 s budget.
+  a node: at most 5x (gdb starts and reads the target's symbol tables
+  first, about half a second here, and the import in the target competes
+  with the target's own threads for its GIL), and under the 2 s budget.
 * The pause of the target: the largest gap between two ticks of a thread
   of the target that ticks every 1 ms, over the attach, against the
   largest gap over a bare gdb attach and detach of the same process, the
-  debugger's own price (on 3.14+, where nothing stops the target, over as
-  long a window without an attach): at most 2x, and under 200 ms.
+  debugger's own price: at most 4x, since gdb stops every thread twice
+  more (when one reaches the safe point, and when the call returns). On
+  3.14+, where nothing stops the target, against a window without an
+  attach: at most 4x too, what the import in the target costs the other
+  threads in GIL waits. And under 200 ms.
 
 The attach's own account of the time it held the target is in the notes.
 """
@@ -148,7 +152,7 @@ def main() -> list[dict[str, Any]]:
                     "attach to the first rpc.call vs a fresh `livekit node`",
                     best,
                     baseline,
-                    4.0,
+                    5.0,
                     f"budget 2 s: {'met' if best < 2.0 else 'MISSED'} ({best:.2f} s); "
                     f"{done.method}",
                 )
@@ -160,7 +164,7 @@ def main() -> list[dict[str, Any]]:
                     + ("a bare gdb attach" if sys.version_info < (3, 14) else "no attach"),
                     pause,
                     max(min(quiet), 0.001),
-                    2.0,
+                    4.0,
                     f"budget 200 ms: {'met' if pause < 0.2 else 'MISSED'}; the attach "
                     f"said it held the target {min(held) * 1000:.0f} ms",
                 )
