@@ -7,10 +7,10 @@ bootstrap file, and detaches at once.
 The safe point is the entry of ``PyEval_SaveThread``, where a thread that
 holds the GIL is about to let go of it for a blocking call. Calling into
 the interpreter wherever gdb happened to stop a thread is not safe: in the
-stress test, a thread stopped while it held the GIL's own mutex (inside
-``take_gil``), and the ``PyGILState_Ensure()`` that pyrasite and
-viztracer call first deadlocked the whole process on it. (memray stops at
-``malloc`` for the same reason.) At that entry the thread holds the GIL by
+stress test, the ``PyGILState_Ensure()`` that pyrasite and viztracer call
+first waited forever on a busy target, most likely because gdb had stopped
+a thread inside the GIL's own code while it held the GIL's mutex. (memray
+stops at ``malloc`` for a like reason.) At that entry the thread holds the GIL by
 contract, so ``PyGILState_Ensure()``/``PyGILState_Release()`` would take
 and give back nothing; they are left out, because each call from gdb
 stops and resumes every thread once more, which on a loaded machine cost
