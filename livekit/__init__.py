@@ -9,6 +9,7 @@ and ``Kino.VegaLite``.
 from __future__ import annotations
 
 from livekit import _display, rpc
+from livekit.attaching import attach, detach
 from livekit.mermaid import Mermaid
 from livekit.nodes import (
     NodeError,
@@ -50,8 +51,10 @@ __all__ = [
     "VegaLite",
     "__version__",
     "app_tree",
+    "attach",
     "child",
     "connect",
+    "detach",
     "disconnect",
     "get_cookie",
     "listen",

@@ -11,6 +11,7 @@ import sys
 from collections.abc import Sequence
 
 from livekit import __version__
+from livekit.attaching import cli as _attach_cli
 from livekit.kernel import cli as _serve_cli
 from livekit.nodes import cli as _node_cli
 from livekit.trace import cli as _trace_cli
@@ -50,6 +51,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 _SUBCOMMANDS: list = []  # type: ignore[type-arg]
 _SUBCOMMANDS.append(_serve_cli.add_parser)
 _SUBCOMMANDS.append(_node_cli.add_parser)
+_SUBCOMMANDS.append(_attach_cli.add_parser)
+
 _SUBCOMMANDS.append(_trace_cli.add_parser)
 
 

@@ -24,6 +24,7 @@ import os
 import sys
 import threading
 from collections.abc import Iterable
+from types import FrameType
 from typing import Any
 
 import psutil
@@ -153,6 +154,16 @@ def threads() -> list[dict[str, Any]]:
     True
     """
     frames = sys._current_frames()
+    try:
+        return _thread_rows(frames)
+    finally:
+        # The dict holds this very frame, whose locals hold the dict: a cycle
+        # that would keep every thread's last frame (and what its locals hold,
+        # sockets included) alive until a full collection. Break it now.
+        frames.clear()
+
+
+def _thread_rows(frames: dict[int, FrameType]) -> list[dict[str, Any]]:
     try:
         cpu = {t.id: t.user_time + t.system_time for t in _self().threads()}
     except (psutil.Error, OSError):

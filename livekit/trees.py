@@ -809,15 +809,20 @@ def _package_node(app: str) -> TreeNode:
     version = _version_of(app)
     root = TreeNode(f"{app} {version}".strip(), "root")
     frames = sys._current_frames()
-    for t in sorted(threading.enumerate(), key=lambda t: _natural(t.name)):
-        target = getattr(t, "_target", None)
-        code = _code_of(target) if target is not None else _code_of(t)
-        if code is not None and _belongs(code.co_filename, prefixes):
-            root.children.append(TreeNode(t.name, "worker", "thread target"))
-        elif t.ident is not None and any(
-            _belongs(f, prefixes) for f in _stack_files(frames.get(t.ident))
-        ):
-            root.children.append(TreeNode(t.name, "worker", "on thread's stack"))
+    try:
+        for t in sorted(threading.enumerate(), key=lambda t: _natural(t.name)):
+            target = getattr(t, "_target", None)
+            code = _code_of(target) if target is not None else _code_of(t)
+            if code is not None and _belongs(code.co_filename, prefixes):
+                root.children.append(TreeNode(t.name, "worker", "thread target"))
+            elif t.ident is not None and any(
+                _belongs(f, prefixes) for f in _stack_files(frames.get(t.ident))
+            ):
+                root.children.append(TreeNode(t.name, "worker", "on thread's stack"))
+    finally:
+        # The dict holds this frame, whose locals hold the dict: without this,
+        # every thread's last frame (and its sockets) lives until a full collection.
+        frames.clear()
     for task in sorted(_all_tasks(), key=lambda t: _natural(t.get_name())):
         code = getattr(task.get_coro(), "cr_code", None)
         if isinstance(code, CodeType) and _belongs(code.co_filename, prefixes):
