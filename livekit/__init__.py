@@ -9,6 +9,7 @@ and ``Kino.VegaLite``.
 from __future__ import annotations
 
 from livekit import _display, rpc
+from livekit.clusters import Cluster, cluster
 from livekit.mermaid import Mermaid
 from livekit.nodes import (
     NodeError,
@@ -42,6 +43,7 @@ _display.enable_book_renderer()
 
 __all__ = [
     "Agent",
+    "Cluster",
     "Mermaid",
     "NodeError",
     "SequenceTrace",
@@ -51,6 +53,7 @@ __all__ = [
     "__version__",
     "app_tree",
     "child",
+    "cluster",
     "connect",
     "disconnect",
     "get_cookie",
