@@ -503,6 +503,7 @@ def test_a_worker_killed_during_a_call_raises_node_error_naming_it(
     # Last in this module: the nanny starts a new worker process in its place.
     node = cluster.nodes[1]
     pid = rpc.call(node, "os", "getpid")
+    spawned = livekit.spawn(node, lambda: time.sleep(60))
     killer = threading.Timer(0.5, os.kill, (pid, signal.SIGKILL))
     killer.start()
     try:
@@ -511,7 +512,22 @@ def test_a_worker_killed_during_a_call_raises_node_error_naming_it(
     finally:
         killer.join()
     message = str(caught.value)
-    assert message.startswith(f"lost worker {node} during time.sleep(): ")
-    assert "CommClosedError" in message or "closed" in message
+    assert message.startswith(f"lost worker {node} during time.sleep(): CommClosedError: ")
+    with pytest.raises(livekit.NodeError, match=rf"worker {node} left while livekit-spawn-"):
+        spawned.result(timeout=50)
     assert _wait_for(lambda: len(dask_client.scheduler_info(n_workers=-1)["workers"]) == 2, 60)
     assert node not in cluster.nodes  # its successor listens elsewhere
+
+
+def test_closing_the_cluster_stops_its_listeners(
+    cluster: livekit.Cluster, dask_client: Any
+) -> None:
+    # The very last test: it closes the module's LocalCluster.
+    node = cluster.nodes[0]
+    chart = cluster.memory_chart(every=0.05)
+    assert _wait_for(lambda: len(chart.data()) >= 2)
+    dask_client.cluster.close()
+    assert _wait_for(lambda: not chart.listener.running, timeout=30)
+    assert not cluster.usable
+    with pytest.raises(livekit.NodeError, match=rf"{node} is not a worker"):
+        rpc.call(node, "os", "getpid")

@@ -84,6 +84,8 @@ class Cluster:
     def __init__(self, client: Client, *, owns_client: bool) -> None:
         # Any: several of Client's methods carry no annotations.
         self.client: Any = client
+        # Kept: a closed client forgets it.
+        self._scheduler = str(self.client.scheduler.address)
         self._owns_client = owns_client
         self._workers: dict[str, dict[str, Any]] = {}
         self._listeners: list[Listener] = []
@@ -115,7 +117,7 @@ class Cluster:
         >>> livekit.cluster(client).scheduler.startswith("tcp://127.0.0.1:")
         True
         """
-        return str(self.client.scheduler.address)
+        return self._scheduler
 
     @property
     def nodes(self) -> list[str]:
@@ -450,7 +452,7 @@ class ClusterSpawnHandle(SpawnHandle):
                 return
             if not self._cluster.usable:
                 self._finish(None, NodeError(f"lost the cluster while {self.name} ran"))
-            elif self._cluster._role(self.node) is None:
+            elif self.node not in self._cluster._refresh():
                 self._finish(None, NodeError(f"worker {self.node} left while {self.name} ran"))
                 self._cluster._spawn_ended(self.ident)
 
