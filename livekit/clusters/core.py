@@ -23,8 +23,6 @@ from livekit.nodes.client import SpawnHandle, unwrap
 from livekit.nodes.errors import NodeError, SerializationError
 
 if TYPE_CHECKING:
-    from distributed import Client
-
     from livekit.mermaid import Mermaid
     from livekit.trees import TreeNode
     from livekit.widgets import VegaLite
@@ -81,8 +79,8 @@ class Cluster:
     >>> cluster.close()
     """
 
-    def __init__(self, client: Client, *, owns_client: bool) -> None:
-        # Any: several of Client's methods carry no annotations.
+    def __init__(self, client: Any, *, owns_client: bool) -> None:
+        # A distributed.Client, typed Any: several of its methods carry no annotations.
         self.client: Any = client
         # Kept: a closed client forgets it.
         self._scheduler = str(self.client.scheduler.address)
