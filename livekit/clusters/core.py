@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import queue
 import sys
 import threading
 import time
@@ -19,19 +20,19 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, TextIO
 
+from livekit.clusters.memory import MemoryChart
+from livekit.mermaid import Mermaid
 from livekit.nodes.client import SpawnHandle, unwrap
 from livekit.nodes.errors import NodeError, SerializationError
 
 if TYPE_CHECKING:
-    from livekit.mermaid import Mermaid
     from livekit.trees import TreeNode
-    from livekit.widgets import VegaLite
     from livekit.widgets.listeners import Listener
 
 #: Seconds :func:`connect` waits for the scheduler by default.
 CONNECT_TIMEOUT = 5.0
-#: How often a waiting :meth:`ClusterSpawnHandle.join` checks that its worker is still there.
-RECHECK_WORKER_EVERY = 0.5
+#: Seconds between checks that a spawned function's worker is still there.
+RECHECK_WORKER_EVERY = 1.0
 
 EXTRA_HINT = "livekit.cluster needs Dask distributed: pip install 'livekit-introspect[dask]'"
 
@@ -107,7 +108,7 @@ class Cluster:
 
     @property
     def scheduler(self) -> str:
-        """The scheduler's address: a node name for ``rpc.call`` too.
+        """The scheduler's address, which is a node name for ``rpc.call`` too.
 
         Examples
         --------
@@ -179,13 +180,14 @@ class Cluster:
         """
         return {address: _memory_of(info) for address, info in self._refresh().items()}
 
-    def memory_chart(self, every: float = 1.0, window: int = 600) -> VegaLite:
+    def memory_chart(self, every: float = 1.0, window: int = 600) -> MemoryChart:
         """A live chart of each worker's memory, one line per worker.
 
-        A :func:`livekit.listen` loop samples :meth:`memory` every
-        ``every`` seconds and pushes one point per worker.  It stops like
-        any listener (``chart.listener.stop()``, or running the cell
-        again), and by itself when the cluster is closed or detached.
+        A :func:`livekit.listen <livekit.widgets.listen>` loop samples
+        :meth:`memory` every ``every`` seconds and pushes one point per
+        worker.  It stops like any listener (``chart.stop()``, or running
+        the cell again), and by itself when the cluster is closed or
+        detached.
 
         Parameters
         ----------
@@ -214,8 +216,8 @@ class Cluster:
     def ticks(self, every: float) -> Iterator[int]:
         """0, 1, 2, ... every ``every`` seconds while the cluster is usable.
 
-        Meant for :func:`livekit.listen` (it waits on the listener's stop
-        event, so a stop is immediate).
+        Meant for :func:`livekit.listen <livekit.widgets.listen>`: it waits
+        on the listener's stop event, so a stop is immediate.
         """
         from livekit.supervisor import stopping
 
@@ -300,26 +302,27 @@ class Cluster:
                 if role is None
                 else NodeError(f"spawn runs on a worker; {node} is the scheduler")
             )
-        ident = f"{next(self._spawn_ids)}"
-        handle = ClusterSpawnHandle(self, node, ident, stdout=sys.stdout, stderr=sys.stderr)
-        self._subscribe()
-        with self._lock:
-            self._spawns[ident] = handle
         from livekit.nodes import protocol
 
         try:
             protocol.dumps((fn,))  # fails here, plainly, rather than inside Dask
         except Exception as error:
-            self._spawn_ended(ident)
             raise SerializationError(f"cannot send {fn!r:.60} to node {node}: {error}") from error
+        self._subscribe()
+        ident = f"{next(self._spawn_ids)}"
+        handle = ClusterSpawnHandle(self, node, ident, stdout=sys.stdout, stderr=sys.stderr)
+        with self._lock:
+            self._spawns[ident] = handle
         distributed = _distributed()
         try:
             names = self.client.run(_remote.spawn, fn, self._spawn_topic, ident, workers=[node])
-        except (OSError, distributed.comm.CommClosedError) as error:
+        except BaseException as error:
             self._spawn_ended(ident)
-            raise NodeError(f"lost worker {node} during spawn(): {_reason(error)}") from None
-        except BaseException:
-            self._spawn_ended(ident)
+            lost = isinstance(error, OSError | distributed.comm.CommClosedError)
+            reason = f"lost worker {node} during spawn(): {_reason(error)}"
+            handle._finish(None, NodeError(reason if lost else f"spawn() failed: {error!r}"))
+            if lost:
+                raise NodeError(reason) from None
             raise
         handle.name = names[node]
         return handle
@@ -411,6 +414,12 @@ class ClusterSpawnHandle(SpawnHandle):
     The same interface as :class:`livekit.SpawnHandle`: its prints come
     back to the caller's output, :meth:`join` waits for it and
     :meth:`result` returns its value.
+
+    Dask delivers the function's lines on the client's event-loop thread;
+    a thread of this handle, started by the caller, writes them out.  In
+    Jupyter that puts them under the cell that called ``spawn`` (a
+    kernel sends a thread's output to the cell that started the thread).
+    The same thread notices a worker that leaves the cluster meanwhile.
     """
 
     def __init__(
@@ -420,20 +429,50 @@ class ClusterSpawnHandle(SpawnHandle):
         self.ident = ident
         self._cluster = cluster
         self._streams = {"out": stdout, "err": stderr}
+        self._inbox: queue.SimpleQueue[tuple[str, Any, Any]] = queue.SimpleQueue()
         self._finished = threading.Event()
         self._reply: bytes | None = None
         self._error: NodeError | None = None
+        self._writer = threading.Thread(
+            target=self._pump, name=f"livekit-spawn-output-{ident}", daemon=True
+        )
+        self._writer.start()
 
     def _write(self, kind: str, text: str) -> None:
-        stream = self._streams.get(kind)
-        if stream is not None and not self._finished.is_set():
-            stream.write(text)
-            stream.flush()
+        self._inbox.put(("text", kind, text))
 
     def _finish(self, reply: bytes | None, error: NodeError | None) -> None:
-        if not self._finished.is_set():
-            self._reply, self._error = reply, error
+        self._inbox.put(("end", reply, error))
+
+    def _pump(self) -> None:
+        while True:
+            try:
+                what, first, second = self._inbox.get(timeout=RECHECK_WORKER_EVERY)
+            except queue.Empty:
+                self._check_worker()
+                continue
+            if what == "text":
+                stream = self._streams.get(first)
+                if stream is not None:
+                    stream.write(second)
+                    stream.flush()
+                continue
+            self._reply, self._error = first, second
             self._finished.set()
+            return
+
+    def _check_worker(self) -> None:
+        try:
+            if not self._cluster.usable:
+                error = NodeError(f"lost the cluster while {self.name} ran")
+            elif self.node not in self._cluster._refresh():
+                error = NodeError(f"worker {self.node} left while {self.name} ran")
+            else:
+                return
+        except Exception as lost:  # the scheduler went away meanwhile
+            error = NodeError(f"lost the cluster while {self.name} ran: {_reason(lost)}")
+        self._finish(None, error)
+        self._cluster._spawn_ended(self.ident)
 
     def join(self, timeout: float | None = None) -> None:
         """Wait until the function has ended and all its output has arrived.
@@ -441,18 +480,8 @@ class ClusterSpawnHandle(SpawnHandle):
         A worker that leaves the cluster meanwhile ends the wait: then
         :meth:`result` raises :class:`livekit.NodeError`.
         """
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while not self._finished.is_set():
-            left = RECHECK_WORKER_EVERY if deadline is None else deadline - time.monotonic()
-            if left <= 0:
-                return
-            if self._finished.wait(min(left, RECHECK_WORKER_EVERY)):
-                return
-            if not self._cluster.usable:
-                self._finish(None, NodeError(f"lost the cluster while {self.name} ran"))
-            elif self.node not in self._cluster._refresh():
-                self._finish(None, NodeError(f"worker {self.node} left while {self.name} ran"))
-                self._cluster._spawn_ended(self.ident)
+        if self._finished.wait(timeout):
+            self._writer.join()
 
     def is_alive(self) -> bool:
         """Return True while the function is still running on the worker."""

@@ -1,9 +1,10 @@
 """The live memory chart of a cluster's workers: one line per worker.
 
 Dask's dashboard shows each worker's memory as it is now; this chart keeps
-it over time.  A :func:`livekit.listen` loop asks the scheduler once per
-sample (:meth:`Cluster.memory <livekit.Cluster.memory>`, one round
-trip whatever the number of workers) and pushes one point per worker.
+it over time.  A :func:`livekit.listen <livekit.widgets.listen>` loop
+asks the scheduler once per sample (:meth:`Cluster.memory
+<livekit.Cluster.memory>`, one round trip whatever the number of
+workers) and pushes one point per worker.
 """
 
 from __future__ import annotations
@@ -22,12 +23,14 @@ _MB = 1e6
 
 
 class MemoryChart(VegaLite):
-    """A :class:`livekit.VegaLite` fed by a listener; ``stop()`` ends the feed.
+    """A live chart fed by a listener; ``stop()`` ends the feed.
+
+    A :class:`livekit.VegaLite <livekit.widgets.VegaLite>` like any other.
 
     Attributes
     ----------
     listener
-        The :func:`livekit.listen` loop that samples the cluster.
+        The :func:`livekit.listen <livekit.widgets.listen>` loop that samples the cluster.
     """
 
     listener: Listener
@@ -37,33 +40,37 @@ class MemoryChart(VegaLite):
         return self.listener.stop()
 
 
-def memory_chart_spec() -> Any:
-    """The Altair chart that the live chart draws: RSS per worker over time.
+def memory_chart_spec() -> dict[str, Any]:
+    """The Vega-Lite spec that the live chart draws: RSS per worker over time.
+
+    A plain spec, not an Altair chart: importing Altair takes longer than
+    everything else a cluster page does.
 
     Examples
     --------
-    >>> spec = memory_chart_spec().to_dict()
+    >>> spec = memory_chart_spec()
     >>> spec["encoding"]["color"]["field"], spec["encoding"]["y"]["field"]
     ('worker', 'total')
     """
-    import altair as alt
-
-    return (
-        alt.Chart(title="Memory of each Dask worker")
-        .mark_line(point=True)
-        .encode(
-            x=alt.X("seconds:Q", title="Seconds since the chart started"),
-            y=alt.Y("total:Q", title="Process memory, RSS (MB)"),
-            color=alt.Color("worker:N", title="Worker"),
-            tooltip=["worker:N", "seconds:Q", "total:Q", "managed:Q", "unmanaged:Q", "spilled:Q"],
-        )
-        .properties(
-            width=440,
-            height=240,
-            description="One line per Dask worker: its process memory (RSS) in megabytes, "
-            "sampled by livekit from the scheduler.",
-        )
-    )
+    tooltip = [("worker", "nominal")] + [
+        (field, "quantitative") for field in ("seconds", "total", "managed", "unmanaged", "spilled")
+    ]
+    return {
+        # Names the Vega-Lite version (vega-embed reads it; nothing is fetched).
+        "$schema": "https://vega.github.io/schema/vega-lite/v6.json",
+        "title": "Memory of each Dask worker",
+        "description": "One line per Dask worker: its process memory (RSS) in megabytes, "
+        "sampled by livekit from the scheduler.",
+        "width": 440,
+        "height": 240,
+        "mark": {"type": "line", "point": True},
+        "encoding": {
+            "x": {"field": "seconds", "type": "quantitative", "title": "Seconds since it started"},
+            "y": {"field": "total", "type": "quantitative", "title": "Process memory, RSS (MB)"},
+            "color": {"field": "worker", "type": "nominal", "title": "Worker"},
+            "tooltip": [{"field": field, "type": kind} for field, kind in tooltip],
+        },
+    }
 
 
 def rows(usage: dict[str, dict[str, int]], seconds: float) -> list[dict[str, Any]]:

@@ -1,7 +1,7 @@
 """Sequence traces of a Dask cluster, from Dask's own records.
 
 While a trace runs with a cluster attached, a scheduler plugin
-(:mod:`livekit.clusters._plugin`) records the client's submissions and the
+(``livekit.clusters._plugin``) records the client's submissions and the
 scheduler's assignments; when it ends, livekit removes the plugin, reads
 the workers' transfer logs (``transfer_incoming_log`` and
 ``transfer_outgoing_log``, which Dask keeps anyway) and turns both into
@@ -112,7 +112,7 @@ def cluster_events(
     Parameters
     ----------
     records
-        The scheduler plugin's records (see :mod:`livekit.clusters._plugin`).
+        The scheduler plugin's records (see ``livekit.clusters._plugin``).
     transfers
         ``{worker address: {"incoming": [...], "outgoing": [...]}}``, the
         entries of each worker's transfer logs.

@@ -3,7 +3,7 @@
 Some messages are never seen by this process's hooks: those between the
 processes of a Dask cluster, say.  A *source* records them its own way
 while a trace runs and hands them over when it ends; the trace merges
-them with its own events in time order.  :mod:`livekit.clusters` is one:
+them with its own events in time order.  :func:`livekit.cluster` is one:
 an attached cluster adds itself with :func:`add_source` and removes
 itself with :func:`remove_source`.
 
