@@ -9,7 +9,7 @@
 * The scheduler's CPU for the 1 Hz memory chart with 8 workers: under 1%
   of one core.  The scheduler runs in a process of its own (``dask
   scheduler``), so its CPU time is its own.  One sample is one
-  ``scheduler_info`` round trip; its cost is measured over a burst of
+  ``identity`` round trip to the scheduler; its cost is measured over a burst of
   samples (the scheduler's idle CPU during the burst subtracted), which is
   what one sample a second costs per second.  The row's baseline is the
   budget, 10 ms of CPU per second, so its ratio is the share of the budget

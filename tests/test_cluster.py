@@ -41,6 +41,13 @@ def _worker_state(dask_worker: Any) -> dict[str, Any]:
     }
 
 
+def _workers(client: Any) -> dict[str, Any]:
+    """The scheduler's workers, asked directly (``Client.scheduler_info`` can race
+    with the client's own periodic refresh, which lists none)."""
+    workers: dict[str, Any] = client.sync(client.scheduler.identity, n_workers=-1)["workers"]
+    return workers
+
+
 @pytest.fixture(scope="module")
 def dask_client() -> Iterator[Any]:
     with (
@@ -53,7 +60,7 @@ def dask_client() -> Iterator[Any]:
         # Warm up what Dask and livekit start once per process and keep
         # (Dask's offload thread, livekit's app supervisor), so that the
         # tests below see only what they start.
-        for worker in client.scheduler_info(n_workers=-1)["workers"]:
+        for worker in _workers(client):
             client.submit(len, "warm up", workers=[worker], pure=False).result()
         client.run(_worker_state)
         livekit.cluster(client).memory_chart(every=0.05).stop()
@@ -135,7 +142,7 @@ def test_cluster_without_distributed_names_the_extra_to_install() -> None:
 def test_nodes_are_the_workers_addresses_and_the_scheduler_is_one_too(
     cluster: livekit.Cluster, dask_client: Any
 ) -> None:
-    workers = sorted(dask_client.scheduler_info(n_workers=-1)["workers"])
+    workers = sorted(_workers(dask_client))
     assert cluster.nodes == workers
     assert len(workers) == 2
     assert all(node.startswith("tcp://127.0.0.1:") for node in workers)
@@ -160,7 +167,7 @@ def test_the_scheduler_address_form_opens_its_own_client_and_closes_it(
     attached = livekit.cluster(dask_client.scheduler.address)
     try:
         assert attached.client is not dask_client
-        assert attached.nodes == sorted(dask_client.scheduler_info(n_workers=-1)["workers"])
+        assert attached.nodes == sorted(_workers(dask_client))
         node = attached.nodes[0]
         assert rpc.call(node, "os", "getpid") == dask_client.run(os.getpid)[node]
     finally:
@@ -230,7 +237,7 @@ def test_an_address_that_is_not_a_worker_raises_node_error_naming_it(
 
 
 def test_a_worker_address_without_an_attached_cluster_says_so(dask_client: Any) -> None:
-    node = sorted(dask_client.scheduler_info(n_workers=-1)["workers"])[0]
+    node = sorted(_workers(dask_client))[0]
     with pytest.raises(livekit.NodeError, match=rf"{node} is not a worker .*none is attached"):
         rpc.call(node, "os", "getpid")
 
@@ -371,7 +378,7 @@ def test_sup_tree_draws_client_scheduler_nannies_workers_and_threads(
     cluster: livekit.Cluster, dask_client: Any
 ) -> None:
     source = str(livekit.sup_tree(cluster))
-    info = dask_client.scheduler_info(n_workers=-1)["workers"]
+    info = _workers(dask_client)
     pids = dask_client.run(os.getpid)
     threads = dask_client.run(lambda: [t.name for t in threading.enumerate()])
     me = os.getpid()
@@ -443,7 +450,7 @@ def test_seq_trace_draws_submissions_assignments_transfers_and_results(
     cluster: livekit.Cluster, dask_client: Any
 ) -> None:
     first, second = cluster.nodes
-    names = {a: i["name"] for a, i in dask_client.scheduler_info(n_workers=-1)["workers"].items()}
+    names = {a: i["name"] for a, i in _workers(dask_client).items()}
 
     def work() -> int:
         # Made on one worker, measured on the other: the data must move.
@@ -533,7 +540,7 @@ def test_a_worker_killed_during_a_call_raises_node_error_naming_it(
     assert message.startswith(f"lost worker {node} during time.sleep(): CommClosedError: ")
     with pytest.raises(livekit.NodeError, match=rf"worker {node} left while livekit-spawn-"):
         spawned.result(timeout=50)
-    assert _wait_for(lambda: len(dask_client.scheduler_info(n_workers=-1)["workers"]) == 2, 60)
+    assert _wait_for(lambda: len(_workers(dask_client)) == 2, 60)
     assert node not in cluster.nodes  # its successor listens elsewhere
 
 

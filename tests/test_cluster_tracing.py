@@ -85,3 +85,24 @@ def test_event_times_are_on_this_processs_clock() -> None:
 def test_a_submission_of_many_keys_names_the_first_two() -> None:
     assert submit_label(["a", "b", "c"], ["a", "b", "c", "d"]) == "submit a, b, … (4 tasks)"
     assert submit_label([("sum", 0)], []) == "submit ('sum', 0)"
+
+
+def test_a_transfer_logged_late_is_drawn_before_the_result_that_needed_it() -> None:
+    # The receiving worker's clock moved between its two log entries.
+    records = [
+        ("submit", 1.0, ["y"], ["x", "y"]),
+        ("assign", 1.1, "x", "tcp://a", []),
+        ("done", 1.2, "x", "tcp://a"),
+        ("assign", 1.3, "y", "tcp://b", ["x"]),
+        ("done", 1.5, "y", "tcp://b"),
+    ]
+    logs = {
+        "tcp://b": {
+            "incoming": [{"start": 1.9, "who": "tcp://a", "keys": {"x": 10}}],
+            "outgoing": [{"start": 1.6, "who": None, "keys": {"y": 28}}],
+        }
+    }
+    assert lines(records, logs)[-2:] == [
+        "worker a -> worker b: x (10 B)",
+        "worker b -> caller (MainThread): REPLY: y (28 B)",
+    ]

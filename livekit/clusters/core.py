@@ -133,7 +133,10 @@ class Cluster:
         return sorted(self._refresh())
 
     def _refresh(self) -> dict[str, dict[str, Any]]:
-        info = self.client.scheduler_info(n_workers=-1)
+        # The scheduler's identity call itself: Client.scheduler_info returns
+        # an attribute that the client's own periodic refresh overwrites
+        # with a copy that lists no workers, so two threads can race on it.
+        info = self.client.sync(self.client.scheduler.identity, n_workers=-1)
         workers: dict[str, dict[str, Any]] = dict(info.get("workers", {}))
         with self._lock:
             self._workers = workers

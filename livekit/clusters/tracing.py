@@ -36,6 +36,10 @@ if TYPE_CHECKING:
 
 #: Records the scheduler plugin keeps at most, per trace.
 RECORD_LIMIT = 10_000
+#: Seconds before the first submission that the workers' logs are read from.
+CLOCK_MARGIN = 1.0
+#: How far before the event it must precede a transfer is put (seconds).
+_BEFORE = 1e-6
 
 
 def size_label(nbytes: int) -> str:
@@ -125,10 +129,11 @@ def cluster_events(
     Returns
     -------
     list
-        The events, in time order.  A transfer or a result is never put
-        before the events that must precede it (the task that made the data
-        finished, the task that needs it was assigned): the workers' clocks
-        are aligned with the scheduler's only to a few milliseconds.
+        The events, in time order.  A transfer is put after the task that
+        made the data finished and the task that needs it was assigned, and
+        before that task finished; a result after its task finished.  The
+        workers' clocks follow the scheduler's only to within a few
+        milliseconds, so their own times cannot be trusted for this.
 
     Examples
     --------
@@ -164,6 +169,7 @@ def cluster_events(
             _, _, key, address, dependencies = record
             for dependency in dependencies:
                 timeline.assigned.setdefault((address, dependency), at)
+                timeline.needs.setdefault((address, dependency), []).append(key)
             timeline.ours.add(key)
             label = key_label(key)
             timeline.add(at, Message(scheduler, worker(address), label, "send", clock(at)))
@@ -193,6 +199,8 @@ class _Timeline:
         self.done: dict[Any, float] = {}
         #: (worker, key it needs) -> when the first task that needs it went there
         self.assigned: dict[tuple[str, Any], float] = {}
+        #: (worker, key) -> the traced tasks on that worker that need the key
+        self.needs: dict[tuple[str, Any], list[Any]] = {}
         #: the keys of the traced client's tasks
         self.ours: set[Any] = set()
 
@@ -221,6 +229,12 @@ def _fetched(
         if key not in timeline.ours and needed is None:
             continue  # another client's data
         at = max(float(entry["start"]), timeline.done.get(key, 0.0), needed or 0.0)
+        # ... and before the task that needed it finished (whose result may follow).
+        finished = [
+            timeline.done[t] for t in timeline.needs.get((address, key), ()) if t in timeline.done
+        ]
+        if finished:
+            at = min(at, min(finished) - _BEFORE)
         label = sized_label(key, int(nbytes or 0))
         timeline.add(at, Message(worker(sender), receiver, label, "send", clock(at)))
 
@@ -280,7 +294,10 @@ class TraceSource:
         records = got["records"]
         if not records:
             return []
-        since = min(float(r[1]) for r in records)
+        # A worker's log times follow the scheduler's clock only to within
+        # its latest heartbeat's estimate: look a little earlier (the keys
+        # still have to be the trace's own).
+        since = min(float(r[1]) for r in records) - CLOCK_MARGIN
         logs = client.run(_remote.transfer_logs, since, on_error="ignore")
         offset = float(got["now"]) - (before + after) / 2
         new = self._new
