@@ -107,10 +107,17 @@ def _chart_cost() -> list[dict[str, Any]]:
                 time.sleep(5)  # let start-up settle
                 return _measure(client, psutil.Process(scheduler.pid))
         finally:
-            for proc in [*workers, scheduler]:
+            # Workers first: a worker whose scheduler is gone retries it for a while.
+            for proc in workers:
                 proc.terminate()
             for proc in [*workers, scheduler]:
-                proc.wait(60)
+                if proc is scheduler:
+                    proc.terminate()
+                try:
+                    proc.wait(30)
+                except subprocess.TimeoutExpired:  # a worker stuck closing: end it
+                    proc.kill()
+                    proc.wait(30)
 
 
 def _cpu(process: psutil.Process) -> float:
