@@ -9,6 +9,8 @@ and ``Kino.VegaLite``.
 from __future__ import annotations
 
 from livekit import _display, rpc
+from livekit.clusters import Cluster, cluster
+
 from livekit.attaching import attach, detach
 from livekit.mermaid import Mermaid
 from livekit.nodes import (
@@ -43,6 +45,7 @@ _display.enable_book_renderer()
 
 __all__ = [
     "Agent",
+    "Cluster",
     "Mermaid",
     "NodeError",
     "SequenceTrace",
@@ -53,6 +56,7 @@ __all__ = [
     "app_tree",
     "attach",
     "child",
+    "cluster",
     "connect",
     "detach",
     "disconnect",

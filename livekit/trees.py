@@ -159,7 +159,9 @@ def sup_tree(obj: object, *, direction: str = "top_down", caption: str | None = 
     Parameters
     ----------
     obj
-        A :class:`~livekit.Supervisor` (nested supervisors included).
+        A :class:`~livekit.Supervisor` (nested supervisors included), an
+        executor or pool, a process, a task, or an attached Dask cluster
+        (:func:`livekit.cluster`).
     direction
         ``"top_down"`` or ``"left_right"``.
     caption
@@ -180,7 +182,9 @@ def sup_tree(obj: object, *, direction: str = "top_down", caption: str | None = 
     ...
     TypeError: sup_tree() draws a Supervisor..., got str: 'my app'
     """
-    root, default_caption = _capture(obj)
+    # An object that knows its own tree (livekit.Cluster) draws it.
+    own = getattr(type(obj), "_livekit_tree_", None)
+    root, default_caption = own(obj) if callable(own) else _capture(obj)
     source = format_tree(root, direction=direction)
     return Mermaid(source, caption=caption if caption is not None else default_caption)
 

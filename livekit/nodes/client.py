@@ -288,6 +288,10 @@ def connect(node: str, *, timeout: float = CONNECT_TIMEOUT) -> bool:
     Traceback (most recent call last):
     livekit.NodeError: unknown node nobody@localhost: no node named 'nobody' runs on this host
     """
+    if isinstance(node, str) and "://" in node:  # a Dask process: livekit.clusters serves it
+        from livekit.clusters import core
+
+        return core.connect(node, timeout=timeout)
     _check_timeout(timeout)
     pool = _pool(node)
     pool.give(pool.take(timeout))
@@ -394,6 +398,10 @@ def call(
         raise TypeError(f"expected kwargs as a dict or None, got {type(kwargs).__name__}")
     if timeout is not None:
         _check_timeout(timeout)
+    if isinstance(node, str) and "://" in node:  # a Dask process: livekit.clusters serves it
+        from livekit.clusters import core
+
+        return core.call(node, module, function, args, kwargs, timeout=timeout)
     what = f"{module}.{function}()"
     try:
         payload = protocol.dumps(("call", module, function, tuple(args), dict(kwargs or {})))
@@ -635,6 +643,10 @@ def spawn(node: str, fn: Any) -> SpawnHandle:
     """
     if not callable(fn):
         raise TypeError(f"expected a function to spawn, got {type(fn).__name__}: {fn!r:.60}")
+    if isinstance(node, str) and "://" in node:  # a Dask worker: livekit.clusters serves it
+        from livekit.clusters import core
+
+        return core.spawn(node, fn)
     try:
         payload = protocol.dumps(("spawn", fn))
     except Exception as error:

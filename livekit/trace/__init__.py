@@ -25,7 +25,8 @@ from typing import Any, Protocol, TypeVar
 from livekit import _display
 from livekit.mermaid import Mermaid
 from livekit.trace import format as _format
-from livekit.trace.events import Event, Participant
+from livekit.trace import sources as _sources
+from livekit.trace.events import Event, Exit, Participant
 from livekit.trace.recorder import Recorder
 
 __all__ = ["SequenceTrace", "render_seq_trace", "seq_trace", "tracing"]
@@ -122,6 +123,7 @@ class SequenceTrace:
         self._events: tuple[Event, ...] = ()
         self._omitted = 0
         self._caller: Participant | None = None
+        self._started: list[_sources.Source] = []
 
     def __enter__(self) -> SequenceTrace:
         global _running  # noqa: PLW0603 - one trace per process, on purpose
@@ -140,8 +142,16 @@ class SequenceTrace:
                 max_messages=self._max_messages,
             )
             backend = _make_backend(self._backend_name, recorder)
-            backend.install()
+            # Sources start before the hooks go in, and end after they come
+            # out, so that their own round trips are not traced.
+            started = _sources.start_all(recorder.new_participant, recorder.caller)
+            try:
+                backend.install()
+            except BaseException:
+                _sources.finish_all(started, [], 0)  # undo what they installed
+                raise
             self._recorder, self._backend, self._caller = recorder, backend, recorder.caller
+            self._started = started
             _running = self
         return self
 
@@ -163,6 +173,10 @@ class SequenceTrace:
             recorder.active = False
             try:
                 events, self._omitted = recorder.finish()
+                # Messages seen outside this interpreter (livekit.clusters).
+                room = self._max_messages - sum(not isinstance(e, Exit) for e in events)
+                events, overflow = _sources.finish_all(self._started, events, room)
+                self._omitted += overflow
                 self._events = tuple(events)
             finally:
                 recorder.close()

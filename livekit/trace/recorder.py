@@ -159,6 +159,10 @@ class Recorder:
     def _new(self, name: str, kind: ParticipantKind) -> Participant:
         return Participant(next(self._keys), name, kind)
 
+    def new_participant(self, name: str, kind: ParticipantKind) -> Participant:
+        """A participant of this trace seen elsewhere (see :mod:`livekit.trace.sources`)."""
+        return self._new(name, kind)
+
     def who(self) -> Participant | None:
         """The traced participant running this code, or None."""
         loop = _get_running_loop()
