@@ -9,9 +9,8 @@ and ``Kino.VegaLite``.
 from __future__ import annotations
 
 from livekit import _display, rpc
-from livekit.clusters import Cluster, cluster
-
 from livekit.attaching import attach, detach
+from livekit.clusters import Cluster, cluster
 from livekit.mermaid import Mermaid
 from livekit.nodes import (
     NodeError,
