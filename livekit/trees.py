@@ -510,15 +510,15 @@ def _awaits(tasks: Iterable[asyncio.Task[Any]]) -> dict[asyncio.Task[Any], list[
             for awaiter in graph.awaited_by if graph is not None else ():
                 if isinstance(awaiter.future, asyncio.Task):
                     awaits.setdefault(awaiter.future, []).append(child)
-        return awaits
-    for task in ordered:
-        waiter = getattr(task, "_fut_waiter", None)
-        if isinstance(waiter, asyncio.Task):
-            awaits[task] = [waiter]
-            continue
-        children = getattr(waiter, "_children", None)  # asyncio.gather's future
-        if children:
-            awaits[task] = [c for c in children if isinstance(c, asyncio.Task)]
+    else:
+        for task in ordered:
+            waiter = getattr(task, "_fut_waiter", None)
+            if isinstance(waiter, asyncio.Task):
+                awaits[task] = [waiter]
+                continue
+            children = getattr(waiter, "_children", None)  # asyncio.gather's future
+            if children:
+                awaits[task] = [c for c in children if isinstance(c, asyncio.Task)]
     return awaits
 
 
