@@ -472,10 +472,11 @@ def _all_tasks() -> list[asyncio.Task[Any]]:
     """Every pending task of every event loop this interpreter can find.
 
     asyncio has no public list of loops.  Up to Python 3.13 it keeps every
-    task in module-level weak sets, read here; Python 3.14 keeps native
-    tasks per thread instead, so there the loops found are those of this
-    thread and of tasks that :func:`track_tasks` saw, asked with
-    ``asyncio.all_tasks(loop)``.
+    task in module-level weak sets, read here.  Python 3.14 keeps native
+    tasks per thread instead, so there the loops are found on the threads'
+    stacks (:func:`_running_loops`), among the tasks that
+    :func:`track_tasks` saw, and as this thread's own, and each is asked
+    with ``asyncio.all_tasks(loop)``.
     """
     tasks: set[asyncio.Task[Any]] = set()
     for attr in ("_all_tasks", "_scheduled_tasks", "_eager_tasks"):
@@ -486,9 +487,34 @@ def _all_tasks() -> list[asyncio.Task[Any]]:
     running = asyncio._get_running_loop()
     if running is not None:
         loops.add(running)
+    if sys.version_info >= (3, 14):
+        loops.update(_running_loops())
     for loop in loops:
         tasks.update(_all_tasks_of(loop))
     return [t for t in tasks if not t.done()]
+
+
+_RUN_FOREVER = asyncio.BaseEventLoop.run_forever.__code__
+
+
+def _running_loops() -> set[asyncio.AbstractEventLoop]:
+    """The event loops that some thread is running now (``run_forever`` on its stack).
+
+    Every way of running a loop (``asyncio.run``, ``Runner``,
+    ``run_until_complete``) goes through ``BaseEventLoop.run_forever``; a
+    loop written in C (uvloop) is not found this way.
+    """
+    loops: set[asyncio.AbstractEventLoop] = set()
+    for frame in sys._current_frames().values():
+        f: FrameType | None = frame
+        while f is not None:
+            if f.f_code is _RUN_FOREVER:
+                loop = f.f_locals.get("self")
+                if isinstance(loop, asyncio.AbstractEventLoop):
+                    loops.add(loop)
+                break
+            f = f.f_back
+    return loops
 
 
 def _all_tasks_of(loop: asyncio.AbstractEventLoop) -> list[asyncio.Task[Any]]:
@@ -501,25 +527,44 @@ def _all_tasks_of(loop: asyncio.AbstractEventLoop) -> list[asyncio.Task[Any]]:
     return []
 
 
-def _awaited(task: asyncio.Task[Any]) -> list[asyncio.Task[Any]]:
-    """The tasks ``task`` waits for now: one awaited task, or a gather's children."""
-    waiter = getattr(task, "_fut_waiter", None)
-    if isinstance(waiter, asyncio.Task):
-        return [waiter]
-    children = getattr(waiter, "_children", None)  # asyncio.gather's future
-    if children:
-        return [c for c in children if isinstance(c, asyncio.Task)]
-    return []
+def _awaits(tasks: Iterable[asyncio.Task[Any]]) -> dict[asyncio.Task[Any], list[asyncio.Task[Any]]]:
+    """Which tasks each task waits for now: one awaited task, or a gather's children.
+
+    Python 3.14 says it publicly: ``asyncio.capture_call_graph(task)``
+    lists the tasks that await ``task`` (a gather's caller among them).
+    Up to 3.13 the task's private ``_fut_waiter`` is read instead: the
+    task it awaits, or the gather future whose children it awaits.
+    """
+    awaits: dict[asyncio.Task[Any], list[asyncio.Task[Any]]] = {}
+    ordered = sorted(tasks, key=lambda t: _natural(t.get_name()))
+    if sys.version_info >= (3, 14):
+        for child in ordered:
+            graph = asyncio.capture_call_graph(child, limit=0)
+            for awaiter in graph.awaited_by if graph is not None else ():
+                if isinstance(awaiter.future, asyncio.Task):
+                    awaits.setdefault(awaiter.future, []).append(child)
+    else:
+        for task in ordered:
+            waiter = getattr(task, "_fut_waiter", None)
+            if isinstance(waiter, asyncio.Task):
+                awaits[task] = [waiter]
+                continue
+            children = getattr(waiter, "_children", None)  # asyncio.gather's future
+            if children:
+                awaits[task] = [c for c in children if isinstance(c, asyncio.Task)]
+    return awaits
 
 
 def _task_children(
     tasks: Iterable[asyncio.Task[Any]],
 ) -> dict[asyncio.Task[Any], list[tuple[asyncio.Task[Any], str]]]:
     """Map each task to its child tasks and the edge: ``awaits`` or ``started``."""
+    tasks = list(tasks)
     children: dict[asyncio.Task[Any], list[tuple[asyncio.Task[Any], str]]] = {}
     claimed: set[asyncio.Task[Any]] = set()
+    awaits = _awaits(tasks)
     for t in sorted(tasks, key=lambda t: _natural(t.get_name())):
-        for awaited in _awaited(t):
+        for awaited in awaits.get(t, []):
             if awaited not in claimed:
                 children.setdefault(t, []).append((awaited, "awaits"))
                 claimed.add(awaited)

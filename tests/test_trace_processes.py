@@ -1,7 +1,7 @@
 """seq_trace across processes: starts, exits, multiprocessing Queue and Pipe messages.
 
-Children are forked (the start method whose children inherit the trace);
-each test joins every child it starts.
+Children are forked (the start method whose children inherit the trace),
+except where a test says otherwise; each test joins every child it starts.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import multiprocessing.connection
 import os
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -152,6 +153,46 @@ def test_processes_started_by_untraced_code_are_not_participants(backend: str) -
     finally:
         child.join()
     assert trace.events == ()
+
+
+# forkserver (and spawn) children start from a fresh interpreter: they get
+# no hooks, so their messages are not drawn, but their start and exit are.
+# Their targets are standard-library functions, which any child can import.
+FORKSERVER_CHILDREN = [
+    (time.sleep, (0.01,), "(sleep)", "normal"),
+    (os._exit, (3,), "(_exit)", "exit code 3"),
+]
+
+
+@pytest.mark.parametrize(("target", "args", "name", "reason"), FORKSERVER_CHILDREN)
+def test_a_forkserver_child_shows_its_start_and_exit(
+    backend: str, target: Any, args: tuple[Any, ...], name: str, reason: str
+) -> None:
+    child = multiprocessing.get_context("forkserver").Process(target=target, args=args)
+    with SequenceTrace(backend=backend) as trace:
+        child.start()
+        child.join()
+    assert summary(trace.events) == [
+        ("SPAWN", "caller (MainThread)", name),
+        ("EXIT", name, reason),
+    ]
+
+
+@pytest.mark.skipif(
+    sys.version_info < (3, 14) or sys.platform != "linux",
+    reason="forkserver is the default start method from Python 3.14, on Linux",
+)
+def test_the_default_start_method_of_3_14_shows_a_child_start_and_exit(backend: str) -> None:
+    context = multiprocessing.get_context()
+    assert context.get_start_method() == "forkserver"
+    child = context.Process(target=os._exit, args=(0,))
+    with SequenceTrace(backend=backend) as trace:
+        child.start()
+        child.join()
+    assert summary(trace.events) == [
+        ("SPAWN", "caller (MainThread)", "(_exit)"),
+        ("EXIT", "(_exit)", "normal"),
+    ]
 
 
 A = Participant(0, "a", "caller")

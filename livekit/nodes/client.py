@@ -380,10 +380,10 @@ def call(
     >>> me = livekit.node()
     >>> rpc.call(me, "math", "sqrt", (16,))
     4.0
-    >>> rpc.call(me, "math", "sqrt", (-1,))  # doctest: +ELLIPSIS
+    >>> rpc.call(me, "builtins", "int", ("four",))  # doctest: +ELLIPSIS
     Traceback (most recent call last):
-    ValueError: math domain error
-    (raised on node ...@... in math.sqrt())
+    ValueError: invalid literal for int() with base 10: 'four'
+    (raised on node ...@... in builtins.int())
     >>> rpc.call(me, "time", "sleep", (0.5,), timeout=0.05)  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     TimeoutError: node ... did not answer time.sleep() within 0.05 s

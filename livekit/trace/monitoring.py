@@ -124,8 +124,22 @@ class MonitoringBackend:
             self._starts[cls._put.__code__] = put
             self._returns[cls._get.__code__] = getter(newest_first)
         self._starts[hooks.THREAD.start.__code__] = lambda: recorder.thread_starting(this())
-        self._returns[hooks.WORK_ITEM.__init__.__code__] = lambda _: recorder.work_submitted(this())
-        self._starts[hooks.WORK_ITEM.run.__code__] = lambda: recorder.work_started(this())
+
+        def future_made(_: None) -> None:
+            frame = getframe(2)
+            caller = frame.f_back
+            if caller is not None and caller.f_code is hooks.SUBMIT_CODE:
+                local = caller.f_locals
+                recorder.work_submitted(
+                    frame.f_locals["self"], local["fn"], local["args"], local["kwargs"]
+                )
+
+        def work_running(running: bool) -> None:
+            if running:
+                recorder.work_started(getframe(2).f_locals["self"])
+
+        self._returns[hooks.FUTURE.__init__.__code__] = future_made
+        self._returns[hooks.FUTURE.set_running_or_notify_cancel.__code__] = work_running
 
         def set_result() -> None:
             local = getframe(2).f_locals

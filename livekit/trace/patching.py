@@ -10,6 +10,7 @@ trace ends, even when the traced code raised.
 from __future__ import annotations
 
 import functools
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -18,6 +19,12 @@ from livekit.trace.recorder import Recorder
 
 # (class or module, attribute name, original value)
 Patch = tuple[Any, str, Any]
+
+
+# Every wrapper passes on whatever else it is given: signatures grow
+# between versions.  A wrapper of ``_WorkItem.run(self)`` refused the
+# context that 3.14 passes it, so every pool worker died and the traced
+# program waited forever in ``Future.result()``.
 
 
 class PatchingBackend:
@@ -36,8 +43,8 @@ class PatchingBackend:
                 self._wrap(cls, "_put", _put_wrapper(recorder))
                 self._wrap(cls, "_get", _get_wrapper(recorder, newest_first))
             self._wrap(hooks.THREAD, "start", _start_wrapper(recorder))
-            self._wrap(hooks.WORK_ITEM, "__init__", _work_init_wrapper(recorder))
-            self._wrap(hooks.WORK_ITEM, "run", _work_run_wrapper(recorder))
+            self._wrap(hooks.FUTURE, "__init__", _future_init_wrapper(recorder))
+            self._wrap(hooks.FUTURE, "set_running_or_notify_cancel", _running_wrapper(recorder))
             self._wrap(hooks.FUTURE, "set_result", _set_result_wrapper(recorder))
             self._wrap(hooks.FUTURE, "set_exception", _set_exception_wrapper(recorder))
             self._wrap(hooks.EVENT_LOOP, "create_task", _create_task_wrapper(recorder))
@@ -67,8 +74,8 @@ EXTRA_PATCHES: list[tuple[Any, str, Callable[[Recorder], Callable[[Any], Any]]]]
 
 def _put_wrapper(recorder: Recorder) -> Callable[[Any], Any]:
     def make(original: Any) -> Any:
-        def _put(self: Any, item: Any) -> None:
-            original(self, item)
+        def _put(self: Any, item: Any, *args: Any, **kwargs: Any) -> None:
+            original(self, item, *args, **kwargs)
             recorder.put(self, item)
 
         return _put
@@ -78,8 +85,8 @@ def _put_wrapper(recorder: Recorder) -> Callable[[Any], Any]:
 
 def _get_wrapper(recorder: Recorder, newest_first: bool) -> Callable[[Any], Any]:
     def make(original: Any) -> Any:
-        def _get(self: Any) -> Any:
-            item = original(self)
+        def _get(self: Any, *args: Any, **kwargs: Any) -> Any:
+            item = original(self, *args, **kwargs)
             recorder.got(self, item, newest_first)
             return item
 
@@ -90,42 +97,47 @@ def _get_wrapper(recorder: Recorder, newest_first: bool) -> Callable[[Any], Any]
 
 def _start_wrapper(recorder: Recorder) -> Callable[[Any], Any]:
     def make(original: Any) -> Any:
-        def start(self: Any) -> None:
+        def start(self: Any, *args: Any, **kwargs: Any) -> None:
             recorder.thread_starting(self)
-            original(self)
+            original(self, *args, **kwargs)
 
         return start
 
     return make
 
 
-def _work_init_wrapper(recorder: Recorder) -> Callable[[Any], Any]:
+def _future_init_wrapper(recorder: Recorder) -> Callable[[Any], Any]:
     def make(original: Any) -> Any:
-        def init(self: Any, *args: Any, **kwargs: Any) -> None:
+        def __init__(self: Any, *args: Any, **kwargs: Any) -> None:  # noqa: N807 - the name it replaces
             original(self, *args, **kwargs)
-            recorder.work_submitted(self)
+            caller = sys._getframe(1)
+            if caller.f_code is hooks.SUBMIT_CODE:
+                local = caller.f_locals
+                recorder.work_submitted(self, local["fn"], local["args"], local["kwargs"])
 
-        return init
+        return __init__
 
     return make
 
 
-def _work_run_wrapper(recorder: Recorder) -> Callable[[Any], Any]:
+def _running_wrapper(recorder: Recorder) -> Callable[[Any], Any]:
     def make(original: Any) -> Any:
-        def run(self: Any) -> None:
-            recorder.work_started(self)
-            original(self)
+        def set_running_or_notify_cancel(self: Any, *args: Any, **kwargs: Any) -> bool:
+            running: bool = original(self, *args, **kwargs)
+            if running:
+                recorder.work_started(self)
+            return running
 
-        return run
+        return set_running_or_notify_cancel
 
     return make
 
 
 def _set_result_wrapper(recorder: Recorder) -> Callable[[Any], Any]:
     def make(original: Any) -> Any:
-        def set_result(self: Any, result: Any) -> None:
+        def set_result(self: Any, result: Any, *args: Any, **kwargs: Any) -> None:
             recorder.future_settled(self, result, None)
-            original(self, result)
+            original(self, result, *args, **kwargs)
 
         return set_result
 
@@ -134,9 +146,9 @@ def _set_result_wrapper(recorder: Recorder) -> Callable[[Any], Any]:
 
 def _set_exception_wrapper(recorder: Recorder) -> Callable[[Any], Any]:
     def make(original: Any) -> Any:
-        def set_exception(self: Any, exception: Any) -> None:
+        def set_exception(self: Any, exception: Any, *args: Any, **kwargs: Any) -> None:
             recorder.future_settled(self, None, exception)
-            original(self, exception)
+            original(self, exception, *args, **kwargs)
 
         return set_exception
 

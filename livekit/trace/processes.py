@@ -293,9 +293,9 @@ def _tracker(recorder: Recorder) -> ProcessTracker:
 def _patches() -> None:
     def start(recorder: Recorder) -> Callable[[Any], Any]:
         def make(original: Any) -> Any:
-            def start(self: Any) -> None:
+            def start(self: Any, *args: Any, **kwargs: Any) -> None:
                 _tracker(recorder).starting(self)
-                original(self)
+                original(self, *args, **kwargs)
 
             return start
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import os
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -97,7 +98,7 @@ class Recorder:
         # (id(queue), id(item)) -> [(queue, item, sender, place in events)]:
         # the strong references keep both ids from being reused meanwhile.
         self._pending: dict[tuple[int, int], list[tuple[Any, Any, Participant, int, float]]] = {}
-        # Executor work: _WorkItem -> (submitter, label).
+        # Executor work submitted, not yet started: Future -> (submitter, label, when).
         self._calls: dict[Any, tuple[Participant, str, float]] = {}
         # Futures being run: Future -> (worker, submitter, shown).
         self._running: dict[Any, tuple[Participant, Participant, bool]] = {}
@@ -260,31 +261,28 @@ class Recorder:
 
     # -- concurrent.futures ----------------------------------------------
 
-    def work_submitted(self, item: Any) -> None:
-        """A ``_WorkItem`` was made by ``executor.submit`` (in the submitter)."""
+    def work_submitted(
+        self, future: Any, fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> None:
+        """``executor.submit(fn, *args, **kwargs)`` made ``future`` (in the submitter)."""
         submitter = self.who()
         if submitter is not None:
-            # getattr: the fields of this private class may change (3.14 did).
-            fn = getattr(item, "fn", None)
-            label = _call_label(fn, getattr(item, "args", ()), getattr(item, "kwargs", {}))
-            self._calls[item] = (submitter, label, time.monotonic())
+            self._calls[future] = (submitter, _call_label(fn, args, kwargs), time.monotonic())
 
-    def work_started(self, item: Any) -> None:
-        """A worker thread picked ``item`` up: the CALL arrow.
+    def work_started(self, future: Any) -> None:
+        """A worker thread picked up the work of ``future``: the CALL arrow.
 
         It is drawn when the work starts rather than when it was submitted:
         the executor starts its worker threads after queueing the work.
         """
-        call = self._calls.pop(item, None)
+        call = self._calls.pop(future, None)
         if call is None:
             return
         submitter, label, submitted = call
         worker = self.adopt()
         place = self.reserve()
         self.fill(place, Message(submitter, worker, label, "call", time.monotonic(), submitted))
-        future = getattr(item, "future", None)
-        if future is not None:
-            self._running[future] = (worker, submitter, place >= 0)
+        self._running[future] = (worker, submitter, place >= 0)
 
     def future_settled(self, future: object, result: object, error: BaseException | None) -> None:
         """``set_result`` or ``set_exception``: the REPLY arrow."""
@@ -331,23 +329,33 @@ class Recorder:
     def _awaiters(self, task: asyncio.Task[Any]) -> list[Participant]:
         """Tasks woken by ``task``'s end: those that awaited it.
 
-        Our done callback was added first, so it runs before the wake-up
-        calls that the loop has just queued for the awaiting tasks
-        (``loop._ready``; private, hence the fallback to the parent).
+        Our done callback was added first, so it runs before the awaiting
+        tasks wake up and stop being recorded as awaiting.  Python 3.14
+        says publicly who awaits a task (``asyncio.capture_call_graph``, a
+        gather's caller among them); up to 3.13 the wake-up calls that the
+        loop has just queued are read instead (``loop._ready``; private,
+        hence the fallback to the parent).
         """
-        found: list[Participant] = []
-        try:
-            ready = list(task.get_loop()._ready)  # type: ignore[attr-defined]
-        except AttributeError:  # pragma: no cover - another loop implementation
-            return found
-        for handle in ready:
-            owner = getattr(getattr(handle, "_callback", None), "__self__", None)
-            args = getattr(handle, "_args", None)
-            if isinstance(owner, asyncio.Task) and args and args[0] is task:
-                participant = self._tasks.get(owner)
-                if participant is not None:
-                    found.append(participant)
-        return found
+        if sys.version_info >= (3, 14):
+            graph = asyncio.capture_call_graph(task, limit=0)
+            owners = [g.future for g in graph.awaited_by] if graph is not None else []
+        else:
+            try:
+                ready = list(task.get_loop()._ready)  # type: ignore[attr-defined]
+            except AttributeError:  # pragma: no cover - another loop implementation
+                return []
+            owners = []
+            for handle in ready:
+                owner = getattr(getattr(handle, "_callback", None), "__self__", None)
+                args = getattr(handle, "_args", None)
+                if args and args[0] is task:
+                    owners.append(owner)
+        found = [
+            participant
+            for owner in owners
+            if isinstance(owner, asyncio.Task) and (participant := self._tasks.get(owner))
+        ]
+        return sorted(found, key=lambda p: p.key)
 
     # -- end -------------------------------------------------------------
 
