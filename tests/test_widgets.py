@@ -17,6 +17,7 @@ import pytest
 from livekit import VegaLite
 from livekit.widgets import _live
 from livekit.widgets._live import LiveWidget
+from livekit.widgets.vegalite import empty_state
 
 CHART = alt.Chart(title="Memory").mark_line().encode(x="iter:Q", y="total:Q")
 
@@ -130,6 +131,7 @@ def test_late_client_gets_a_replay_of_the_windowed_data(plot: VegaLite) -> None:
             "type": "replay",
             "kind": "vegalite",
             "spec": client.messages[0]["spec"],
+            "empty": empty_state(client.messages[0]["spec"]),
             "datasets": {"empty": points(7, 10)},
             "seq": 1,
         }

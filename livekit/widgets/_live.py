@@ -7,7 +7,11 @@ attaches one connection per anywidget model; ``livekit serve`` attaches one
 per page that shows the widget.
 
 Flow control, so that a fast producer never builds a queue: a connection
-gets one message at a time until the browser acknowledges what it drew.
+gets one message at a time until the browser acknowledges it.  The browser
+acknowledges a message when it arrives, not once drawn: it merges what
+arrives into what it draws next (at most a window of rows per dataset), so
+a busy page still holds bounded data, and a push need not wait behind the
+drawing of the one before.
 Changes made meanwhile are not queued but *marked* (which datasets changed,
 how many rows came in); the next message is computed from the widget's
 state when it goes, so its size is bounded by the widget's data.  A browser

@@ -94,7 +94,8 @@ def listen(interval: float | Iterable[Any], fn: Callable[[Any], object]) -> List
     same lines) is not logged in full but counted: in Jupyter one line under
     the traceback says how many times it came back, updated in place;
     elsewhere the count is logged at 1, 2, 4, 8, ... repeats and once more
-    when the run of failures ends (see :class:`Failures`).  In a
+    when the run of failures ends (see
+    :class:`~livekit.widgets.listeners.Failures`).  In a
     notebook, running the same cell again stops the listeners it started
     the last time, so a re-run never leaves two loops pushing to a chart.
 
@@ -234,8 +235,10 @@ class Failures:
     label
         The function's name.
     out
-        Where the counts go: by default :class:`DisplayCount` in a Jupyter
-        kernel (one line, updated in place) and :class:`LogCount` elsewhere.
+        Where the counts go: by default
+        :class:`~livekit.widgets.listeners.DisplayCount` in a Jupyter kernel
+        (one line, updated in place) and
+        :class:`~livekit.widgets.listeners.LogCount` elsewhere.
 
     Examples
     --------
@@ -312,7 +315,7 @@ class Failures:
 
 
 class Count(Protocol):
-    """Where :class:`Failures` shows how often the same error came back."""
+    """Where :class:`~livekit.widgets.listeners.Failures` shows how often an error came back."""
 
     def again(self, name: str, count: int, latest: str) -> None:
         """The same error came back: ``count`` repeats so far."""
