@@ -25,8 +25,9 @@ Front end to Python:
 ``{"type": "ack", "seq": n}``
     The view has taken every message up to sequence number ``n``: applied
     it, or merged it into what it draws next (livekit-widget.js answers as
-    each message arrives).  Python sends the next message only after it
-    (flow control), or after ``STALL`` (0.25) seconds without one.
+    each message arrives).  Python keeps at most ``IN_FLIGHT`` (3)
+    messages unacknowledged (flow control), and sends anyway after
+    ``STALL`` (0.25) seconds without an ack.
 ``{"type": "assets"}``
     The page has no vega: Python answers with ``assets``.  A view asks at
     most once per page.
@@ -63,9 +64,9 @@ Server-side API, for a relay such as ``livekit serve``::
     connection.detach()                # when it goes away
 
 A fast producer never builds a queue: while a front end has not
-acknowledged, changes are only marked, and the next message is computed
-from the widget's data when it leaves (at most ``window`` rows per
-dataset).
+acknowledged enough, changes are only marked, and the next message is
+computed from the widget's data when it leaves (at most ``window`` rows
+per dataset).
 """
 
 from __future__ import annotations
