@@ -5,10 +5,13 @@ benchmark (one page: a live chart and two producers), and drives chromium
 with Playwright.  Every row is a ratio against a baseline taken in the same
 run:
 
-* **push() to browser**: median time from ``plot.push()`` in the page's
-  kernel (each point carries ``time.time()``) to its arrival in the page,
-  with a listener pushing every 50 ms.  Baseline: half the round trip of a
-  ``ping`` between the same page and server (the WebSocket alone).
+* **push() to a drawn point**: median time from ``plot.push()`` in the
+  page's kernel (each point carries ``time.time()``) to the chart's drawing
+  of it (the widget's ``livekit-widget:drawn`` event), with a listener
+  pushing every 50 ms, and again during the flood below.  The note splits
+  it: kernel to server (a page that acks at once), to the page's socket,
+  and the rest (a frame and the drawing).  Baseline: half the round trip
+  of a ``ping`` between the same page and server (the WebSocket alone).
 * **points a page takes, window 1,000**: a thread in the kernel pushes
   10,000 points a second into a window of 1,000; the page counts the rows it
   receives.  livekit: seconds per point received; baseline: seconds per
@@ -19,6 +22,9 @@ run:
   The two fields hold bytes, not seconds; the ratio is what counts.
 * **stop**: seconds from SIGTERM to exit with a live page and its kernel,
   against the same server with no live page.
+
+``LIVEKIT_BENCH_KERNEL`` names the rows to run besides the first three
+(``memory,stop`` by default; ``none`` for neither).
 """
 
 from __future__ import annotations
