@@ -605,3 +605,36 @@ def test_without_the_serve_extra_the_command_says_how_to_install_it(built: Path)
         'python -m pip install -e ".[serve]"; from the repository: '
         'python -m pip install "livekit-introspect[serve] @ git+<repository URL>"\n'
     )
+
+
+def test_the_server_sends_a_pages_small_messages_without_waiting(tmp_path: Path) -> None:
+    """A page's socket has TCP_NODELAY.
+
+    With Nagle's algorithm every widget update waited ~40 ms for the
+    browser's delayed ACK (asyncio sets the option only on sockets whose
+    proto says TCP).
+    """
+    server = BookServer(tmp_path, tmp_path, port=0)
+    server.start()
+    client = socket.create_connection(("127.0.0.1", server.port))
+    try:
+        mine = client.getsockname()[1]
+        nodelay = 0
+        for _ in range(1000):  # until the server has accepted: 10 s at most
+            for conn in psutil.Process().net_connections("tcp"):
+                if conn.fd == -1 or not conn.raddr or conn.raddr.port != mine:
+                    continue
+                if conn.laddr.port != server.port:
+                    continue
+                accepted = socket.socket(fileno=os.dup(conn.fd))
+                try:
+                    nodelay = accepted.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+                finally:
+                    accepted.close()  # the duplicate only
+            if nodelay:
+                break
+            threading.Event().wait(0.01)
+        assert nodelay, "the accepted socket has Nagle's algorithm on"
+    finally:
+        client.close()
+        server.stop()

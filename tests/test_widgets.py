@@ -17,6 +17,7 @@ import pytest
 from livekit import VegaLite
 from livekit.widgets import _live
 from livekit.widgets._live import LiveWidget
+from livekit.widgets.vegalite import empty_state
 
 CHART = alt.Chart(title="Memory").mark_line().encode(x="iter:Q", y="total:Q")
 
@@ -130,6 +131,7 @@ def test_late_client_gets_a_replay_of_the_windowed_data(plot: VegaLite) -> None:
             "type": "replay",
             "kind": "vegalite",
             "spec": client.messages[0]["spec"],
+            "empty": empty_state(client.messages[0]["spec"]),
             "datasets": {"empty": points(7, 10)},
             "seq": 1,
         }
@@ -169,10 +171,12 @@ def test_pushes_faster_than_the_client_are_coalesced_exactly(plot: VegaLite) -> 
     client.ready()
     for point in points(0, 100):
         plot.push(point, window=5)
-    # Nothing more went out while the replay was not acknowledged.
-    assert client.types() == ["replay"]
+    # The first pushes went out until IN_FLIGHT messages waited for their
+    # ack; nothing more went out while none came.
+    assert _live.IN_FLIGHT == 3
+    assert client.types() == ["replay", "push", "push"]
     client.ack()
-    assert client.types() == ["replay", "push"]
+    assert client.types() == ["replay", "push", "push", "push"]
     assert client.messages[-1]["rows"] == points(95, 100)
     assert client.datasets == {"empty": points(95, 100)}
 
@@ -274,6 +278,15 @@ def test_the_book_gets_a_static_spec_with_the_data() -> None:
     assert spec["datasets"] == {"empty": points(0, 2)}
     assert spec["data"] == {"name": "empty"}
     assert "application/vnd.jupyter.widget-view+json" not in bundle
+
+
+def test_the_book_shows_a_chart_without_points_in_its_empty_state() -> None:
+    plot = VegaLite(CHART)
+    spec = plot._static_bundle()["application/vnd.vegalite.v6+json"]
+    assert spec == empty_state(plot._replay()["spec"])
+    assert spec["title"] == {"text": "Memory", "subtitle": "No data yet"}
+    plot.push({"iter": 0, "total": 0})
+    assert plot._static_bundle()["application/vnd.vegalite.v6+json"]["title"] == "Memory"
 
 
 def test_detached_client_gets_nothing_more(plot: VegaLite) -> None:

@@ -20,6 +20,7 @@ import pytest
 from livekit import VegaLite
 from livekit.widgets import Text
 from livekit.widgets._live import WIDGET_JS
+from livekit.widgets.vegalite import NO_DATA
 from tests.conftest import CHROMIUM_ARGS, chromium_path, require
 
 pytestmark = pytest.mark.browser
@@ -77,7 +78,11 @@ def page(site: str) -> Iterator[Any]:
             page = browser.new_page()
             errors: list[str] = []
             page.on("pageerror", lambda exc: errors.append(str(exc)))
-            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+            # Warnings too: Vega warns about an empty chart's fields, for one.
+            page.on(
+                "console",
+                lambda m: errors.append(m.text) if m.type in {"error", "warning"} else None,
+            )
             page.goto(site)
             yield page
             assert errors == []
@@ -170,5 +175,47 @@ def test_a_repeated_altair_chart_draws_the_points_pushed_into_its_inner_dataset(
     for i in range(3):
         plot.push({"iter": i, "total": 10 + i, "private": 5 + i}, window=1000)
     pump(lambda: marks(page) == 6)  # one symbol per point and category
+    page.evaluate("window.cleanup()")
+    plot.close()
+
+
+def texts(page: Any) -> list[str]:
+    return [t for t in page.locator("#widget svg text").all_text_contents() if t.strip()]
+
+
+def test_an_empty_chart_says_no_data_yet_until_a_point_arrives_and_after_a_clear(
+    page: Any,
+) -> None:
+    plot = VegaLite(
+        {
+            "title": "Pushed points",
+            "mark": "point",
+            "encoding": {
+                "x": {"field": "i", "type": "quantitative"},
+                "y": {"field": "v", "type": "quantitative"},
+            },
+        }
+    )
+    page.evaluate(
+        "window.drawn = [];"
+        "document.addEventListener('livekit-widget:drawn', (e) => window.drawn.push(e.detail))"
+    )
+    pump = relay(page, plot)
+    pump(lambda: NO_DATA in texts(page))
+    assert sorted(texts(page)) == sorted(["Pushed points", NO_DATA, "i", "v"])  # no tick labels
+    assert marks(page) == 0
+
+    plot.push({"i": 1, "v": 10})
+    plot.push({"i": 2, "v": 20})
+    pump(lambda: marks(page) == 2)
+    assert NO_DATA not in texts(page)
+    # The page hears what was drawn: each dataset's newest row.
+    assert page.evaluate("window.drawn.at(-1)") == {"livekit": {"i": 2, "v": 20}}
+
+    plot.clear()
+    pump(lambda: NO_DATA in texts(page))
+    assert marks(page) == 0
+    plot.push({"i": 3, "v": 30})
+    pump(lambda: marks(page) == 1)
     page.evaluate("window.cleanup()")
     plot.close()

@@ -149,3 +149,132 @@ def test_bad_input_raises_naming_the_value(
     with pytest.raises(error) as info:
         listen(interval, fn)
     assert message in str(info.value)
+
+
+def failing_until(last: int) -> tuple[list[int], threading.Event, Any]:
+    """A function that raises the same error for ticks up to ``last``, then returns."""
+    seen: list[int] = []
+    done = threading.Event()
+
+    def sample(i: int) -> None:
+        seen.append(i)
+        if i > last:
+            done.set()
+            return
+        raise ConnectionError(f"no node 'bad@vm' (try {i})")
+
+    return seen, done, sample
+
+
+def test_a_repeated_error_is_logged_once_in_full_then_counted(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    _, done, sample = failing_until(19)
+    with caplog.at_level(logging.WARNING, logger="livekit.listen"):
+        listener = listen(0.001, sample)
+        assert done.wait(10)
+        listener.stop()
+    records = [r for r in caplog.records if r.name == "livekit.listen"]
+    assert [r.exc_info is not None for r in records] == [True] + [False] * 6
+    name = listener.name
+    assert [r.getMessage() for r in records] == [
+        f"listen({name}): sample(0) raised; the loop goes on",
+        *(
+            f"{name}: the same error again, repeat {n} "
+            f"(latest: sample({n}): ConnectionError: no node 'bad@vm' (try {n}))"
+            for n in (1, 2, 4, 8, 16)
+        ),
+        f"{name}: the same error came back 19 times in all; then sample(20) returned",
+    ]
+
+
+def test_a_different_error_gets_its_own_traceback(caplog: pytest.LogCaptureFixture) -> None:
+    done = threading.Event()
+
+    def sample(i: int) -> None:
+        if i < 3:
+            raise ValueError("bad value")
+        if i < 5:
+            raise KeyError("node")
+        done.set()
+
+    with caplog.at_level(logging.WARNING, logger="livekit.listen"):
+        listener = listen(0.001, sample)
+        assert done.wait(10)
+        listener.stop()
+    records = [r for r in caplog.records if r.name == "livekit.listen"]
+    name = listener.name
+    assert [(r.getMessage(), r.exc_info is not None) for r in records] == [
+        (f"listen({name}): sample(0) raised; the loop goes on", True),
+        (
+            f"{name}: the same error again, repeat 1 (latest: sample(1): ValueError: bad value)",
+            False,
+        ),
+        (
+            f"{name}: the same error again, repeat 2 (latest: sample(2): ValueError: bad value)",
+            False,
+        ),
+        (f"listen({name}): sample(3) raised; the loop goes on", True),
+        (f"{name}: the same error again, repeat 1 (latest: sample(4): KeyError: 'node')", False),
+    ]
+    # Each run ended at a count already logged, so nothing more was said.
+    assert isinstance(records[3].exc_info[1], KeyError)  # type: ignore[index]
+
+
+def test_errors_still_going_when_the_listener_stops_get_their_final_count(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    failures = listen_module.Failures("listen-x", "sample", out=listen_module.LogCount())
+    with caplog.at_level(logging.WARNING, logger="livekit.listen"):
+        for i in range(4):
+            try:
+                raise ConnectionError("no node")
+            except ConnectionError as error:
+                failures.failed(i, error)
+        failures.stopped()
+        failures.stopped()  # nothing more to say
+    assert [r.getMessage() for r in caplog.records][-2:] == [
+        "listen-x: the same error again, repeat 2 (latest: sample(2): ConnectionError: no node)",
+        "listen-x: the same error came back 3 times in all; then the listener stopped",
+    ]
+
+
+def test_in_a_live_page_a_repeated_error_shows_one_traceback_and_one_count_line() -> None:
+    """The live tutorial's case: a listener calls a node that is not there."""
+    from livekit.kernel.book import Cell
+    from livekit.kernel.session import KernelSession
+    from tests.test_kernel_session import Page, run_session
+
+    start = (
+        "import livekit\n"
+        "calls = []\n"
+        "def sample(i):\n"
+        "    calls.append(i)\n"
+        "    if i < 30:\n"
+        "        raise ConnectionError(f\"no node 'bad@vm' (try {i})\")\n"
+        "listener = livekit.listen(0.01, sample)\n"
+    )
+    wait = "import time\nwhile len(calls) < 32:\n    time.sleep(0.01)\nlistener.stop()\n"
+
+    async def test(session: KernelSession, page: Page) -> None:
+        session.run([Cell(1, start), Cell(2, wait)])
+        assert (await page.done(2))["status"] == "ok"
+        outputs = [e["output"] for e in page.events if e["type"] == "output"]
+        errors = "".join(o["text"] for o in outputs if o.get("name") == "stderr")
+        assert errors.count("Traceback (most recent call last)") == 1
+        assert "listen(listen-1): sample(0) raised; the loop goes on" in errors
+        assert "no node 'bad@vm' (try 0)" in errors
+        assert "(try 1)" not in errors
+        shown = [o for o in outputs if o["output_type"] == "display_data"]
+        updates = [o for o in outputs if o["output_type"] == "update_display_data"]
+        assert len(shown) == 1  # one line, then updated in place
+        display_id = shown[0]["transient"]["display_id"]
+        assert shown[0]["data"]["text/plain"].startswith("listen-1: the same error again, ")
+        assert updates
+        assert {u["transient"]["display_id"] for u in updates} == {display_id}
+        assert updates[-1]["data"]["text/plain"] == (
+            "listen-1: the same error again, repeat 29 (latest: sample(29): ConnectionError: "
+            "no node 'bad@vm' (try 29)); then sample(30) returned"
+        )
+
+    run_session(test)

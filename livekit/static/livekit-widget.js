@@ -62,6 +62,25 @@ function applyChange(view, name, change) {
   view.change(name, changeset);
 }
 
+// One change that does what `earlier` then `later` do to a dataset.
+function merge(earlier, later) {
+  if (!earlier || later.clear) return later;
+  let rows = earlier.rows.concat(later.rows);
+  if (rows.length > later.window) rows = rows.slice(rows.length - later.window);
+  return { clear: earlier.clear, rows, window: later.window };
+}
+
+// Tell the page what is on screen now: a "livekit-widget:drawn" event on the
+// widget's element (it bubbles) whose detail maps each dataset drawn to its
+// newest row.  Benchmarks and tests time a push to its drawing with it.
+function drawnEvent(root, changes) {
+  const newest = {};
+  for (const [name, change] of changes) {
+    if (change.rows.length) newest[name] = change.rows[change.rows.length - 1];
+  }
+  root.dispatchEvent(new CustomEvent("livekit-widget:drawn", { bubbles: true, detail: newest }));
+}
+
 function drawText(el, msg, model) {
   el.replaceChildren();
   const label = document.createElement("label");
@@ -83,11 +102,11 @@ function render({ model, el }) {
 
   let view = null;
   let target = null;
-  // What a redraw in another theme needs: the spec, its datasets' names,
+  // What a redraw needs: the chart's specs (with data, and its empty state
+  // when Python sent one), its datasets' names and lengths, the spec shown
   // and the theme it was drawn in.
   let drawn = null;
   let replay = null;
-  let seq = 0;
   let scheduled = false;
   let closed = false;
   let chain = Promise.resolve();
@@ -98,37 +117,77 @@ function render({ model, el }) {
   async function drain() {
     scheduled = false;
     if (closed) return;
-    const upTo = seq;
     const first = replay;
-    const changes = new Map(pending);
+    const changes = new Map();
+    if (first && first.datasets) {
+      // The replay holds every row: it replaces what the view holds.
+      for (const [name, rows] of Object.entries(first.datasets)) {
+        changes.set(name, { clear: true, rows, window: rows.length });
+      }
+    }
+    for (const [name, change] of pending) changes.set(name, merge(changes.get(name), change));
     replay = null;
     pending.clear();
     if (first && first.kind === "text") {
       drawText(root, first, model);
-    } else if (first) {
+      return;
+    }
+    if (first) {
       await vegaLoaded(model);
       if (closed) return;
-      if (!view) {
-        target = document.createElement("div");
-        root.appendChild(target);
-        const dark = isDark();
-        const made = await embed(target, first.spec, dark);
-        if (!made) return;
-        view = made;
-        drawn = { spec: first.spec, names: Object.keys(first.datasets), dark };
-      }
-      for (const [name, rows] of Object.entries(first.datasets)) {
-        applyChange(view, name, { clear: true, rows, window: rows.length });
-      }
+      const names = Object.keys(first.datasets);
+      drawn = {
+        full: first.spec,
+        empty: first.empty || null,
+        lengths: new Map(names.map((name) => [name, 0])),
+        shown: null,
+        dark: drawn ? drawn.dark : isDark(),
+      };
     }
-    if (view) {
+    if (!drawn) return;
+    for (const [name, change] of changes) drawn.lengths.set(name, change.window);
+    // Before the first point (and after a clear), the empty state: an empty
+    // dataset makes Vega warn and draw a lone 0.000000 tick.
+    const empty = drawn.empty && [...drawn.lengths.values()].every((length) => length === 0);
+    const spec = empty ? drawn.empty : drawn.full;
+    if (!view || drawn.shown !== spec) {
+      // Switching specs: the old view held no rows (empty state) or every
+      // dataset is now empty, so `changes` hold all the rows there are.
+      const rows = new Map();
+      for (const [name, change] of changes) {
+        rows.set(name, change.rows.slice(Math.max(0, change.rows.length - change.window)));
+      }
+      if (!(await show(spec, isDark(), empty ? new Map() : rows))) return;
+    } else if (!empty) {
       for (const [name, change] of changes) applyChange(view, name, change);
-      // Vega sizes a chart ("autosize") only when asked: without resize()
-      // new data that widens the axis labels pushes the axis and chart
-      // titles out of the SVG, where they are cut off.
-      await view.resize().runAsync();
     }
-    if (!closed && upTo) model.send({ type: "ack", seq: upTo });
+    // Vega sizes a chart ("autosize") only when asked: without resize()
+    // new data that widens the axis labels pushes the axis and chart
+    // titles out of the SVG, where they are cut off.
+    await view.resize().runAsync();
+    drawnEvent(root, changes);
+  }
+
+  // Draw `spec` in place of the current view, if any, its datasets holding
+  // `rows` (name -> rows) from the first run: a view embedded empty and
+  // filled afterwards makes Vega warn about every empty field once.  False
+  // if the widget closed meanwhile.
+  async function show(spec, dark, rows) {
+    if (view) view.finalize();
+    view = null;
+    if (!target) {
+      target = document.createElement("div");
+      root.appendChild(target);
+    }
+    target.replaceChildren();
+    const datasets = { ...(spec.datasets || {}) };
+    for (const [name, held] of rows) if (name in datasets) datasets[name] = held;
+    const made = await embed(target, { ...spec, datasets }, dark);
+    if (!made) return false;
+    view = made;
+    drawn.shown = spec;
+    drawn.dark = dark;
+    return true;
   }
 
   async function embed(into, spec, dark) {
@@ -146,21 +205,11 @@ function render({ model, el }) {
   // draw the chart again in it, with the rows it holds now.
   async function redraw() {
     if (closed || !view || !drawn || isDark() === drawn.dark) return;
-    const dark = isDark();
-    const rows = drawn.names.map((name) => [
+    const rows = [...drawn.lengths.keys()].map((name) => [
       name,
       view.data(name).map((tuple) => Object.fromEntries(Object.entries(tuple))),
     ]);
-    view.finalize();
-    view = null;
-    target.replaceChildren();
-    const made = await embed(target, drawn.spec, dark);
-    if (!made) return;
-    view = made;
-    drawn.dark = dark;
-    for (const [name, held] of rows) {
-      applyChange(view, name, { clear: true, rows: held, window: held.length });
-    }
+    if (!(await show(drawn.shown, isDark(), new Map(rows)))) return;
     await view.resize().runAsync();
   }
 
@@ -186,23 +235,22 @@ function render({ model, el }) {
 
   function onMessage(msg) {
     if (!msg || typeof msg !== "object" || msg.type === "assets") return;
-    if (typeof msg.seq === "number") seq = msg.seq;
     if (msg.type === "replay") {
       replay = msg;
       pending.clear();
     } else if (msg.type === "clear") {
       pending.set(msg.dataset, { clear: true, rows: [], window: 0 });
     } else if (msg.type === "push") {
-      const change = pending.get(msg.dataset) || { clear: false, rows: [], window: 0 };
-      let rows = change.rows.concat(msg.rows);
-      if (rows.length > msg.window) rows = rows.slice(rows.length - msg.window);
-      change.rows = rows;
-      change.window = msg.window;
-      pending.set(msg.dataset, change);
+      pending.set(msg.dataset, merge(pending.get(msg.dataset), { clear: false, rows: msg.rows, window: msg.window }));
     } else {
       return;
     }
     schedule();
+    // Acknowledge on arrival, not once drawn: what arrives while a frame is
+    // drawn is merged into `pending` (at most a window of rows per dataset),
+    // so Python may send again at once.  Waiting for the drawing cost a push
+    // a whole extra round trip through the kernel behind the previous one.
+    if (typeof msg.seq === "number") model.send({ type: "ack", seq: msg.seq });
   }
 
   model.on("msg:custom", onMessage);

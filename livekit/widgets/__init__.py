@@ -23,9 +23,11 @@ Front end to Python:
     sends nothing to a front end before this.  A reloaded page simply
     says ``ready`` again.
 ``{"type": "ack", "seq": n}``
-    The view has drawn every message up to sequence number ``n``.
-    Python sends the next message only after it (flow control), or after
-    ``STALL`` (0.25) seconds without one.
+    The view has taken every message up to sequence number ``n``: applied
+    it, or merged it into what it draws next (livekit-widget.js answers as
+    each message arrives).  Python keeps at most ``IN_FLIGHT`` (3)
+    messages unacknowledged (flow control), and sends anyway after
+    ``STALL`` (0.25) seconds without an ack.
 ``{"type": "assets"}``
     The page has no vega: Python answers with ``assets``.  A view asks at
     most once per page.
@@ -35,10 +37,14 @@ Front end to Python:
 Python to front end (every one but ``assets`` carries ``"seq": n``,
 counting up from 1 per connection):
 
-``{"type": "replay", "kind": "vegalite", "spec": {...}, "datasets": {name: [rows]}}``
+``{"type": "replay", "kind": "vegalite", "spec": {...}, "empty": {...}, "datasets": {...}}``
     The whole state: draw ``spec`` if not drawn yet, then make each named
-    Vega dataset hold exactly ``rows``.  ``spec`` declares every dataset
-    (empty) in its top-level ``datasets``, so each keeps its name.
+    Vega dataset hold exactly its rows (``datasets`` maps names to rows).
+    ``spec`` declares every dataset (empty) in its top-level ``datasets``,
+    so each keeps its name.
+    ``empty`` is the chart to draw instead while every dataset is empty
+    (:func:`~livekit.widgets.vegalite.empty_state`: no Vega warnings, "No
+    data yet"); a front end may ignore it.
 ``{"type": "push", "dataset": name, "rows": [...], "window": n}``
     Insert ``rows`` at the end of the dataset, then keep only its last
     ``n`` rows: ``n`` is the dataset's length in Python afterwards, so a
@@ -58,9 +64,9 @@ Server-side API, for a relay such as ``livekit serve``::
     connection.detach()                # when it goes away
 
 A fast producer never builds a queue: while a front end has not
-acknowledged, changes are only marked, and the next message is computed
-from the widget's data when it leaves (at most ``window`` rows per
-dataset).
+acknowledged enough, changes are only marked, and the next message is
+computed from the widget's data when it leaves (at most ``window`` rows
+per dataset).
 """
 
 from __future__ import annotations

@@ -7,7 +7,15 @@ attaches one connection per anywidget model; ``livekit serve`` attaches one
 per page that shows the widget.
 
 Flow control, so that a fast producer never builds a queue: a connection
-gets one message at a time until the browser acknowledges what it drew.
+has at most ``IN_FLIGHT`` messages on their way until the browser
+acknowledges one.  The browser
+acknowledges a message when it arrives, not once drawn: it merges what
+arrives into what it draws next (at most a window of rows per dataset), so
+a busy page still holds bounded data, and a push need not wait behind the
+drawing of the one before.  More than one message in flight lets a push go
+out while the last one's acknowledgement is still crossing the kernel: on
+a loaded machine that round trip often took longer than the 50 ms between
+a listener's pushes.
 Changes made meanwhile are not queued but *marked* (which datasets changed,
 how many rows came in); the next message is computed from the widget's
 state when it goes, so its size is bounded by the widget's data.  A browser
@@ -37,6 +45,9 @@ WIDGET_JS = Path(__file__).resolve().parent.parent / "static" / "livekit-widget.
 MIN_INTERVAL = 0.02
 #: Send anyway when the last message has not been acknowledged for this long.
 STALL = 0.25
+#: At most this many messages per connection wait for their acknowledgement
+#: (each holds at most a window of rows per dataset).
+IN_FLIGHT = 3
 
 
 class Connection:
@@ -72,6 +83,15 @@ class Connection:
     def in_flight(self) -> bool:
         """True while the last message sent is not yet acknowledged."""
         return self.sent_seq > self.acked_seq
+
+    @property
+    def full(self) -> bool:
+        """True while ``IN_FLIGHT`` (3) messages wait for acknowledgement.
+
+        Then nothing more is sent until one is acknowledged, or for
+        ``STALL`` (0.25) seconds.
+        """
+        return self.sent_seq - self.acked_seq >= IN_FLIGHT
 
     def send(self, msg: Message) -> None:
         # Called with the widget's lock held, so messages leave in order.
@@ -220,8 +240,8 @@ class LiveWidget:
         if not connection.pending or not connection.ready:
             return
         waited = now - connection.last_send
-        if waited < MIN_INTERVAL or (connection.in_flight and waited < STALL):
-            delay = MIN_INTERVAL - waited if not connection.in_flight else STALL - waited
+        if waited < MIN_INTERVAL or (connection.full and waited < STALL):
+            delay = STALL - waited if connection.full else MIN_INTERVAL - waited
             self._wake_in(max(delay, 0.001))
             return
         for msg in self._changes(connection):

@@ -21,6 +21,26 @@ from livekit.widgets._live import Connection, LiveWidget, Message
 #: The dataset that pushes go to when the chart names none of its own.
 DEFAULT_DATASET = "livekit"
 
+#: What a chart with no points yet says, under its title.
+NO_DATA = "No data yet"
+
+#: Channels whose scale Vega computes from the data: with no data, their
+#: extent is [Infinity, -Infinity] and Vega warns ("Infinite extent for
+#: field ...") once per field.  Positions get an axis, the rest a legend.
+_POSITION_CHANNELS = ("x", "y", "theta", "radius")
+_LEGEND_CHANNELS = (
+    "color",
+    "fill",
+    "stroke",
+    "size",
+    "opacity",
+    "fillOpacity",
+    "strokeOpacity",
+    "strokeWidth",
+    "angle",
+)
+_CONTINUOUS = frozenset({"quantitative", "temporal"})
+
 
 class VegaLite(LiveWidget):
     """A live chart over an Altair chart or a Vega-Lite spec.
@@ -65,6 +85,7 @@ class VegaLite(LiveWidget):
         super().__init__()
         spec = _spec_of(chart)
         self._spec, self._default, initial = _prepare(spec)
+        self._empty_spec = empty_state(self._spec)
         self._datasets: dict[str, deque[dict[str, Any]]] = {
             name: deque(rows) for name, rows in initial.items()
         }
@@ -212,6 +233,7 @@ class VegaLite(LiveWidget):
             "type": "replay",
             "kind": self.kind,
             "spec": self._spec,
+            "empty": self._empty_spec,
             "datasets": {name: list(rows) for name, rows in self._datasets.items()},
         }
 
@@ -244,7 +266,93 @@ class VegaLite(LiveWidget):
         return spec
 
     def _static_bundle(self) -> dict[str, Any]:
-        return vegalite_bundle(self._static_spec())
+        with self._lock:
+            empty = not any(self._datasets.values())
+        return vegalite_bundle(self._empty_spec if empty else self._static_spec())
+
+
+def empty_state(spec: dict[str, Any]) -> dict[str, Any]:
+    """Return how a chart looks before its first point: no warnings, a note.
+
+    Vega computes a continuous scale's domain from the data; with no data it
+    is [Infinity, -Infinity], Vega warns once per field, and the axis shows a
+    lone ``0.000000``.  The empty state gives each such scale the domain
+    [0, 1] and hides what it would make up (axis labels and ticks, legends),
+    and says ``NO_DATA`` ("No data yet") under the title.  Scales with a domain of their
+    own keep it, with their labels.  A live chart shows it until its first
+    point arrives, and again after :meth:`~livekit.widgets.VegaLite.clear`.
+
+    Examples
+    --------
+    >>> spec = {
+    ...     "title": "Memory",
+    ...     "mark": "line",
+    ...     "encoding": {
+    ...         "x": {"field": "i", "type": "quantitative"},
+    ...         "y": {"field": "mb", "type": "quantitative", "scale": {"domain": [0, 64]}},
+    ...         "color": {"field": "kind", "type": "nominal"},
+    ...     },
+    ... }
+    >>> empty = empty_state(spec)
+    >>> empty["title"]
+    {'text': 'Memory', 'subtitle': 'No data yet'}
+    >>> x = empty["encoding"]["x"]
+    >>> x["scale"], x["axis"]
+    ({'domain': [0, 1]}, {'labels': False, 'ticks': False})
+    >>> [empty["encoding"][c] == spec["encoding"][c] for c in ("y", "color")]
+    [True, True]
+    """
+    empty = copy.deepcopy(spec)
+    _quiet_scales(empty)
+    title = empty.get("title")
+    if isinstance(title, dict):
+        title = {**title, "subtitle": title.get("subtitle") or NO_DATA}
+    elif isinstance(title, str | list) and title:
+        title = {"text": title, "subtitle": NO_DATA}
+    else:
+        title = {"text": NO_DATA, "fontWeight": "normal"}
+    empty["title"] = title
+    return empty
+
+
+def _quiet_scales(node: Any) -> None:
+    """Give every data-driven continuous scale in a spec a fixed domain."""
+    if isinstance(node, list):
+        for item in node:
+            _quiet_scales(item)
+        return
+    if not isinstance(node, dict):
+        return
+    encoding = node.get("encoding")
+    if isinstance(encoding, dict):
+        for channel in (*_POSITION_CHANNELS, *_LEGEND_CHANNELS):
+            definition = encoding.get(channel)
+            if isinstance(definition, dict) and _data_driven(definition):
+                guide = "axis" if channel in _POSITION_CHANNELS else "legend"
+                encoding[channel] = _quiet(definition, guide)
+    for key, value in node.items():
+        if key not in {"encoding", "datasets", "data"}:
+            _quiet_scales(value)
+
+
+def _data_driven(definition: Any) -> bool:
+    if not isinstance(definition, dict) or definition.get("type") not in _CONTINUOUS:
+        return False
+    if "field" not in definition and "aggregate" not in definition:
+        return False  # a datum or a value: no data extent
+    scale = definition.get("scale")
+    if scale is None and "scale" in definition:
+        return False  # scale: null, no scale at all
+    return not (isinstance(scale, dict) and "domain" in scale)
+
+
+def _quiet(definition: dict[str, Any], guide: str) -> dict[str, Any]:
+    quiet = {**definition, "scale": {**(definition.get("scale") or {}), "domain": [0, 1]}}
+    if guide == "legend":
+        quiet["legend"] = None
+    elif definition.get(guide, {}) is not None:
+        quiet[guide] = {**(definition.get(guide) or {}), "labels": False, "ticks": False}
+    return quiet
 
 
 def _spec_of(chart: Any) -> dict[str, Any]:
