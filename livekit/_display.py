@@ -45,15 +45,44 @@ def show(value: Any) -> None:
 
     Examples
     --------
+    A value with a MIME bundle prints its ``text/plain`` form, as IPython's
+    terminal would: for a diagram, its caption as a ``%%`` comment, then its
+    Mermaid source.
+
     >>> show("plain text outside a notebook")
     plain text outside a notebook
+    >>> from livekit import Mermaid
+    >>> show(Mermaid("graph LR\\n  a --> b", caption="a calls b"))
+    %% a calls b
+    graph LR
+      a --> b
     """
     if host() in {"terminal", "ipython"} and not hasattr(value, "_ipython_display_"):
-        print(value)
+        print(plain_text(value))
         return
     from IPython.display import display
 
     display(value)  # type: ignore[no-untyped-call]
+
+
+def plain_text(value: Any) -> str:
+    """Return the ``text/plain`` form of ``value``'s MIME bundle, else ``str(value)``.
+
+    Examples
+    --------
+    >>> plain_text(3)
+    '3'
+    """
+    bundle = getattr(value, "_repr_mimebundle_", None)
+    if callable(bundle):
+        data = bundle(include=["text/plain"])
+        # IPython accepts a (data, metadata) pair or the data alone.
+        if isinstance(data, tuple):
+            data = data[0]
+        text = data.get("text/plain") if isinstance(data, dict) else None
+        if isinstance(text, str):
+            return text
+    return str(value)
 
 
 def _ipython() -> Any:
