@@ -1,11 +1,16 @@
 """How long the book takes to build, executing every page.
 
-Targets (issue 7, on a 2-core machine):
+Targets (on a quiet 2-core machine):
 
 * a clean full build, every page executed from scratch
-  (``LIVEKIT_NB_EXECUTION=force``, as tox and CI build it): under 120 s;
+  (``LIVEKIT_NB_EXECUTION=force``, as tox and CI build it): at most 30 s;
 * a rebuild with nothing changed (``LIVEKIT_NB_EXECUTION=cache``, the local
-  default, jupyter-cache warm): under 15 s.
+  default, jupyter-cache warm): at most 5 s.
+
+``python bench/bench_book.py --pages`` says where a clean build's time
+goes instead: it executes each page on its own, one after another, as the
+build would, and prints the kernel's start-up, the cells' time, the CPU the
+kernel used and the slowest cells.
 
 Both are absolute budgets, but this machine is shared: other builds and
 test runs stretch wall time, sometimes fivefold.  So each build is compared
@@ -44,8 +49,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from run import ROOT, row, sphinx_build, table
 
-FULL_BUILD_BUDGET = 120.0
-REBUILD_BUDGET = 15.0
+FULL_BUILD_BUDGET = 30.0
+REBUILD_BUDGET = 5.0
 
 
 class Timing(NamedTuple):
@@ -145,5 +150,71 @@ def main() -> list[dict[str, Any]]:
     ]
 
 
+def pages() -> None:
+    """Print, page by page, where executing the book's pages takes its time."""
+    from datetime import datetime
+
+    from myst_nb.core.read import read_myst_markdown_notebook
+    from nbclient import NotebookClient
+
+    from livekit import _book_kernels, _display
+
+    def seconds(stamp: str) -> float:
+        return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+
+    # The environment livekit.sphinxext gives the book's kernels.
+    home = Path(tempfile.mkdtemp(prefix="livekit-bench-pages-"))
+    os.environ.update(
+        {
+            _display.BOOK_ENV: "1",
+            "PYTHONSTARTUP": str(ROOT / "livekit" / "_book_startup.py"),
+            "LIVEKIT_HOME": str(home),
+        }
+    )
+    if _book_kernels.registered():
+        os.environ["JUPYTER_DEFAULT_PROVISIONER_NAME"] = _book_kernels.NAME
+    total = [0.0, 0.0, 0.0]
+    for md in sorted((ROOT / "docs").rglob("*.md")):
+        text = md.read_text(encoding="utf-8")
+        if "file_format: mystnb" not in text:
+            continue
+        notebook = read_myst_markdown_notebook(text)
+        where = {"metadata": {"path": str(md.parent)}}
+        client = NotebookClient(notebook, timeout=180, record_timing=True, resources=where)
+        before, start = os.times(), time.perf_counter()
+        with client.setup_kernel():
+            ready = time.perf_counter()
+            for index, cell in enumerate(notebook.cells):
+                if cell.cell_type == "code":
+                    client.execute_cell(cell, index)
+        done, after = time.perf_counter(), os.times()
+        cpu = (after.children_user - before.children_user) + (
+            after.children_system - before.children_system
+        )
+        cells = []
+        for cell in notebook.cells:
+            stamps = cell.get("metadata", {}).get("execution", {})
+            if "shell.execute_reply" in stamps and "iopub.execute_input" in stamps:
+                took = seconds(stamps["shell.execute_reply"])
+                took -= seconds(stamps["iopub.execute_input"])
+                cells.append((took, cell.source.splitlines()[0][:50]))
+        slowest = "; ".join(f"{took:.2f} s {first!r}" for took, first in sorted(cells)[::-1][:2])
+        name = md.relative_to(ROOT / "docs").as_posix()
+        print(
+            f"{name:30} start {ready - start:5.2f} s  cells {done - ready:5.2f} s  "
+            f"kernel CPU {cpu:5.2f} s  slowest: {slowest}",
+            flush=True,
+        )
+        for i, value in enumerate((ready - start, done - ready, cpu)):
+            total[i] += value
+    print(
+        f"{'all pages':30} start {total[0]:5.2f} s  cells {total[1]:5.2f} s  "
+        f"kernel CPU {total[2]:5.2f} s  load average {os.getloadavg()[0]:.1f}"
+    )
+
+
 if __name__ == "__main__":
-    print(table(main())[0])
+    if sys.argv[1:] == ["--pages"]:
+        pages()
+    else:
+        print(table(main())[0])

@@ -8,7 +8,9 @@ Add ``"livekit.sphinxext"`` to ``extensions``.  It
 * copies the vendored mermaid, vega, vega-lite and vega-embed into
   ``_static`` and adds them as classic scripts, only to pages that draw;
 * marks the environment so that notebook kernels started by myst-nb enable
-  livekit's Altair renderer (see :mod:`livekit.mystnb`).
+  livekit's Altair renderer (see :mod:`livekit.mystnb`);
+* starts those kernels on private Unix sockets rather than TCP ports
+  (``livekit._book_kernels``).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from livekit import __version__, _assets, _display
+from livekit import __version__, _assets, _book_kernels, _display
 from livekit.kernel import _sphinx as _live
 from livekit.mystnb import CHART_CLASS
 
@@ -26,6 +28,9 @@ def setup(app: Any) -> dict[str, Any]:
     # Kernels that myst-nb starts inherit this process's environment.
     os.environ[_display.BOOK_ENV] = "1"
     os.environ.setdefault("PYTHONSTARTUP", str(Path(__file__).with_name("_book_startup.py")))
+    # jupyter_client reads it when this process starts its first kernel.
+    if _book_kernels.registered():
+        os.environ.setdefault("JUPYTER_DEFAULT_PROVISIONER_NAME", _book_kernels.NAME)
     app.setup_extension("sphinxcontrib.mermaid")
     _drop_cdn_mermaid_loader(app)
     app.connect("builder-inited", _add_static_path)

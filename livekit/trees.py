@@ -201,6 +201,7 @@ def render_sup_tree(
     --------
     >>> from livekit import Supervisor
     >>> render_sup_tree(Supervisor(name="empty"))  # doctest: +ELLIPSIS
+    %% Supervision tree of 'empty'.
     graph TD
       n0["empty (one_for_one)"]:::root
     ...
@@ -667,6 +668,7 @@ def render_app_tree(
     Examples
     --------
     >>> render_app_tree("livekit")  # doctest: +ELLIPSIS
+    %% livekit's own supervision tree...
     graph TD
       n0["livekit..."]:::root
     ...

@@ -174,6 +174,8 @@ def built_book(tmp_path_factory: pytest.TempPathFactory) -> Path:
             pytest.fail(
                 f"the book did not build:\n{result.stdout[-4000:]}\n{result.stderr[-8000:]}"
             )
+        # Beside the book, for the tests that read what the build printed.
+        (out.parent / "build.log").write_text(result.stdout + result.stderr, encoding="utf-8")
         return out
 
 

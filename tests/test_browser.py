@@ -43,8 +43,9 @@ def wait_until_drawn(page: Any) -> dict[str, int]:
         """() => {
             const blocks = [...document.querySelectorAll('pre.mermaid')];
             const charts = [...document.querySelectorAll('.livekit-vega')];
-            const drawn = (el) => el.querySelector('svg');
-            return blocks.every(drawn) && charts.every(drawn);
+            // Drawn, and fitted to the page (the toolbar comes first).
+            const drawn = (el) => el.querySelector('svg') && el.closest('.livekit-diagram-frame');
+            return blocks.every(drawn) && charts.every((el) => el.querySelector('svg'));
         }""",
         timeout=30_000,
     )
@@ -127,3 +128,119 @@ def test_a_saved_html_diagram_draws_from_disk(tmp_path: Path, browser: Any) -> N
     assert counts["mermaid_svg"] == 1
     assert errors == []
     assert remote == []
+
+
+# The rendered size of each text of each diagram: its font size times the
+# scale the page draws the SVG at (foreignObject labels use their box's).
+DIAGRAM_TEXT_SIZES = """() => [...document.querySelectorAll('pre.mermaid svg')].map((svg) => {
+    let smallest = Infinity, text = '';
+    const texts = svg.querySelectorAll(
+        'text, foreignObject div, foreignObject span, foreignObject p');
+    for (const t of texts) {
+        if (!t.textContent.trim()) continue;
+        const owner = t instanceof SVGElement ? t : t.closest('foreignObject');
+        const m = owner.getScreenCTM();
+        const px = parseFloat(getComputedStyle(t).fontSize) * Math.hypot(m.a, m.b);
+        if (px < smallest) { smallest = px; text = t.textContent.trim().slice(0, 40); }
+    }
+    const frame = svg.closest('.livekit-diagram-frame');
+    const pre = svg.closest('pre');
+    return {
+        smallest, text,
+        scrolls: pre.scrollWidth > pre.clientWidth + 1,
+        says_so: !!frame && frame.classList.contains('livekit-diagram-scrolls')
+            && getComputedStyle(frame.querySelector('.livekit-diagram-note')).display !== 'none',
+    };
+})"""
+
+
+def test_no_diagram_text_is_drawn_smaller_than_11_px(built_book: Path, browser: Any) -> None:
+    smallest: dict[str, float] = {}
+    for path in book_pages(built_book):
+        page, errors, _ = visit(browser, path.as_uri())
+        try:
+            if wait_until_drawn(page)["mermaid"] == 0:
+                continue
+            diagrams = page.evaluate(DIAGRAM_TEXT_SIZES)
+        finally:
+            page.close()
+        name = path.relative_to(built_book).as_posix()
+        for index, diagram in enumerate(diagrams):
+            where = f"{name} diagram {index + 1} ({diagram['text']!r})"
+            size = diagram["smallest"]
+            assert size >= 10.99, f"{where}: text drawn at {size:.2f} px"  # 0.01: rounding
+            # Scrolling is the last resort, and the page then says so.
+            assert diagram["says_so"] == diagram["scrolls"], where
+            smallest[where] = diagram["smallest"]
+        assert errors == [], f"{name}: {errors}"
+    # The interpreter's tree is drawn on both pages; the test saw it.
+    assert any("tutorial.html" in where for where in smallest)
+    assert any("trees.html" in where for where in smallest)
+
+
+def test_a_tree_too_wide_for_the_column_spans_the_margin_legibly(
+    built_book: Path, browser: Any
+) -> None:
+    page, errors, _ = visit(browser, (built_book / "tutorial.html").as_uri())
+    try:
+        wait_until_drawn(page)
+        wide = page.evaluate(
+            """() => [...document.querySelectorAll('.livekit-diagram-wide')].map((frame) => ({
+                column: frame.closest('.cell_output, .output').getBoundingClientRect().width,
+                frame: frame.getBoundingClientRect().width,
+                right: frame.getBoundingClientRect().right,
+                window: document.documentElement.clientWidth,
+            }))"""
+        )
+    finally:
+        page.close()
+    # The whole interpreter's tree, at least, is wider than the column.
+    assert wide, "no diagram on the tutorial is wider than its column"
+    for frame in wide:
+        assert frame["frame"] > frame["column"]
+        assert frame["right"] <= frame["window"]
+    assert errors == []
+
+
+# Where each captioned diagram's figure ends against its drawing.
+FIGURE_FIT = """() => [...document.querySelectorAll('figure.livekit-diagram')].map((figure) => {
+    const box = (el) => el.getBoundingClientRect();
+    const f = box(figure), s = box(figure.querySelector('svg'));
+    const bar = box(figure.querySelector('.livekit-diagram-toolbar'));
+    const caption = figure.querySelector('figcaption');
+    // The caption's width on one line, up to the column's.
+    const range = document.createRange();
+    range.selectNodeContents(caption);
+    caption.style.whiteSpace = 'nowrap';
+    const text = Math.min(range.getBoundingClientRect().width, figure.parentElement.clientWidth);
+    caption.style.whiteSpace = '';
+    return {
+        above: s.top - f.top,
+        between: bar.top - s.bottom,
+        below: f.bottom - box(caption).bottom,
+        width: f.width,
+        content: Math.max(Math.min(s.width, figure.querySelector('pre').clientWidth), text),
+    };
+})"""
+
+
+def test_each_diagram_figure_fits_its_drawing(built_book: Path, browser: Any) -> None:
+    seen = 0
+    for name in ("first-look.html", "tutorial.html", "traces.html", "trees.html"):
+        page, errors, _ = visit(browser, (built_book / name).as_uri())
+        try:
+            wait_until_drawn(page)
+            figures = page.evaluate(FIGURE_FIT)
+        finally:
+            page.close()
+        for index, fit in enumerate(figures):
+            where = f"{name} figure {index + 1}: {fit}"
+            # Mermaid's drawing has its own 8 px margin; the figure adds none.
+            assert fit["above"] <= 1, where
+            assert fit["between"] <= 4, where
+            assert fit["below"] <= 1, where
+            # As wide as the drawing or the caption, whichever is wider.
+            assert fit["width"] <= fit["content"] + 2, where
+            seen += 1
+        assert errors == []
+    assert seen >= 10

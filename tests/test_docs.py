@@ -52,6 +52,14 @@ def test_no_page_holds_a_widget_view_output(built_book: Path) -> None:
         )
 
 
+def test_the_book_kernels_run_over_ipc_not_tcp(built_book: Path) -> None:
+    # Each page's kernel once logged "Kernel is running over TCP without
+    # encryption": its five ports on 127.0.0.1 were open to every local user.
+    log = (built_book.parent / "build.log").read_text(encoding="utf-8")
+    assert "Kernel is running over TCP" not in log
+    assert "without encryption" not in log
+
+
 def test_vendored_licences_ship_with_the_scripts(built_book: Path) -> None:
     static = built_book / "_static"
     for name in ("mermaid", "vega", "vega-lite", "vega-embed"):

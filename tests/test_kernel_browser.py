@@ -24,7 +24,10 @@ pytestmark = pytest.mark.browser
 
 BOOK = Path(__file__).resolve().parent / "kernel_book"
 
-HINT = "Outputs as built. To make this page live, run livekit serve in the book's project."
+HINT = (
+    "Outputs as built. To make this page live, run livekit serve in the book's project"
+    " (tox -e serve if you built it with tox)."
+)
 
 
 @pytest.fixture(scope="module")

@@ -121,7 +121,7 @@ def test_jupyterlab_and_the_book_get_no_html(monkeypatch: pytest.MonkeyPatch) ->
         assert "text/html" not in Mermaid(SOURCE)._repr_mimebundle_()[0]
 
 
-def test_a_script_in_a_terminal_prints_the_source() -> None:
+def test_a_script_in_a_terminal_prints_the_caption_and_the_source() -> None:
     code = textwrap.dedent(
         f"""
         from livekit import _display, Mermaid
@@ -132,7 +132,34 @@ def test_a_script_in_a_terminal_prints_the_source() -> None:
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
     ).stdout
-    assert out == f"{SOURCE}\nterminal\n"
+    assert out == f"%% ping\n{SOURCE}\nterminal\n"
+
+
+def test_render_functions_in_a_plain_python_script_print_their_captions(tmp_path: Path) -> None:
+    script = tmp_path / "script.py"
+    script.write_text(
+        textwrap.dedent(
+            """
+            import livekit
+
+            livekit.render_seq_trace(lambda: None, caption="Nothing is sent.")
+            livekit.render_sup_tree(livekit.Supervisor(name="jobs"))
+            livekit.render_app_tree("livekit", caption="livekit, as a script sees it.")
+            """
+        ),
+        encoding="utf-8",
+    )
+    out = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, check=True, timeout=60
+    ).stdout
+    comments = [line for line in out.splitlines() if line.startswith("%%")]
+    assert comments == [
+        "%% Nothing is sent.",
+        "%% Supervision tree of 'jobs'.",
+        "%% livekit, as a script sees it.",
+    ]
+    assert out.startswith("%% Nothing is sent.\nsequenceDiagram\n")
+    assert "%% Supervision tree of 'jobs'.\ngraph TD\n" in out
 
 
 def test_a_notebook_output_is_valid_nbformat() -> None:

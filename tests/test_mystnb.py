@@ -7,7 +7,10 @@ need no kernel: they check what livekit turns each MIME type into.
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
 import types
 from pathlib import Path
 from typing import Any
@@ -149,3 +152,20 @@ def test_a_book_page_draws_altair_offline_without_importing_livekit(tmp_path: Pa
     page = (tmp_path / "html" / "index.html").read_text(encoding="utf-8")
     assert 'class="livekit-vega"' in page
     assert "cdn.jsdelivr" not in page
+
+
+def test_a_book_kernel_enables_the_renderer_when_altair_is_first_imported() -> None:
+    # Importing altair costs more than livekit itself; a page without a
+    # chart should not pay for it, and one with a chart still draws offline.
+    code = (
+        "import sys, livekit\n"
+        "print('altair' in sys.modules)\n"
+        "import altair\n"
+        "print(altair.renderers.active)\n"
+    )
+    env = {**os.environ, "LIVEKIT_BOOK": "1"}
+    command = [sys.executable, "-c", code]
+    out = subprocess.run(
+        command, capture_output=True, text=True, env=env, timeout=120, check=True
+    ).stdout
+    assert out == "False\nlivekit\n"

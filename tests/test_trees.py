@@ -533,11 +533,12 @@ def test_app_tree_of_an_unknown_package_raises_naming_it() -> None:
         app_tree("nonexistent_pkg")
 
 
-def test_render_app_tree_prints_the_tree_outside_a_notebook(
+def test_render_app_tree_prints_the_tree_and_its_caption_outside_a_notebook(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     assert render_app_tree("livekit", direction="left_right") is None
-    assert capsys.readouterr().out == str(app_tree("livekit", direction="left_right")) + "\n"
+    tree = app_tree("livekit", direction="left_right")
+    assert capsys.readouterr().out == f"%% {tree.caption}\n{tree}\n"
 
 
 # ── started_applications ────────────────────────────────────────────

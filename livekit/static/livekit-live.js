@@ -26,9 +26,12 @@
   "use strict";
   if (window.livekitLive) return;
 
+  // Two commands: who built the book with tox has no `livekit` on PATH.
   var HINT_TEXT = "Outputs as built. To make this page live, run ";
   var HINT_COMMAND = "livekit serve";
-  var HINT_AFTER = " in the book's project.";
+  var HINT_OR = " in the book's project (";
+  var HINT_TOX = "tox -e serve";
+  var HINT_AFTER = " if you built it with tox).";
   var WIDGET_VIEW = "application/vnd.jupyter.widget-view+json";
   var MERMAID = "text/vnd.mermaid";
   var VEGALITE = ["application/vnd.vegalite.v6+json", "application/vnd.vegalite.v5+json"];
@@ -122,6 +125,8 @@
     var hint = el("p", "livekit-live-hint");
     hint.appendChild(document.createTextNode(HINT_TEXT));
     hint.appendChild(el("code", null, HINT_COMMAND));
+    hint.appendChild(document.createTextNode(HINT_OR));
+    hint.appendChild(el("code", null, HINT_TOX));
     hint.appendChild(document.createTextNode(HINT_AFTER));
     var place = articleTop();
     place.parent.insertBefore(hint, place.before);

@@ -47,6 +47,10 @@
     frame.appendChild(el);
     var bar = document.createElement("div");
     bar.className = "livekit-diagram-toolbar";
+    var note = document.createElement("span");
+    note.className = "livekit-diagram-note";
+    note.textContent = "Wider than the window: scroll sideways for the rest.";
+    bar.appendChild(note);
     bar.appendChild(button("Copy source", "Copy the Mermaid source", function (event) {
       var text = el.getAttribute("data-livekit-source") || "";
       var done = function () { event.target.textContent = "Copied"; setTimeout(function () { event.target.textContent = "Copy source"; }, 1500); };
@@ -94,21 +98,65 @@
     nodeTextColor: "#f1f5f9",
   };
 
-  // Mermaid shrinks a wide diagram to the page's width; past a point its
-  // text is unreadable.  Below this scale the diagram keeps a readable size
-  // and its block scrolls sideways instead.
-  var MIN_SCALE = 0.5;
+  // Mermaid shrinks a wide diagram to the column's width, and past a point
+  // its text is unreadable: no text is drawn smaller than this (CSS px).
+  var MIN_TEXT_PX = 11;
+  // Room kept free at the window's right edge by a diagram wider than the column.
+  var EDGE_PX = 16;
 
+  // The smallest font size in the drawing, in the SVG's own units: drawn at
+  // scale s, that text is s times as tall on screen.
+  function smallestText(svg) {
+    var smallest = Infinity;
+    var texts = svg.querySelectorAll("text, foreignObject div, foreignObject span, foreignObject p");
+    Array.prototype.forEach.call(texts, function (t) {
+      if (!t.textContent.trim()) return;
+      var size = parseFloat(window.getComputedStyle(t).fontSize);
+      if (size && size < smallest) smallest = size;
+    });
+    return smallest === Infinity ? 16 : smallest;
+  }
+
+  // Fit a diagram to the page without its text going below MIN_TEXT_PX.  One
+  // that fits the column legibly shrinks to it (CSS max-width).  A wider one
+  // spans into the page's right margin, as sphinx-book-theme's full-width
+  // cells do, up to the window's edge; only one still too wide for that, at
+  // the smallest legible scale, scrolls sideways, and says so.
   function keepLegible(el, svg) {
     var box = svg.viewBox && svg.viewBox.baseVal;
-    var room = el.clientWidth;
-    if (!box || !box.width || !room) return;
-    if (room / box.width < MIN_SCALE) {
-      svg.style.maxWidth = "none";
-      svg.setAttribute("width", String(Math.round(box.width * MIN_SCALE)));
-      svg.removeAttribute("height");
-      el.classList.add("livekit-diagram-wide");
+    var frame = el.parentNode;
+    var figure = el.closest("figure");
+    var column = (figure || frame).parentNode;
+    [frame, figure].forEach(function (node) { if (node) { node.style.width = ""; node.style.maxWidth = ""; } });
+    frame.classList.remove("livekit-diagram-wide", "livekit-diagram-scrolls");
+    svg.style.maxWidth = "";
+    svg.style.width = "";
+    if (!box || !box.width || !column || !column.clientWidth) return;
+    var legible = Math.ceil(box.width * Math.min(1, MIN_TEXT_PX / smallestText(svg)));
+    var room = column.clientWidth;
+    if (legible <= room) {
+      // A width of its own, so that the figure around it can fit it.
+      svg.style.width = Math.min(box.width, room) + "px";
+      return;
     }
+    var left = column.getBoundingClientRect().left;
+    var page = Math.max(room, document.documentElement.clientWidth - left - EDGE_PX);
+    var width = Math.min(box.width, Math.max(legible, page));
+    var shown = Math.min(width, page);
+    svg.style.maxWidth = "none";
+    svg.style.width = width + "px";
+    frame.style.width = shown + "px";
+    frame.style.maxWidth = "none";
+    if (figure) { figure.style.width = shown + "px"; figure.style.maxWidth = "none"; }
+    frame.classList.add("livekit-diagram-wide");
+    if (width > shown) frame.classList.add("livekit-diagram-scrolls");
+  }
+
+  function refit() {
+    Array.prototype.forEach.call(document.querySelectorAll("pre.mermaid, div.mermaid"), function (el) {
+      var svg = el.querySelector("svg");
+      if (svg && el.parentNode.classList.contains("livekit-diagram-frame")) keepLegible(el, svg);
+    });
   }
 
   var rendering = Promise.resolve();
@@ -149,9 +197,9 @@
           var figure = el.closest("figure");
           var caption = figure && figure.querySelector("figcaption, .caption-text");
           if (caption) svg.setAttribute("aria-label", caption.textContent.trim());
-          keepLegible(el, svg);
         }
         addToolbar(el, el.getAttribute("data-livekit-index"));
+        if (svg) keepLegible(el, svg);
       });
     });
     return rendering;
@@ -168,8 +216,15 @@
 
   window.livekitMermaid = { run: function () { return run(false); }, rerender: function () { return run(true); } };
 
+  var refitting = null;
+  function onResize() {
+    clearTimeout(refitting);
+    refitting = setTimeout(refit, 150);
+  }
+
   function start() {
     run(false);
+    window.addEventListener("resize", onResize);
     new MutationObserver(onThemeChange).observe(document.documentElement, { attributes: true, attributeFilter: ["data-theme", "class"] });
     if (window.matchMedia) {
       var query = window.matchMedia("(prefers-color-scheme: dark)");

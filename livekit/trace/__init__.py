@@ -379,13 +379,14 @@ def render_seq_trace(
     """Run ``fn()``, display the diagram of its messages, and return its result.
 
     Takes the options of :func:`seq_trace`.  In a notebook the diagram is
-    drawn; in a terminal its Mermaid source is printed.  If ``fn`` raises,
-    the diagram of what happened before is displayed, then the exception
-    goes on.
+    drawn; in a terminal its caption (as a ``%%`` comment) and Mermaid
+    source are printed.  If ``fn`` raises, the diagram of what happened
+    before is displayed, then the exception goes on.
 
     Examples
     --------
     >>> render_seq_trace(lambda: 6 * 7, caption="No messages")
+    %% No messages
     sequenceDiagram
         participant p0 as caller (MainThread)
     42
