@@ -380,9 +380,11 @@ def call(
     >>> me = livekit.node()
     >>> rpc.call(me, "math", "sqrt", (16,))
     4.0
-    >>> rpc.call(me, "builtins", "int", ("four",))  # doctest: +ELLIPSIS
-    Traceback (most recent call last):
-    ValueError: invalid literal for int() with base 10: 'four'
+    >>> try:
+    ...     rpc.call(me, "builtins", "int", ("four",))
+    ... except ValueError as error:
+    ...     print(repr(error), *error.__notes__, sep="\\n")  # doctest: +ELLIPSIS
+    ValueError("invalid literal for int() with base 10: 'four'")
     (raised on node ...@... in builtins.int())
     >>> rpc.call(me, "time", "sleep", (0.5,), timeout=0.05)  # doctest: +ELLIPSIS
     Traceback (most recent call last):
