@@ -282,6 +282,14 @@ def test_spawn_raises_what_the_function_raised(cluster: livekit.Cluster) -> None
     assert caught.value.__notes__[0].startswith(f"(raised on node {cluster.nodes[0]} in spawned")
 
 
+def test_spawn_join_does_not_hide_what_the_function_raised(cluster: livekit.Cluster) -> None:
+    """As for a livekit node: join() raises once the function has ended."""
+    handle = livekit.spawn(cluster.nodes[0], lambda: 1 / 0)
+    with pytest.raises(ZeroDivisionError):
+        handle.join(timeout=30)
+    assert not handle.is_alive()
+
+
 def test_spawn_result_times_out_while_the_function_runs(cluster: livekit.Cluster) -> None:
     handle = livekit.spawn(cluster.nodes[0], lambda: time.sleep(0.5))
     with pytest.raises(TimeoutError, match=r"still runs after 0\.05 s"):

@@ -415,8 +415,9 @@ class ClusterSpawnHandle(SpawnHandle):
     """A function running in its own thread on a Dask worker, from :func:`livekit.spawn`.
 
     The same interface as :class:`livekit.SpawnHandle`: its prints come
-    back to the caller's output, :meth:`join` waits for it and
-    :meth:`result` returns its value.
+    back to the caller's output, :meth:`join` waits for it (and raises
+    what it raised, or why the worker was lost) and :meth:`result`
+    returns its value.
 
     Dask delivers the function's lines on the client's event-loop thread;
     a thread of this handle, started by the caller, writes them out.  In
@@ -433,13 +434,12 @@ class ClusterSpawnHandle(SpawnHandle):
         self._cluster = cluster
         self._streams = {"out": stdout, "err": stderr}
         self._inbox: queue.SimpleQueue[tuple[str, Any, Any]] = queue.SimpleQueue()
-        self._finished = threading.Event()
-        self._reply: bytes | None = None
-        self._error: NodeError | None = None
-        self._writer = threading.Thread(
+        # SpawnHandle's join, result and is_alive wait for this thread and
+        # read what it leaves in _raw, or _lost.
+        self._reader = threading.Thread(
             target=self._pump, name=f"livekit-spawn-output-{ident}", daemon=True
         )
-        self._writer.start()
+        self._reader.start()
 
     def _write(self, kind: str, text: str) -> None:
         self._inbox.put(("text", kind, text))
@@ -460,8 +460,8 @@ class ClusterSpawnHandle(SpawnHandle):
                     stream.write(second)
                     stream.flush()
                 continue
-            self._reply, self._error = first, second
-            self._finished.set()
+            self._raw, self._lost = first, second
+            self._done.set()
             return
 
     def _check_worker(self) -> None:
@@ -476,35 +476,6 @@ class ClusterSpawnHandle(SpawnHandle):
             error = NodeError(f"lost the cluster while {self.name} ran: {_reason(lost)}")
         self._finish(None, error)
         self._cluster._spawn_ended(self.ident)
-
-    def join(self, timeout: float | None = None) -> None:
-        """Wait until the function has ended and all its output has arrived.
-
-        A worker that leaves the cluster meanwhile ends the wait: then
-        :meth:`result` raises :class:`livekit.NodeError`.
-        """
-        if self._finished.wait(timeout):
-            self._writer.join()
-
-    def is_alive(self) -> bool:
-        """Return True while the function is still running on the worker."""
-        return not self._finished.is_set()
-
-    def result(self, timeout: float | None = None) -> Any:
-        """Return what the function returned, raising what it raised.
-
-        Raises
-        ------
-        TimeoutError
-            If it is still running after ``timeout`` seconds.
-        """
-        self.join(timeout)
-        if not self._finished.is_set():
-            raise TimeoutError(f"{self.name} on node {self.node} still runs after {timeout:g} s")
-        if self._error is not None:
-            raise self._error
-        assert self._reply is not None  # noqa: S101 -- set whenever _error is not
-        return unwrap(self._reply, self.node, f"spawned {self.name}")
 
 
 def _describe(role: str | None, node: str) -> str:
