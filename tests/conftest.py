@@ -84,6 +84,24 @@ def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
             context.close()
 
 
+def mermaid_page(folder: Path) -> Path:
+    """Write a blank page that loads the vendored mermaid, ready to render with.
+
+    A test opens it in the ``browser`` and calls ``mermaid.parse`` or
+    ``mermaid.render`` on the sources it checks.
+    """
+    from livekit import _assets
+
+    page = folder / "mermaid-page.html"
+    page.write_text(
+        "<!DOCTYPE html><html><head><meta charset='utf-8'></head><body>"
+        f"<script>{_assets.read(_assets.MERMAID)}</script>"
+        "<script>mermaid.initialize({startOnLoad: false});</script></body></html>",
+        encoding="utf-8",
+    )
+    return page
+
+
 def build_book(
     source: Path, out: Path, *extra: str, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:

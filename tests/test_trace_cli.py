@@ -14,6 +14,7 @@ import pytest
 
 from livekit.trace.events import Exit, Message, Participant, Spawn
 from livekit.trace.text import sequence_text
+from tests.conftest import mermaid_page
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -291,17 +292,10 @@ def test_an_html_trace_opens_from_disk_and_draws_every_arrow(tmp_path: Path, bro
 
 @pytest.mark.browser
 def test_an_mmd_trace_parses_in_the_vendored_mermaid(tmp_path: Path, browser: Any) -> None:
-    from livekit import _assets
 
     done = livekit_trace(tmp_path, "-o", "trace.mmd", "job.py")
     assert done.returncode == 0, done.stderr
-    page_file = tmp_path / "page.html"
-    page_file.write_text(
-        "<!DOCTYPE html><html><head><meta charset='utf-8'></head><body>"
-        f"<script>{_assets.read(_assets.MERMAID)}</script>"
-        "<script>mermaid.initialize({startOnLoad: false});</script></body></html>",
-        encoding="utf-8",
-    )
+    page_file = mermaid_page(tmp_path)
     page = browser.new_page()
     try:
         page.goto(page_file.as_uri())

@@ -16,6 +16,7 @@ from livekit.trace.format import (
     sequence_diagram,
     shorten,
 )
+from tests.conftest import mermaid_page
 
 CALLER = Participant(0, "caller (MainThread)", "caller")
 PONG = Participant(1, "Thread-1 (pong)", "thread")
@@ -196,15 +197,7 @@ SPECIAL_LABELS = [
 @pytest.mark.browser
 def test_mermaid_draws_every_escaped_label_and_name_as_it_was(browser: Any, tmp_path: Path) -> None:
     """The real parser: each label comes back, character for character."""
-    from livekit import _assets
-
-    page_file = tmp_path / "page.html"
-    page_file.write_text(
-        "<!DOCTYPE html><html><head><meta charset='utf-8'></head><body>"
-        f"<script>{_assets.read(_assets.MERMAID)}</script>"
-        "<script>mermaid.initialize({startOnLoad: false});</script></body></html>",
-        encoding="utf-8",
-    )
+    page_file = mermaid_page(tmp_path)
     page = browser.new_page()
     try:
         page.goto(page_file.as_uri())
