@@ -69,19 +69,6 @@ while not stop_file.exists():
 print("done", True, flush=True)
 """
 
-#: The main thread sleeps in C for a few seconds (sys.remote_exec must wait for it).
-MAIN_ASLEEP = """\
-import sys, time
-from pathlib import Path
-
-stop_file = Path(sys.argv[1])
-print("ready", flush=True)
-time.sleep(int(sys.argv[2]))
-while not stop_file.exists():
-    time.sleep(0.02)
-print("done", True, flush=True)
-"""
-
 #: Not dumpable: a process of the same user may not trace it (root still may).
 UNDUMPABLE = """\
 import ctypes, sys, time

@@ -84,6 +84,18 @@ def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
             context.close()
 
 
+def python_for_another_user() -> str | None:
+    """An interpreter that uid 65534 can run, for attackers' scripts (stdlib only).
+
+    Debian's ``/usr/bin/python3`` where it exists, else this one, unless it
+    lives under ``/root`` (pyenv's do), where another user cannot reach it.
+    """
+    for candidate in ("/usr/bin/python3", sys.executable):
+        if os.access(candidate, os.X_OK) and not candidate.startswith("/root"):
+            return candidate
+    return None
+
+
 def mermaid_page(folder: Path) -> Path:
     """Write a blank page that loads the vendored mermaid, ready to render with.
 

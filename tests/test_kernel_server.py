@@ -31,7 +31,7 @@ import pytest
 from livekit.kernel.app import cookie_name
 from livekit.kernel.book import Cell
 from livekit.kernel.server import BookServer
-from tests.conftest import require
+from tests.conftest import python_for_another_user, require
 
 ROOT = Path(__file__).resolve().parent.parent
 BOOK = ROOT / "tests" / "kernel_book"
@@ -481,14 +481,16 @@ print(json.dumps({
 
 def attacker_command(port: int, token: str) -> list[str]:
     """The attacker's server, as another local user where we can become one."""
-    command = ["/usr/bin/python3", "-I", "-c", ATTACKER, str(port), token]
+    python = python_for_another_user()
+    assert python is not None  # start_attacker required one
+    command = [python, "-I", "-c", ATTACKER, str(port), token]
     if os.geteuid() == 0:
         return ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", *command]
     return command
 
 
 def start_attacker(port: int, token: str) -> tuple[subprocess.Popen[str], int]:
-    require(Path("/usr/bin/python3").is_file(), "no /usr/bin/python3 for the attacker's server")
+    require(python_for_another_user() is not None, "no Python that uid 65534 can run")
     require(
         os.geteuid() != 0 or shutil.which("setpriv") is not None,
         "setpriv is missing: cannot become another user (apt-get install util-linux)",

@@ -30,7 +30,7 @@ from livekit import rpc
 from livekit.nodes import client, cookie, local, registry
 from livekit.nodes._home import UnsafeHomeError
 from livekit.nodes.server import MAX_UNAUTHENTICATED, NodeServer
-from tests.conftest import require
+from tests.conftest import python_for_another_user, require
 
 ATTACKER = Path(__file__).with_name("node_attacker.py")
 NOBODY = 65534
@@ -38,11 +38,7 @@ START_TIMEOUT = 60.0
 
 
 def attacker_python() -> str | None:
-    # The interpreter must be one that uid 65534 can run: pyenv's live under /root.
-    for candidate in ("/usr/bin/python3", sys.executable):
-        if os.access(candidate, os.X_OK) and not candidate.startswith("/root"):
-            return candidate
-    return None
+    return python_for_another_user()
 
 
 @pytest.fixture(scope="module")

@@ -28,6 +28,7 @@ def clone(tmp_path: Path) -> Path:
     return tmp_path
 
 
+@pytest.mark.git
 def test_git_ignores_the_venv_redirect_file_tox_writes(clone: Path) -> None:
     # tox 4 points a PEP 832 `.venv` file (not a folder) at one of its environments.
     (clone / ".venv").write_text(".tox/py311\n", encoding="utf-8")
@@ -36,6 +37,7 @@ def test_git_ignores_the_venv_redirect_file_tox_writes(clone: Path) -> None:
     assert git(clone, "status", "--porcelain", "--untracked-files=all") == "?? .gitignore\n"
 
 
+@pytest.mark.git
 def test_git_ignores_the_readme_virtual_environment_and_pyenv_versions(clone: Path) -> None:
     (clone / ".venv" / "bin").mkdir(parents=True)
     (clone / ".venv" / "pyvenv.cfg").write_text("home = /usr/bin\n", encoding="utf-8")
