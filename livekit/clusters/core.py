@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from livekit.clusters.memory import MemoryChart
 from livekit.mermaid import Mermaid
-from livekit.nodes.client import SpawnHandle, unwrap
+from livekit.nodes.client import SpawnHandle, check_call, check_timeout, unwrap
 from livekit.nodes.errors import NodeError, SerializationError
 
 if TYPE_CHECKING:
@@ -623,7 +623,7 @@ def call(
     event loop goes on meanwhile).  What it raises is raised here with the
     worker's traceback, as for any node.
     """
-    _check_call(module, function, args, kwargs, timeout)
+    check_call(module, function, args, kwargs, timeout)
     owner, _ = _owner(node)
     return owner.call(node, module, function, tuple(args), dict(kwargs or {}), timeout=timeout)
 
@@ -638,27 +638,7 @@ def spawn(node: str, fn: Callable[[], Any]) -> SpawnHandle:
 
 def connect(node: str, *, timeout: float = CONNECT_TIMEOUT) -> bool:
     """``livekit.connect`` to a worker or the scheduler: True once it has answered."""
-    _check_timeout(timeout)
+    check_timeout(timeout)
     owner, _ = _owner(node)
     owner.call(node, "os", "getpid", (), {}, timeout=timeout)
     return True
-
-
-def _check_call(
-    module: object, function: object, args: object, kwargs: object, timeout: object
-) -> None:
-    if not isinstance(module, str) or not module:
-        raise ValueError(f"expected a module name, got {module!r}")
-    if not isinstance(function, str) or not function:
-        raise ValueError(f"expected a function name, got {function!r}")
-    if not isinstance(args, tuple | list):
-        raise TypeError(f"expected args as a tuple or a list, got {type(args).__name__}")
-    if kwargs is not None and not isinstance(kwargs, dict):
-        raise TypeError(f"expected kwargs as a dict or None, got {type(kwargs).__name__}")
-    if timeout is not None:
-        _check_timeout(timeout)
-
-
-def _check_timeout(timeout: object) -> None:
-    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout > 0:
-        raise ValueError(f"expected a timeout in seconds greater than 0, got {timeout!r}")

@@ -292,7 +292,7 @@ def connect(node: str, *, timeout: float = CONNECT_TIMEOUT) -> bool:
         from livekit.clusters import core
 
         return core.connect(node, timeout=timeout)
-    _check_timeout(timeout)
+    check_timeout(timeout)
     pool = _pool(node)
     pool.give(pool.take(timeout))
     return True
@@ -390,16 +390,7 @@ def call(
     Traceback (most recent call last):
     TimeoutError: node ... did not answer time.sleep() within 0.05 s
     """
-    if not isinstance(module, str) or not module:
-        raise ValueError(f"expected a module name, got {module!r}")
-    if not isinstance(function, str) or not function:
-        raise ValueError(f"expected a function name, got {function!r}")
-    if not isinstance(args, tuple | list):
-        raise TypeError(f"expected args as a tuple or a list, got {type(args).__name__}")
-    if kwargs is not None and not isinstance(kwargs, dict):
-        raise TypeError(f"expected kwargs as a dict or None, got {type(kwargs).__name__}")
-    if timeout is not None:
-        _check_timeout(timeout)
+    check_call(module, function, args, kwargs, timeout)
     if isinstance(node, str) and "://" in node:  # a Dask process: livekit.clusters serves it
         from livekit.clusters import core
 
@@ -483,7 +474,23 @@ def _rebuild(pickled: bytes | None, type_name: str, message: str) -> BaseExcepti
     return RemoteError(f"{type_name}: {message}")
 
 
-def _check_timeout(timeout: object) -> None:
+def check_call(
+    module: object, function: object, args: object, kwargs: object, timeout: object
+) -> None:
+    """Raise at once for arguments that :func:`call` cannot send (any backend)."""
+    if not isinstance(module, str) or not module:
+        raise ValueError(f"expected a module name, got {module!r}")
+    if not isinstance(function, str) or not function:
+        raise ValueError(f"expected a function name, got {function!r}")
+    if not isinstance(args, tuple | list):
+        raise TypeError(f"expected args as a tuple or a list, got {type(args).__name__}")
+    if kwargs is not None and not isinstance(kwargs, dict):
+        raise TypeError(f"expected kwargs as a dict or None, got {type(kwargs).__name__}")
+    if timeout is not None:
+        check_timeout(timeout)
+
+
+def check_timeout(timeout: object) -> None:
     if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout > 0:
         raise ValueError(f"expected a timeout in seconds greater than 0, got {timeout!r}")
 
