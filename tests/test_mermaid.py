@@ -1,7 +1,10 @@
 from __future__ import annotations
 
+import base64
+import gzip
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -81,9 +84,18 @@ def test_save_writes_a_self_contained_html_page(tmp_path: Path) -> None:
     assert page.startswith("<!DOCTYPE html>")
     assert "<title>a &lt;pings&gt; b</title>" in page
     assert "a-&gt;&gt;b: ping" in page
-    assert 'globalThis["mermaid"]' in page  # the library itself is inlined
+    # The library itself is inlined, gzipped: the page unpacks it.
+    packed = re.search(r'atob\("([A-Za-z0-9+/=]+)"\)', page)
+    assert packed is not None
+    assert 'globalThis["mermaid"]' in gzip.decompress(base64.b64decode(packed[1])).decode()
     assert "<script src" not in page
     assert "http://" not in page.split("<script>")[0]
+
+
+def test_a_saved_page_carries_mermaid_in_less_than_half_its_size(tmp_path: Path) -> None:
+    page = Mermaid(SOURCE).save(tmp_path / "trace.html").stat().st_size
+    library = (Path(mermaid_module.__file__).parent / "static/vendor/mermaid.min.js").stat().st_size
+    assert page < library * 0.4
 
 
 def test_save_rejects_another_suffix_naming_the_path(tmp_path: Path) -> None:

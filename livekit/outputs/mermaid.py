@@ -197,8 +197,9 @@ class Mermaid:
         Parameters
         ----------
         full_page
-            True for a whole document (what :meth:`save` writes); False for a
-            fragment to embed in another page.
+            True for a whole document (what :meth:`save` writes), which
+            carries mermaid gzipped and unpacks it in the browser; False for
+            a fragment to embed in another page, with mermaid as it is.
         library
             False leaves mermaid itself out, for a page that loads it already.
 
@@ -209,17 +210,20 @@ class Mermaid:
         True
         """
         figure = _figure_html(self._source, self._caption)
-        script = _assets.inline_script(_assets.read(_assets.MERMAID)) if library else ""
         boot = _assets.inline_script(_assets.read(_assets.MERMAID_BOOT))
         if not full_page:
+            script = _assets.inline_script(_assets.read(_assets.MERMAID)) if library else ""
             return f"{figure}\n{script}\n{boot}"
+        # A file carries mermaid gzipped (2.1 MB, not 5.5): the page unpacks
+        # it itself, then draws.
+        script = _assets.packed_script(_assets.MERMAID, then=_DRAW) if library else ""
         title = html.escape(self._caption or "Mermaid diagram")
         return (
             '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
             f"<title>{title}</title>\n"
             '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
             "</head>\n<body>\n"
-            f"{figure}\n{script}\n{boot}\n</body>\n</html>\n"
+            f"{figure}\n{boot}\n{script}\n</body>\n</html>\n"
         )
 
     def save(self, path: str | os.PathLike[str]) -> Path:
@@ -247,6 +251,10 @@ class Mermaid:
                 f"expected a path ending in {' or '.join(_SAVE_SUFFIXES)}, got {str(path)!r}"
             )
         return target
+
+
+#: What a page runs once it has unpacked mermaid.
+_DRAW = "if (window.livekitMermaid) window.livekitMermaid.run();"
 
 
 def terminal_form() -> str:
