@@ -5,8 +5,9 @@ it, so that the book, saved HTML files, notebooks and the local kernel all
 draw offline.  Each loads as a classic ``<script>`` (not an ES module),
 because browsers refuse module imports from ``file://`` pages.
 
-Refresh the files from the npm registry with ``python -m livekit._assets``
-after changing a version below.
+Each kind of output (:mod:`livekit.outputs`) names its own assets; refresh
+them from the npm registry with ``python -m livekit._assets`` after changing
+a version there.
 """
 
 from __future__ import annotations
@@ -43,19 +44,17 @@ class Asset:
         return (VENDOR if self.package else STATIC) / self.filename
 
 
-MERMAID = Asset("mermaid", "12.3.0", "dist/mermaid.min.js")
-VEGA = Asset("vega", "6.4.0", "build/vega.min.js")
-VEGA_LITE = Asset("vega-lite", "6.5.0", "build/vega-lite.min.js")
-VEGA_EMBED = Asset("vega-embed", "7.3.0", "build/vega-embed.min.js")
+def vendored() -> tuple[Asset, ...]:
+    """Return every kind's vendored assets: what :func:`refresh` downloads.
 
-#: livekit's own scripts (no npm package): they draw what the pages hold.
-MERMAID_BOOT = Asset("", "", "livekit-mermaid.js")
-VEGA_BOOT = Asset("", "", "livekit-vega.js")
+    Examples
+    --------
+    >>> [asset.package for asset in vendored()]
+    ['mermaid', 'vega', 'vega-lite', 'vega-embed']
+    """
+    from livekit.outputs import kinds
 
-#: Load order matters: vega-embed needs vega and vega-lite as globals.
-VEGA_STACK = (VEGA, VEGA_LITE, VEGA_EMBED)
-#: What ``refresh`` downloads.
-ALL = (MERMAID, *VEGA_STACK)
+    return tuple(asset for kind in kinds() for asset in kind.VENDORED)
 
 
 @functools.cache
@@ -89,6 +88,7 @@ def packed(asset: Asset) -> str:
     Examples
     --------
     >>> import base64, gzip
+    >>> from livekit.outputs.mermaid import MERMAID
     >>> gzip.decompress(base64.b64decode(packed(MERMAID))).decode() == read(MERMAID)
     True
     """
@@ -107,6 +107,7 @@ def packed_script(asset: Asset, *, then: str = "") -> str:
 
     Examples
     --------
+    >>> from livekit.outputs.mermaid import MERMAID
     >>> script = packed_script(MERMAID, then="window.livekitMermaid.run();")
     >>> script.startswith("<script>") and "DecompressionStream" in script
     True
@@ -132,8 +133,9 @@ def packed_script(asset: Asset, *, then: str = "") -> str:
     return inline_script(loader)
 
 
-def refresh(assets: tuple[Asset, ...] = ALL) -> None:
-    """Download the pinned versions with ``npm pack`` and vendor them."""
+def refresh(assets: tuple[Asset, ...] | None = None) -> None:
+    """Download the pinned versions with ``npm pack`` and vendor them (all by default)."""
+    assets = vendored() if assets is None else assets
     npm = shutil.which("npm")
     if npm is None:
         raise SystemExit("npm is needed to refresh the vendored JavaScript")

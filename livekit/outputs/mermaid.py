@@ -1,10 +1,18 @@
-"""The Mermaid value: a diagram that knows how to show itself.
+"""Mermaid diagrams: the value, and everything about showing one.
+
+* the MIME type, :data:`MIME_TYPE`;
+* the bundle for each front end, ``Mermaid._repr_mimebundle_``: VS Code
+  draws no Mermaid MIME, so there the diagram also travels as HTML
+  (:data:`HTML_HOSTS`); a terminal gets :meth:`livekit.Mermaid.terminal`;
+* the figure HTML, drawn by ``livekit-mermaid.js``;
+* the vendored mermaid (``VENDORED``);
+* the myst-nb plugin, :class:`RenderPlugin`.
 
 Every diagram livekit draws (sequence traces, supervision and application
-trees) is a :class:`Mermaid`.  ``str(diagram)`` is its Mermaid source;
+trees) is a :class:`livekit.Mermaid`.  ``str(diagram)`` is its Mermaid source;
 Jupyter, the book and ``livekit serve`` display it through
 ``_repr_mimebundle_``; a terminal gets a plain-text drawing
-(:meth:`Mermaid.terminal`); :meth:`Mermaid.save` writes it to disk for a
+(:meth:`livekit.Mermaid.terminal`); :meth:`livekit.Mermaid.save` writes it to disk for a
 trace taken somewhere without a notebook.
 """
 
@@ -12,14 +20,28 @@ from __future__ import annotations
 
 import html
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from livekit import _assets, _display
+from livekit.outputs import _html
+
+if TYPE_CHECKING:
+    from docutils import nodes
 
 #: The MIME type JupyterLab >= 4.1, Notebook >= 7.1 and nbconvert draw natively.
 MIME_TYPE = "text/vnd.mermaid"
+MIME_TYPES = (MIME_TYPE,)
+
+#: The front ends that get the diagram as HTML too.  VS Code runs the
+#: scripts of text/html outputs but draws no text/vnd.mermaid.
+HTML_HOSTS = frozenset({"vscode"})
+
+VENDORED = (_assets.Asset("mermaid", "12.3.0", "dist/mermaid.min.js"),)
+(MERMAID,) = VENDORED
+#: livekit's own script that draws every ``<pre class="mermaid">`` of a page.
+BOOT = _assets.Asset("", "", "livekit-mermaid.js")
 
 _SAVE_SUFFIXES = (".mmd", ".html")
 
@@ -28,7 +50,7 @@ _SAVE_SUFFIXES = (".mmd", ".html")
 TERMINAL_ENV = "LIVEKIT_TERMINAL"
 _TERMINAL_FORMS = ("text", "mermaid")
 
-#: The last line of a terminal drawing: where to get the picture itself.
+#: The last line of a terminal drawing, which says how to get the picture.
 SAVE_HINT = 'Save it as a page: diagram.save("diagram.html")'
 
 
@@ -80,7 +102,8 @@ class Mermaid:
                 f"text must be a function returning a str, or None, got "
                 f"{type(text).__name__}: {text!r}"
             )
-        if not source.strip():
+        # isspace() copies nothing (strip() copied the whole source).
+        if not source or source.isspace():
             raise ValueError("Mermaid source is empty")
         self._source = source
         self._caption = caption
@@ -185,11 +208,13 @@ class Mermaid:
         # with mermaid inlined.  The book never gets this type.
         # The 5 MB library goes into the first such output of each cell run
         # only: VS Code shows all outputs of a notebook in one web view.
-        if _display.host() == "vscode":
+        if _display.host() in HTML_HOSTS:
             due = _display.library_due("mermaid")
             bundle["text/html"] = self.to_html(full_page=False, library=due)
         metadata = {MIME_TYPE: {"caption": self._caption}} if self._caption else {}
-        return _filter_bundle(bundle, include, exclude), metadata
+        if include is not None or exclude is not None:
+            bundle = _html.filter_bundle(bundle, include, exclude)
+        return bundle, metadata
 
     def to_html(self, *, full_page: bool = True, library: bool = True) -> str:
         """Return HTML that draws the diagram offline, with mermaid inlined.
@@ -210,13 +235,13 @@ class Mermaid:
         True
         """
         figure = _figure_html(self._source, self._caption)
-        boot = _assets.inline_script(_assets.read(_assets.MERMAID_BOOT))
+        boot = _html.boot_scripts(BOOT)
         if not full_page:
-            script = _assets.inline_script(_assets.read(_assets.MERMAID)) if library else ""
+            script = _assets.inline_script(_assets.read(MERMAID)) if library else ""
             return f"{figure}\n{script}\n{boot}"
         # A file carries mermaid gzipped (2.1 MB, not 5.5): the page unpacks
         # it itself, then draws.
-        script = _assets.packed_script(_assets.MERMAID, then=_DRAW) if library else ""
+        script = _assets.packed_script(MERMAID, then=_DRAW) if library else ""
         title = html.escape(self._caption or "Mermaid diagram")
         return (
             '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
@@ -276,22 +301,38 @@ def terminal_form() -> str:
 
 
 def _figure_html(source: str, caption: str | None) -> str:
-    label = f' aria-label="{html.escape(caption)}"' if caption else ""
-    figcaption = f"\n<figcaption>{html.escape(caption)}</figcaption>" if caption else ""
-    return (
-        f'<figure class="livekit-diagram"{label}>\n'
-        f'<pre class="mermaid">{html.escape(source)}</pre>{figcaption}\n</figure>'
-    )
+    body = f'<pre class="mermaid">{html.escape(source)}</pre>'
+    return _html.figure("livekit-diagram", body, caption, labelled=True)
 
 
-def _filter_bundle(
-    bundle: dict[str, Any], include: Iterable[str] | None, exclude: Iterable[str] | None
-) -> dict[str, Any]:
-    """Honour IPython's include/exclude arguments to ``_repr_mimebundle_``."""
-    if include is not None:
-        wanted = set(include)
-        bundle = {k: v for k, v in bundle.items() if k in wanted}
-    if exclude is not None:
-        unwanted = set(exclude)
-        bundle = {k: v for k, v in bundle.items() if k not in unwanted}
-    return bundle
+class RenderPlugin:
+    """myst-nb: render ``text/vnd.mermaid`` outputs as sphinxcontrib-mermaid nodes."""
+
+    # Prefer the diagram to any HTML or text form of the same output.
+    mime_priority_overrides: ClassVar[Sequence[tuple[str, str, int | None]]] = [
+        (builder, MIME_TYPE, 1) for builder in _html.BUILDERS
+    ]
+
+    @staticmethod
+    def handle_mime(renderer: Any, data: Any, inline: bool) -> list[nodes.Element] | None:
+        if data.mime_type != MIME_TYPE:
+            return None
+        from docutils import nodes
+        from sphinxcontrib.mermaid import mermaid
+
+        node = mermaid()
+        node["code"] = data.string
+        node["options"] = {}
+        caption = _html.caption_of(data.output_metadata, MIME_TYPE)
+        if not caption:
+            return [node]
+        figure = nodes.figure("", node, classes=["livekit-diagram"])
+        figure += nodes.caption(caption, caption)
+        return [figure]
+
+
+def drawn_on(doctree: Any) -> bool:
+    """Return True if a page's doctree holds a diagram (its scripts go on the page)."""
+    from sphinxcontrib.mermaid import mermaid
+
+    return any(True for _ in doctree.findall(mermaid))
