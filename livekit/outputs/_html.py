@@ -47,7 +47,15 @@ def figure(kind: str, body: str, caption: str | None, *, labelled: bool = False)
 
 
 def boot_scripts(boot: _assets.Asset) -> str:
-    """Return the page boot and a kind's own boot script, inlined, in that order."""
+    """Return the page boot and a kind's own boot script, inlined, in that order.
+
+    Examples
+    --------
+    >>> from livekit.outputs import mermaid
+    >>> scripts = boot_scripts(mermaid.BOOT)
+    >>> scripts.index("window.livekitPage =") < scripts.index("window.livekitMermaid =")
+    True
+    """
     return "\n".join(_assets.inline_script(_assets.read(script)) for script in (PAGE_BOOT, boot))
 
 

@@ -332,7 +332,15 @@ class RenderPlugin:
 
 
 def drawn_on(doctree: Any) -> bool:
-    """Return True if a page's doctree holds a diagram (its scripts go on the page)."""
+    """Return True if a page's doctree holds a diagram (its scripts go on the page).
+
+    Examples
+    --------
+    >>> from docutils import nodes
+    >>> from sphinxcontrib.mermaid import mermaid
+    >>> drawn_on(nodes.section("", mermaid())), drawn_on(nodes.section())
+    (True, False)
+    """
     from sphinxcontrib.mermaid import mermaid
 
     return any(True for _ in doctree.findall(mermaid))
