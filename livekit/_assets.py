@@ -44,19 +44,6 @@ class Asset:
         return (VENDOR if self.package else STATIC) / self.filename
 
 
-def vendored() -> tuple[Asset, ...]:
-    """Return every kind's vendored assets: what :func:`refresh` downloads.
-
-    Examples
-    --------
-    >>> [asset.package for asset in vendored()]
-    ['mermaid', 'vega', 'vega-lite', 'vega-embed']
-    """
-    from livekit.outputs import kinds
-
-    return tuple(asset for kind in kinds() for asset in kind.VENDORED)
-
-
 @functools.cache
 def read(asset: Asset) -> str:
     """Return the text of a vendored asset (cached: mermaid is 5 MB)."""
@@ -133,9 +120,8 @@ def packed_script(asset: Asset, *, then: str = "") -> str:
     return inline_script(loader)
 
 
-def refresh(assets: tuple[Asset, ...] | None = None) -> None:
-    """Download the pinned versions with ``npm pack`` and vendor them (all by default)."""
-    assets = vendored() if assets is None else assets
+def refresh(assets: tuple[Asset, ...]) -> None:
+    """Download the pinned versions with ``npm pack`` and vendor them."""
     npm = shutil.which("npm")
     if npm is None:
         raise SystemExit("npm is needed to refresh the vendored JavaScript")
@@ -167,5 +153,7 @@ def refresh(assets: tuple[Asset, ...] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    refresh()
+    from livekit.outputs import vendored
+
+    refresh(vendored())
     sys.exit(0)

@@ -18,6 +18,8 @@ import functools
 import importlib
 from types import ModuleType
 
+from livekit import _assets
+
 #: The modules of the kinds, in the order a page loads their scripts.
 KINDS = ("livekit.outputs.mermaid", "livekit.outputs.vegalite")
 
@@ -36,3 +38,14 @@ def kinds() -> tuple[ModuleType, ...]:
     ['text/vnd.mermaid', 'application/vnd.vegalite.v6+json']
     """
     return tuple(importlib.import_module(name) for name in KINDS)
+
+
+def vendored() -> tuple[_assets.Asset, ...]:
+    """Return every kind's vendored assets: what ``python -m livekit._assets`` downloads.
+
+    Examples
+    --------
+    >>> [asset.package for asset in vendored()]
+    ['mermaid', 'vega', 'vega-lite', 'vega-embed']
+    """
+    return tuple(asset for kind in kinds() for asset in kind.VENDORED)
