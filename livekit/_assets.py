@@ -6,7 +6,7 @@ draw offline.  Each loads as a classic ``<script>`` (not an ES module),
 because browsers refuse module imports from ``file://`` pages.
 
 Each kind of output (:mod:`livekit.outputs`) names its own assets; refresh
-them from the npm registry with ``python -m livekit._assets`` after changing
+them from the npm registry with ``python -m livekit.outputs`` after changing
 a version there.
 """
 
@@ -17,7 +17,6 @@ import functools
 import gzip
 import shutil
 import subprocess
-import sys
 import tarfile
 import tempfile
 from dataclasses import dataclass
@@ -150,10 +149,3 @@ def refresh(assets: tuple[Asset, ...]) -> None:
             print(f"vendored {spec}: {asset.filename}")
     lines = [f"{a.package} {a.version} {a.filename}" for a in assets]
     (VENDOR / "VERSIONS").write_text("\n".join(lines) + "\n", encoding="utf-8")
-
-
-if __name__ == "__main__":
-    from livekit.outputs import vendored
-
-    refresh(vendored())
-    sys.exit(0)

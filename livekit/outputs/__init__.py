@@ -41,7 +41,7 @@ def kinds() -> tuple[ModuleType, ...]:
 
 
 def vendored() -> tuple[_assets.Asset, ...]:
-    """Return every kind's vendored assets: what ``python -m livekit._assets`` downloads.
+    """Return every kind's vendored assets: what ``python -m livekit.outputs`` downloads.
 
     Examples
     --------
