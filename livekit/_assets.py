@@ -5,16 +5,18 @@ it, so that the book, saved HTML files, notebooks and the local kernel all
 draw offline.  Each loads as a classic ``<script>`` (not an ES module),
 because browsers refuse module imports from ``file://`` pages.
 
-Refresh the files from the npm registry with ``python -m livekit._assets``
-after changing a version below.
+Each kind of output (:mod:`livekit.outputs`) names its own assets; refresh
+them from the npm registry with ``python -m livekit.outputs`` after changing
+a version there.
 """
 
 from __future__ import annotations
 
+import base64
 import functools
+import gzip
 import shutil
 import subprocess
-import sys
 import tarfile
 import tempfile
 from dataclasses import dataclass
@@ -41,21 +43,6 @@ class Asset:
         return (VENDOR if self.package else STATIC) / self.filename
 
 
-MERMAID = Asset("mermaid", "12.3.0", "dist/mermaid.min.js")
-VEGA = Asset("vega", "6.4.0", "build/vega.min.js")
-VEGA_LITE = Asset("vega-lite", "6.5.0", "build/vega-lite.min.js")
-VEGA_EMBED = Asset("vega-embed", "7.3.0", "build/vega-embed.min.js")
-
-#: livekit's own scripts (no npm package): they draw what the pages hold.
-MERMAID_BOOT = Asset("", "", "livekit-mermaid.js")
-VEGA_BOOT = Asset("", "", "livekit-vega.js")
-
-#: Load order matters: vega-embed needs vega and vega-lite as globals.
-VEGA_STACK = (VEGA, VEGA_LITE, VEGA_EMBED)
-#: What ``refresh`` downloads.
-ALL = (MERMAID, *VEGA_STACK)
-
-
 @functools.cache
 def read(asset: Asset) -> str:
     """Return the text of a vendored asset (cached: mermaid is 5 MB)."""
@@ -78,7 +65,61 @@ def inline_script(source: str, *, hide_amd: bool = False) -> str:
     return f"<script>\n{body}\n</script>"
 
 
-def refresh(assets: tuple[Asset, ...] = ALL) -> None:
+@functools.cache
+def packed(asset: Asset) -> str:
+    """Return a vendored asset gzipped, then base64-encoded (cached).
+
+    Mermaid's 5.5 MB become 2.1 MB: what a saved page carries.
+
+    Examples
+    --------
+    >>> import base64, gzip
+    >>> from livekit.outputs.mermaid import MERMAID
+    >>> gzip.decompress(base64.b64decode(packed(MERMAID))).decode() == read(MERMAID)
+    True
+    """
+    data = gzip.compress(read(asset).encode("utf-8"), compresslevel=9, mtime=0)
+    return base64.b64encode(data).decode("ascii")
+
+
+def packed_script(asset: Asset, *, then: str = "") -> str:
+    """Return a ``<script>`` that unpacks :func:`packed` ``asset`` and runs it.
+
+    The browser's own ``DecompressionStream`` unpacks it, with no request
+    (a page opened from ``file://`` may make none); the asset then runs as
+    a classic script of the page, and ``then`` (JavaScript) after it.  It
+    runs later than the scripts after it: those must wait for ``then``.  A
+    browser without ``DecompressionStream`` (before 2023) logs a warning.
+
+    Examples
+    --------
+    >>> from livekit.outputs.mermaid import MERMAID
+    >>> script = packed_script(MERMAID, then="window.livekitMermaid.run();")
+    >>> script.startswith("<script>") and "DecompressionStream" in script
+    True
+    """
+    loader = (
+        "(function () {\n"
+        '  if (typeof DecompressionStream === "undefined") {\n'
+        f'    console.warn("livekit: this browser cannot unpack {asset.filename}");\n'
+        "    return;\n"
+        "  }\n"
+        f'  var binary = atob("{packed(asset)}");\n'
+        "  var bytes = new Uint8Array(binary.length);\n"
+        "  for (var i = 0; i < binary.length; i++) bytes[i] = binary.charCodeAt(i);\n"
+        '  var stream = new Blob([bytes]).stream().pipeThrough(new DecompressionStream("gzip"));\n'
+        "  new Response(stream).text().then(function (text) {\n"
+        '    var script = document.createElement("script");\n'
+        "    script.textContent = text;\n"
+        "    document.head.appendChild(script);\n"
+        f"    {then}\n"
+        "  });\n"
+        "})();"
+    )
+    return inline_script(loader)
+
+
+def refresh(assets: tuple[Asset, ...]) -> None:
     """Download the pinned versions with ``npm pack`` and vendor them."""
     npm = shutil.which("npm")
     if npm is None:
@@ -108,8 +149,3 @@ def refresh(assets: tuple[Asset, ...] = ALL) -> None:
             print(f"vendored {spec}: {asset.filename}")
     lines = [f"{a.package} {a.version} {a.filename}" for a in assets]
     (VENDOR / "VERSIONS").write_text("\n".join(lines) + "\n", encoding="utf-8")
-
-
-if __name__ == "__main__":
-    refresh()
-    sys.exit(0)

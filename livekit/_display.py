@@ -50,9 +50,11 @@ def show(value: Any) -> None:
 
     Examples
     --------
-    A value with a MIME bundle prints its ``text/plain`` form, as IPython's
-    terminal would: for a diagram, its caption as a ``%%`` comment, then its
-    Mermaid source.
+    A value with a ``__livekit_terminal__()`` method prints what it returns:
+    a diagram its plain-text drawing (:meth:`livekit.Mermaid.terminal`), or,
+    if it has none, its caption as a ``%%`` comment, then its Mermaid source.
+    Another value with a MIME bundle prints its ``text/plain`` form, as
+    IPython's terminal would.
 
     >>> show("plain text outside a notebook")
     plain text outside a notebook
@@ -63,7 +65,8 @@ def show(value: Any) -> None:
       a --> b
     """
     if host() in {"terminal", "ipython"} and not hasattr(value, "_ipython_display_"):
-        print(plain_text(value))
+        terminal = getattr(value, "__livekit_terminal__", None)
+        print(terminal() if callable(terminal) else plain_text(value))
         return
     from IPython.display import display
 

@@ -5,8 +5,10 @@ Add ``"livekit.sphinxext"`` to ``extensions``.  It
 * loads sphinxcontrib-mermaid for its node, but not its page script, which
   imports mermaid as an ES module from a CDN: browsers refuse module imports
   from ``file://`` pages, and the book must make no request to another host;
-* copies the vendored mermaid, vega, vega-lite and vega-embed into
-  ``_static`` and adds them as classic scripts, only to pages that draw;
+* copies the vendored scripts of every kind of output
+  (:mod:`livekit.outputs`: mermaid, vega, vega-lite and vega-embed) into
+  ``_static`` and adds them as classic scripts, only to pages that draw
+  that kind;
 * marks the environment so that notebook kernels started by myst-nb enable
   livekit's Altair renderer (see :mod:`livekit.mystnb`);
 * starts those kernels on private Unix sockets rather than TCP ports
@@ -21,7 +23,7 @@ from typing import Any
 
 from livekit import __version__, _assets, _book_kernels, _display
 from livekit.kernel import _sphinx as _live
-from livekit.mystnb import CHART_CLASS
+from livekit.outputs import _html, kinds
 
 
 def setup(app: Any) -> dict[str, Any]:
@@ -61,13 +63,10 @@ def _add_page_scripts(
 ) -> None:
     if doctree is None:
         return
-    from docutils import nodes
-    from sphinxcontrib.mermaid import mermaid
-
-    if any(True for _ in doctree.findall(mermaid)):
-        app.add_js_file(f"vendor/{_assets.MERMAID.filename}")
-        app.add_js_file(_assets.MERMAID_BOOT.filename)
-    if any(CHART_CLASS in node.astext() for node in doctree.findall(nodes.raw)):
-        for asset in _assets.VEGA_STACK:
+    drawn = [kind for kind in kinds() if kind.drawn_on(doctree)]
+    if drawn:
+        app.add_js_file(_html.PAGE_BOOT.filename)
+    for kind in drawn:
+        for asset in kind.VENDORED:
             app.add_js_file(f"vendor/{asset.filename}")
-        app.add_js_file(_assets.VEGA_BOOT.filename)
+        app.add_js_file(kind.BOOT.filename)

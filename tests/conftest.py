@@ -103,11 +103,12 @@ def mermaid_page(folder: Path) -> Path:
     ``mermaid.render`` on the sources it checks.
     """
     from livekit import _assets
+    from livekit.outputs.mermaid import MERMAID
 
     page = folder / "mermaid-page.html"
     page.write_text(
         "<!DOCTYPE html><html><head><meta charset='utf-8'></head><body>"
-        f"<script>{_assets.read(_assets.MERMAID)}</script>"
+        f"<script>{_assets.read(MERMAID)}</script>"
         "<script>mermaid.initialize({startOnLoad: false});</script></body></html>",
         encoding="utf-8",
     )

@@ -1,6 +1,10 @@
 from __future__ import annotations
 
+import base64
+import gzip
 import json
+import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -11,6 +15,7 @@ import pytest
 
 from livekit import Mermaid
 from livekit import mermaid as mermaid_module
+from livekit.mermaid import SAVE_HINT
 
 SOURCE = "sequenceDiagram\n  a->>b: ping\n  b->>a: pong"
 
@@ -79,9 +84,18 @@ def test_save_writes_a_self_contained_html_page(tmp_path: Path) -> None:
     assert page.startswith("<!DOCTYPE html>")
     assert "<title>a &lt;pings&gt; b</title>" in page
     assert "a-&gt;&gt;b: ping" in page
-    assert 'globalThis["mermaid"]' in page  # the library itself is inlined
+    # The library itself is inlined, gzipped: the page unpacks it.
+    packed = re.search(r'atob\("([A-Za-z0-9+/=]+)"\)', page)
+    assert packed is not None
+    assert 'globalThis["mermaid"]' in gzip.decompress(base64.b64decode(packed[1])).decode()
     assert "<script src" not in page
     assert "http://" not in page.split("<script>")[0]
+
+
+def test_a_saved_page_carries_mermaid_in_less_than_half_its_size(tmp_path: Path) -> None:
+    page = Mermaid(SOURCE).save(tmp_path / "trace.html").stat().st_size
+    library = (Path(mermaid_module.__file__).parent / "static/vendor/mermaid.min.js").stat().st_size
+    assert page < library * 0.4
 
 
 def test_save_rejects_another_suffix_naming_the_path(tmp_path: Path) -> None:
@@ -153,13 +167,119 @@ def test_render_functions_in_a_plain_python_script_print_their_captions(tmp_path
         [sys.executable, str(script)], capture_output=True, text=True, check=True, timeout=60
     ).stdout
     comments = [line for line in out.splitlines() if line.startswith("%%")]
+    # A trace has a drawing of its own; a tree (none yet) shows its source.
     assert comments == [
-        "%% Nothing is sent.",
         "%% Supervision tree of 'jobs'.",
         "%% livekit, as a script sees it.",
     ]
-    assert out.startswith("%% Nothing is sent.\nsequenceDiagram\n")
+    assert out.startswith(f"Nothing is sent.\n\n{SAVE_HINT}\n%% Supervision tree of 'jobs'.\n")
     assert "%% Supervision tree of 'jobs'.\ngraph TD\n" in out
+
+
+# The script a user runs: threads and a queue, rendered where it runs.
+TRACED_SCRIPT = """\
+import queue, threading
+import livekit
+
+def ping_pong():
+    inbox, outbox = queue.Queue(), queue.Queue()
+    def pong():
+        outbox.put(inbox.get().upper())
+    threading.Thread(target=pong, name="pong").start()
+    inbox.put("ping")
+    return outbox.get()
+
+print("result", livekit.render_seq_trace(ping_pong, caption="One ping, one pong."))
+"""
+
+
+def run_script(tmp_path: Path, **env: str) -> str:
+    script = tmp_path / "script.py"
+    script.write_text(TRACED_SCRIPT, encoding="utf-8")
+    environment = {k: v for k, v in os.environ.items() if k != "LIVEKIT_TERMINAL"}
+    environment.update(COLUMNS="100", **env)
+    return subprocess.run(
+        [sys.executable, str(script)],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+        env=environment,
+    ).stdout
+
+
+def test_a_script_that_renders_a_trace_prints_a_drawing_its_caption_and_how_to_save_it(
+    tmp_path: Path,
+) -> None:
+    assert run_script(tmp_path) == textwrap.dedent(
+        """\
+        One ping, one pong.
+
+        caller (MainThread) → pong               : SPAWN
+        caller (MainThread) → pong               : 'ping'
+        pong                → caller (MainThread): 'PING'
+        pong                : EXIT: normal
+
+        Save it as a page: diagram.save("diagram.html")
+        result PING
+        """
+    )
+
+
+def test_a_script_gets_mermaid_source_when_livekit_terminal_is_mermaid(tmp_path: Path) -> None:
+    out = run_script(tmp_path, LIVEKIT_TERMINAL="mermaid")
+    assert out.startswith("%% One ping, one pong.\nsequenceDiagram\n")
+    assert "    p1->>p0: 'PING'\n" in out
+    assert out.endswith("result PING\n")
+
+
+def test_the_terminal_shows_the_caption_the_drawing_and_the_save_hint() -> None:
+    diagram = Mermaid(SOURCE, caption="a pings b", text=lambda: "a → b: ping\nb → a: pong")
+    assert diagram.terminal() == (
+        'a pings b\n\na → b: ping\nb → a: pong\n\nSave it as a page: diagram.save("diagram.html")'
+    )
+    assert diagram.terminal(hint="Or not.") == "a pings b\n\na → b: ping\nb → a: pong\n\nOr not."
+
+
+def test_the_drawing_is_made_only_when_a_terminal_shows_it() -> None:
+    calls: list[int] = []
+
+    def drawing() -> str:
+        calls.append(1)
+        return "a → b"
+
+    diagram = Mermaid(SOURCE, text=drawing)
+    assert str(diagram) == SOURCE
+    diagram._repr_mimebundle_()
+    assert calls == []
+    assert diagram.terminal() == f"\n\na → b\n\n{SAVE_HINT}"
+    assert calls == [1]
+
+
+def test_a_diagram_without_a_drawing_shows_its_source_in_a_terminal() -> None:
+    assert Mermaid(SOURCE, caption="c").terminal() == f"%% c\n{SOURCE}"
+
+
+def test_livekit_terminal_mermaid_shows_the_source(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LIVEKIT_TERMINAL", "mermaid")
+    assert Mermaid(SOURCE, caption="c", text=lambda: "a → b").terminal() == f"%% c\n{SOURCE}"
+
+
+def test_a_bad_livekit_terminal_value_is_refused_naming_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("LIVEKIT_TERMINAL", "svg")
+    with pytest.raises(
+        ValueError, match=r"^expected LIVEKIT_TERMINAL to be 'text' or 'mermaid', got 'svg'$"
+    ):
+        Mermaid(SOURCE, text=lambda: "a → b").terminal()
+
+
+def test_a_drawing_that_is_not_callable_is_refused() -> None:
+    with pytest.raises(
+        TypeError, match=r"^text must be a function returning a str, or None, got str: 'a'$"
+    ):
+        Mermaid(SOURCE, text="a")  # type: ignore[arg-type]
 
 
 def test_a_notebook_output_is_valid_nbformat() -> None:

@@ -97,8 +97,17 @@ def test_caption_option_replaces_the_default() -> None:
 
 
 def test_render_seq_trace_prints_the_diagram_and_returns_the_result(
-    capsys: pytest.CaptureFixture[str],
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setenv("COLUMNS", "100")
+    assert render_seq_trace(ping_pong) == "pong"
+    assert "pong                → caller (MainThread): 'pong'\n" in capsys.readouterr().out
+
+
+def test_render_seq_trace_prints_mermaid_source_when_the_environment_asks(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LIVEKIT_TERMINAL", "mermaid")
     assert render_seq_trace(ping_pong) == "pong"
     assert "p1->>p0: 'pong'" in capsys.readouterr().out
 
@@ -463,15 +472,17 @@ def test_the_exception_of_fn_reaches_the_caller_with_the_partial_diagram() -> No
 
 
 def test_render_seq_trace_shows_the_partial_diagram_then_raises(
-    capsys: pytest.CaptureFixture[str],
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setenv("COLUMNS", "100")
+
     def run() -> None:
         ping_pong()
         raise ValueError("late")
 
     with pytest.raises(ValueError, match="late"):
         render_seq_trace(run)
-    assert "p1->>p0: 'pong'" in capsys.readouterr().out
+    assert "pong                → caller (MainThread): 'pong'\n" in capsys.readouterr().out
 
 
 def test_everything_is_restored_after_a_trace_even_when_fn_raises(backend: str) -> None:

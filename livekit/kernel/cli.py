@@ -13,6 +13,7 @@ import webbrowser
 from pathlib import Path
 from typing import Any
 
+from livekit._cli import add_address_options
 from livekit.kernel import _security
 
 #: The command that builds the book, as tox and CI do.
@@ -66,11 +67,11 @@ def add_parser(subparsers: Any) -> None:
         action="store_true",
         help="build the book first: python -m sphinx -n -W -c conf SOURCE BUILD_DIR",
     )
-    parser.add_argument("--port", type=int, default=8765, help="port (default: 8765; 0: any free)")
-    parser.add_argument(
-        "--host",
-        default="127.0.0.1",
-        help="address to bind (default: 127.0.0.1; anything else lets other machines in)",
+    add_address_options(
+        parser,
+        port=8765,
+        port_help="port (default: 8765; 0: any free)",
+        host_help="address to bind (default: 127.0.0.1; anything else lets other machines in)",
     )
     parser.add_argument(
         "--no-browser", dest="browser", action="store_false", help="do not open a browser"

@@ -16,6 +16,7 @@ import threading
 from types import FrameType
 from typing import Any
 
+from livekit._cli import add_address_options
 from livekit.nodes.errors import NodeError
 from livekit.nodes.local import start_node, stop_node
 
@@ -44,12 +45,12 @@ def add_parser(subparsers: Any) -> None:
         "--cookie",
         help="the cookie (default: ~/.livekit/cookie); visible to other users in `ps`",
     )
-    parser.add_argument(
-        "--host",
-        default="127.0.0.1",
-        help="address to listen on (default: loopback only; see the docs before widening it)",
+    add_address_options(
+        parser,
+        port=0,
+        port_help="TCP port (default: any free port)",
+        host_help="address to listen on (default: loopback only; see the docs before widening it)",
     )
-    parser.add_argument("--port", type=int, default=0, help="TCP port (default: any free port)")
     parser.set_defaults(handler=run)
 
 

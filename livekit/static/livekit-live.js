@@ -33,8 +33,6 @@
   var HINT_TOX = "tox -e serve";
   var HINT_AFTER = " if you built it with tox).";
   var WIDGET_VIEW = "application/vnd.jupyter.widget-view+json";
-  var MERMAID = "text/vnd.mermaid";
-  var VEGALITE = ["application/vnd.vegalite.v6+json", "application/vnd.vegalite.v5+json"];
   var ANSI = /\x1b\[[0-9;]*[A-Za-z]/g;
   var KEY_STORAGE = "livekit-live-key";
 
@@ -402,23 +400,15 @@
       showWidget(id, view);
       return box;
     }
-    if (data[MERMAID] !== undefined && window.livekitMermaid) {
-      var pre = el("pre", "mermaid", data[MERMAID]);
-      pre.setAttribute("data-livekit-source", data[MERMAID]);
-      box.appendChild(pre);
-      setTimeout(function () { window.livekitMermaid.run(); }, 0);
-      return box;
-    }
-    for (var i = 0; i < VEGALITE.length; i++) {
-      if (data[VEGALITE[i]] && window.livekitVega) {
-        var chart = el("div", "livekit-vega");
-        var spec = el("script");
-        spec.type = "application/json";
-        spec.textContent = JSON.stringify(data[VEGALITE[i]]);
-        chart.appendChild(spec);
-        box.appendChild(chart);
-        setTimeout(function () { window.livekitVega.run(); }, 0);
-        return box;
+    // Each kind of output on the page (livekit-page.js) draws its own types.
+    var kinds = window.livekitPage ? window.livekitPage.kinds : [];
+    for (var k = 0; k < kinds.length; k++) {
+      for (var m = 0; m < kinds[k].mimeTypes.length; m++) {
+        var value = data[kinds[k].mimeTypes[m]];
+        if (value !== undefined) {
+          box.appendChild(kinds[k].element(value));
+          return box;
+        }
       }
     }
     if (data["text/html"] !== undefined) {

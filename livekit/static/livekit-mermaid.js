@@ -1,43 +1,16 @@
 /* livekit: draw every <pre class="mermaid"> on the page with the vendored
  * mermaid (a classic script, so pages work from file://), follow the page's
  * light or dark theme, and give each diagram "Copy source" and "Download SVG"
- * buttons, as Kino's diagrams have. */
+ * buttons, as Kino's diagrams have.  Needs livekit-page.js first. */
 (function () {
   "use strict";
   if (window.livekitMermaid) {
     window.livekitMermaid.run();
     return;
   }
-
-  function isDark() {
-    var root = document.documentElement;
-    var theme = root.getAttribute("data-theme") || (document.body && document.body.getAttribute("data-theme"));
-    if (theme === "dark") return true;
-    if (theme === "light") return false;
-    return !!(window.matchMedia && window.matchMedia("(prefers-color-scheme: dark)").matches);
-  }
-
-  function button(label, title, onClick) {
-    var b = document.createElement("button");
-    b.type = "button";
-    b.className = "livekit-diagram-button";
-    b.textContent = label;
-    b.title = title;
-    b.setAttribute("aria-label", title);
-    b.addEventListener("click", onClick);
-    return b;
-  }
-
-  function download(name, text, type) {
-    var url = URL.createObjectURL(new Blob([text], { type: type }));
-    var a = document.createElement("a");
-    a.href = url;
-    a.download = name;
-    document.body.appendChild(a);
-    a.click();
-    a.remove();
-    setTimeout(function () { URL.revokeObjectURL(url); }, 1000);
-  }
+  var page = window.livekitPage;
+  // The type livekit.outputs.mermaid.MIME_TYPE names.
+  var MIME_TYPES = ["text/vnd.mermaid"];
 
   function addToolbar(el, index) {
     if (el.parentNode && el.parentNode.classList && el.parentNode.classList.contains("livekit-diagram-frame")) return;
@@ -51,18 +24,16 @@
     note.className = "livekit-diagram-note";
     note.textContent = "Wider than the window: scroll sideways for the rest.";
     bar.appendChild(note);
-    bar.appendChild(button("Copy source", "Copy the Mermaid source", function (event) {
+    bar.appendChild(page.button("Copy source", "Copy the Mermaid source", function (event) {
       var text = el.getAttribute("data-livekit-source") || "";
-      var done = function () { event.target.textContent = "Copied"; setTimeout(function () { event.target.textContent = "Copy source"; }, 1500); };
-      if (navigator.clipboard && window.isSecureContext) {
-        navigator.clipboard.writeText(text).then(done, function () { download("diagram-" + index + ".mmd", text, "text/plain"); });
-      } else {
-        download("diagram-" + index + ".mmd", text, "text/plain");
-      }
+      page.copy(text, "diagram-" + index + ".mmd", function () {
+        event.target.textContent = "Copied";
+        setTimeout(function () { event.target.textContent = "Copy source"; }, 1500);
+      });
     }));
-    bar.appendChild(button("Download SVG", "Download the diagram as SVG", function () {
+    bar.appendChild(page.button("Download SVG", "Download the diagram as SVG", function () {
       var svg = el.querySelector("svg");
-      if (svg) download("diagram-" + index + ".svg", new XMLSerializer().serializeToString(svg), "image/svg+xml");
+      if (svg) page.download("diagram-" + index + ".svg", new XMLSerializer().serializeToString(svg), "image/svg+xml");
     }));
     frame.appendChild(bar);
   }
@@ -180,8 +151,8 @@
     rendering = rendering.then(function () {
       window.mermaid.initialize({
         startOnLoad: false,
-        theme: isDark() ? "base" : "default",
-        themeVariables: isDark() ? DARK : {},
+        theme: page.isDark() ? "base" : "default",
+        themeVariables: page.isDark() ? DARK : {},
         securityLevel: "strict",
         sequence: { useMaxWidth: true },
         flowchart: { useMaxWidth: true },
@@ -192,12 +163,7 @@
     }).then(function () {
       todo.forEach(function (el) {
         var svg = el.querySelector("svg");
-        if (svg) {
-          svg.setAttribute("role", "img");
-          var figure = el.closest("figure");
-          var caption = figure && figure.querySelector("figcaption, .caption-text");
-          if (caption) svg.setAttribute("aria-label", caption.textContent.trim());
-        }
+        if (svg) page.label(svg, el);
         addToolbar(el, el.getAttribute("data-livekit-index"));
         if (svg) keepLegible(el, svg);
       });
@@ -205,16 +171,20 @@
     return rendering;
   }
 
-  var dark = isDark();
-  function onThemeChange() {
-    var now = isDark();
-    if (now !== dark) {
-      dark = now;
-      run(true);
-    }
-  }
-
   window.livekitMermaid = { run: function () { return run(false); }, rerender: function () { return run(true); } };
+
+  // A diagram that arrives live (livekit-live.js) is drawn like the others.
+  page.register({
+    mimeTypes: MIME_TYPES,
+    element: function (source) {
+      var pre = document.createElement("pre");
+      pre.className = "mermaid";
+      pre.textContent = source;
+      pre.setAttribute("data-livekit-source", source);
+      setTimeout(function () { window.livekitMermaid.run(); }, 0);
+      return pre;
+    },
+  });
 
   var refitting = null;
   function onResize() {
@@ -222,19 +192,9 @@
     refitting = setTimeout(refit, 150);
   }
 
-  function start() {
+  page.whenReady(function () {
     run(false);
     window.addEventListener("resize", onResize);
-    new MutationObserver(onThemeChange).observe(document.documentElement, { attributes: true, attributeFilter: ["data-theme", "class"] });
-    if (window.matchMedia) {
-      var query = window.matchMedia("(prefers-color-scheme: dark)");
-      if (query.addEventListener) query.addEventListener("change", onThemeChange);
-    }
-  }
-
-  if (document.readyState === "loading") {
-    document.addEventListener("DOMContentLoaded", start);
-  } else {
-    start();
-  }
+    page.onTheme(function () { run(true); });
+  });
 })();

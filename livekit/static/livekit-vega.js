@@ -1,22 +1,16 @@
 /* livekit: draw every .livekit-vega block on the page with the vendored
  * vega-embed (classic scripts, so pages work from file://).  The spec sits in
- * a JSON <script> inside the block.  Charts follow the page's dark mode. */
+ * a JSON <script> inside the block.  Charts follow the page's dark mode.
+ * Needs livekit-page.js first. */
 (function () {
   "use strict";
   if (window.livekitVega) {
     window.livekitVega.run();
     return;
   }
-
-  function isDark() {
-    var theme = document.documentElement.getAttribute("data-theme");
-    if (theme === "dark") return true;
-    if (theme === "light") return false;
-    // JupyterLab says which theme it shows on <body>, whatever the OS prefers.
-    var jupyter = document.body && document.body.getAttribute("data-jp-theme-light");
-    if (jupyter) return jupyter === "false";
-    return !!(window.matchMedia && window.matchMedia("(prefers-color-scheme: dark)").matches);
-  }
+  var page = window.livekitPage;
+  // The types livekit.outputs.vegalite.MIME_TYPES names, the first preferred.
+  var MIME_TYPES = ["application/vnd.vegalite.v6+json", "application/vnd.vegalite.v5+json"];
 
   var views = new Map();
 
@@ -34,7 +28,7 @@
     if (old) old.finalize();
     var options = {
       actions: { export: true, source: true, compiled: false, editor: false },
-      theme: isDark() ? "dark" : undefined,
+      theme: page.isDark() ? "dark" : undefined,
       renderer: "svg",
     };
     return window.vegaEmbed(target, spec, options).then(function (result) {
@@ -55,31 +49,25 @@
     return Promise.all(done);
   }
 
-  var dark = isDark();
-  function onThemeChange() {
-    if (isDark() !== dark) {
-      dark = isDark();
-      run(true);
-    }
-  }
-
   window.livekitVega = { run: function () { return run(false); }, views: views };
 
-  function start() {
-    run(false);
-    new MutationObserver(onThemeChange).observe(document.documentElement, { attributes: true, attributeFilter: ["data-theme"] });
-    if (document.body) {
-      new MutationObserver(onThemeChange).observe(document.body, { attributes: true, attributeFilter: ["data-jp-theme-light"] });
-    }
-    if (window.matchMedia) {
-      var query = window.matchMedia("(prefers-color-scheme: dark)");
-      if (query.addEventListener) query.addEventListener("change", onThemeChange);
-    }
-  }
+  // A chart that arrives live (livekit-live.js) is drawn like the others.
+  page.register({
+    mimeTypes: MIME_TYPES,
+    element: function (spec) {
+      var chart = document.createElement("div");
+      chart.className = "livekit-vega";
+      var holder = document.createElement("script");
+      holder.type = "application/json";
+      holder.textContent = JSON.stringify(spec);
+      chart.appendChild(holder);
+      setTimeout(function () { window.livekitVega.run(); }, 0);
+      return chart;
+    },
+  });
 
-  if (document.readyState === "loading") {
-    document.addEventListener("DOMContentLoaded", start);
-  } else {
-    start();
-  }
+  page.whenReady(function () {
+    run(false);
+    page.onTheme(function () { run(true); });
+  });
 })();

@@ -15,6 +15,7 @@ turns them into Mermaid text.
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 import threading
 from collections.abc import Callable
@@ -243,7 +244,7 @@ class SequenceTrace:
         events, omitted = self.events, self.omitted
         caption = self._caption or _format.default_caption(self._target, events, omitted)
         source = _format.sequence_diagram(self._caller, events, omitted)
-        return Mermaid(source, caption=caption)
+        return Mermaid(source, caption=caption, text=lambda: _drawing(events, omitted))
 
 
 def tracing(
@@ -379,16 +380,31 @@ def render_seq_trace(
     """Run ``fn()``, display the diagram of its messages, and return its result.
 
     Takes the options of :func:`seq_trace`.  In a notebook the diagram is
-    drawn; in a terminal its caption (as a ``%%`` comment) and Mermaid
-    source are printed.  If ``fn`` raises, the diagram of what happened
-    before is displayed, then the exception goes on.
+    drawn.  In a terminal its caption is printed, then a plain-text drawing,
+    one line per message in the order they were sent, then how to save the
+    picture as a page; with the environment variable ``LIVEKIT_TERMINAL``
+    set to ``mermaid``, the caption (as a ``%%`` comment) and the Mermaid
+    source instead.  If ``fn`` raises, the diagram of what happened before
+    is displayed, then the exception goes on.
 
     Examples
     --------
-    >>> render_seq_trace(lambda: 6 * 7, caption="No messages")
-    %% No messages
-    sequenceDiagram
-        participant p0 as caller (MainThread)
+    >>> import queue, threading
+    >>> def hello():
+    ...     inbox = queue.Queue()
+    ...     worker = threading.Thread(target=inbox.get, name="worker")
+    ...     worker.start()
+    ...     inbox.put("hello")
+    ...     worker.join()
+    ...     return 42
+    >>> render_seq_trace(hello, caption="One message to a worker")
+    One message to a worker
+    <BLANKLINE>
+    caller (MainThread) → worker: SPAWN
+    caller (MainThread) → worker: 'hello'
+    worker              : EXIT: normal
+    <BLANKLINE>
+    Save it as a page: diagram.save("diagram.html")
     42
     """
     try:
@@ -402,6 +418,14 @@ def render_seq_trace(
         raise
     _display.show(diagram)
     return result
+
+
+def _drawing(events: tuple[Event, ...], omitted: int) -> str:
+    """The terminal drawing of a trace, as wide as the terminal it goes to."""
+    from livekit.trace.text import sequence_text
+
+    width = shutil.get_terminal_size((100, 24)).columns
+    return sequence_text(events, omitted, width=width)
 
 
 def _attach(error: BaseException, trace: SequenceTrace) -> None:

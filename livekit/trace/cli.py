@@ -17,7 +17,6 @@ import argparse
 import os
 import runpy
 import shlex
-import shutil
 import sys
 import traceback
 from pathlib import Path
@@ -166,13 +165,5 @@ def _exit_status(code: object) -> int:
 
 
 def _draw(trace: Any, *, output_hint: str) -> None:
-    from livekit.trace.text import sequence_text
-
-    width = shutil.get_terminal_size((100, 24)).columns
-    diagram = trace.diagram
-    lines = [diagram.caption or ""]
-    drawing = sequence_text(trace.events, trace.omitted, width=width)
-    if drawing:
-        lines += ["", drawing]
-    lines += ["", f"Save it as a page: livekit trace -o trace.html {output_hint}"]
-    print("\n".join(lines), file=sys.stderr)
+    hint = f"Save it as a page: livekit trace -o trace.html {output_hint}"
+    print(trace.diagram.terminal(hint=hint), file=sys.stderr)

@@ -33,7 +33,8 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
-from livekit import _assets, _display
+from livekit import _display
+from livekit.outputs import vegalite
 
 Message = dict[str, Any]
 Send = Callable[[Message], None]
@@ -211,7 +212,7 @@ class LiveWidget:
                 connection.send(self._replay())
             elif kind == "assets":
                 # Outside flow control: the page needs it before drawing anything.
-                connection._send({"type": "assets", "scripts": _vega_scripts()})
+                connection._send({"type": "assets", "scripts": vegalite.live_scripts()})
             elif kind == "ack":
                 seq = msg.get("seq")
                 if isinstance(seq, int) and connection.acked_seq < seq <= connection.sent_seq:
@@ -365,10 +366,6 @@ def _anywidget_class(esm: str | Path) -> type:
         kind = traitlets.Unicode("").tag(sync=True)
 
     return LivekitWidget
-
-
-def _vega_scripts() -> list[str]:
-    return [_assets.read(asset) for asset in _assets.VEGA_STACK]
 
 
 _ids = itertools.count(1)

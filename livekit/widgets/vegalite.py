@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping
 from itertools import islice
 from typing import Any
 
-from livekit.mystnb import vegalite_bundle
+from livekit.outputs.vegalite import vegalite_bundle
 from livekit.widgets._live import Connection, LiveWidget, Message
 
 #: The dataset that pushes go to when the chart names none of its own.
