@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import os
+import pathlib
 import queue
 import re
 import subprocess
@@ -16,6 +17,7 @@ from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 import psutil
 import pytest
 
+import livekit
 from livekit.supervisor import Agent, Supervisor, app_supervisor, child, stopping
 from livekit.trees import (
     TreeNode,
@@ -102,6 +104,61 @@ def test_object_with_no_tree_raises_naming_it() -> None:
         sup_tree({"a": 1})
     with pytest.raises(TypeError, match="got bool: True"):
         sup_tree(True)
+
+
+# ── the protocol: objects that describe their own tree ──────────────
+
+
+class Pipeline:
+    """A user's object that says what its tree is."""
+
+    def __init__(self, stages: list[str]) -> None:
+        self.stages = stages
+
+    def __livekit_tree__(self) -> tuple[TreeNode, str]:
+        stages = [TreeNode(stage, "worker", "owns") for stage in self.stages]
+        return TreeNode("pipeline", "root", children=stages), "A pipeline of two stages."
+
+
+def test_an_object_with_livekit_tree_is_drawn_as_it_describes_itself() -> None:
+    diagram = sup_tree(Pipeline(["read", "write"]))
+    assert body(diagram) == (
+        "graph TD\n"
+        '  n0["pipeline"]:::root\n'
+        '  n0 -->|owns| n1["read"]:::worker\n'
+        '  n0 -->|owns| n2["write"]:::worker'
+    )
+    assert diagram.caption == "A pipeline of two stages."
+
+
+def test_a_tree_without_a_caption_gets_one_naming_its_root() -> None:
+    class Bare:
+        def __livekit_tree__(self) -> TreeNode:
+            return TreeNode("bare", "root")
+
+    assert sup_tree(Bare()).caption == "The tree of bare."
+
+
+def test_a_livekit_tree_that_returns_something_else_raises_naming_it() -> None:
+    class Wrong:
+        def __livekit_tree__(self) -> object:
+            return "a tree"
+
+    class BadKind:
+        def __livekit_tree__(self) -> TreeNode:
+            return TreeNode("x", "purple")  # type: ignore[arg-type]
+
+    with pytest.raises(TypeError, match=r"Wrong.__livekit_tree__\(\) must return .* got str"):
+        sup_tree(Wrong())
+    with pytest.raises(ValueError, match=r"BadKind.__livekit_tree__\(\): .* got 'purple'"):
+        sup_tree(BadKind())
+
+
+def test_the_trees_package_never_imports_the_supervisor() -> None:
+    root = pathlib.Path(livekit.__file__).parent
+    trees = "\n".join(p.read_text() for p in (root / "trees").glob("*.py"))
+    # The supervisor uses the drawing (its tree(), its display): one way only.
+    assert not re.search(r"^\s*(from|import) livekit\.supervisor", trees, re.M)
 
 
 # ── supervisors ─────────────────────────────────────────────────────
