@@ -8,8 +8,11 @@ as a Mermaid flowchart, so that one walk numbers every tree livekit draws.
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Iterator
 from typing import Literal
+
+from livekit._labels import escape
 
 Direction = Literal["top_down", "left_right"]
 NodeClass = Literal["root", "supervisor", "owner", "worker", "notstarted", "stopping", "failed"]
@@ -26,6 +29,9 @@ NODE_CLASSES: tuple[NodeClass, ...] = (
 )
 
 _DIRECTIONS = {"top_down": "TD", "left_right": "LR"}
+
+# Words, spaces, a few marks and entity codes: "supervises", "on thread's stack", "a#124;b".
+_PLAIN_EDGE = re.compile(r"[\w '.,:#;-]*")
 
 # The colours of Kino.Process's trees: supervisors violet, workers blue,
 # children that are not running grey; "owner" (holds children but does not
@@ -143,19 +149,14 @@ def check_direction(direction: str) -> str:
 
 
 def _label(text: str) -> str:
-    """Quote a node label; Mermaid's entity codes stand for characters it would parse.
-
-    See https://mermaid.js.org/syntax/flowchart.html#entity-codes-to-escape-characters
-    """
-    escaped = (
-        text.replace("#", "#35;")
-        .replace('"', "#quot;")
-        .replace("<", "#lt;")
-        .replace(">", "#gt;")
-        .replace("\n", " ")
-    )
-    return f'"{escaped}"'
+    """A node label: quoted, in the one escaping of every diagram (:mod:`livekit._labels`)."""
+    return f'"{escape(text)}"'
 
 
 def _edge_label(text: str) -> str:
-    return _label(text)[1:-1].replace("|", "#124;")
+    """An edge label: bare when it is plain words (as every built-in edge is), else quoted.
+
+    Mermaid reads brackets and braces in a bare edge label as syntax.
+    """
+    escaped = escape(text)
+    return escaped if _PLAIN_EDGE.fullmatch(escaped) else f'"{escaped}"'

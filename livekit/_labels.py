@@ -1,0 +1,88 @@
+"""Labels written so that Mermaid shows them as they are: one escaping for every diagram.
+
+Every name and label livekit puts into Mermaid source (tree nodes and
+edges, sequence-diagram participants, messages and notes) goes through
+:func:`escape`, and the same text stays readable and harmless in a
+terminal through :func:`visible`.
+
+What Mermaid would otherwise read as syntax, measured in the vendored
+mermaid (tests/test_labels.py draws each case in chromium):
+
+- ``"`` closes a quoted label, ``|`` an edge label, ``;`` and a newline
+  end a statement: entity codes (``#quot;``, ``#124;``, ``#59;``, ``#10;``).
+- ``#`` starts an entity code, so it is one too (``#35;``): ``#35;`` in a
+  name then shows as written.
+- ``%`` starts a comment, and ``%%{init: ...}%%`` anywhere in the source
+  is applied as configuration (a theme, even before parsing): ``#37;``.
+- ``<`` and ``>`` would make HTML (``<br>``, ``<b>``), ``&`` would make an
+  HTML entity (``a &amp; b`` shown as ``a & b``): ``#lt;``, ``#gt;``,
+  ``#amp;``.
+- a backtick opens a Markdown string in a flowchart (`` `**md**` `` shown
+  bold): ``#96;``.
+- U+2028 and U+2029 end a line for JavaScript: ``#8232;``, ``#8233;``.
+- other control characters have no visible form (NUL turns into U+FFFD,
+  ESC vanishes, CR breaks the line): written as ``\\x00``, ``\\x1b``,
+  ``\\x0d``, as Python would, here and in terminal drawings alike.
+
+See https://mermaid.js.org/syntax/flowchart.html#entity-codes-to-escape-characters
+"""
+
+from __future__ import annotations
+
+_ENTITIES = {
+    "#": "#35;",
+    ";": "#59;",
+    "%": "#37;",
+    "<": "#lt;",
+    ">": "#gt;",
+    "&": "#amp;",
+    '"': "#quot;",
+    "|": "#124;",
+    "`": "#96;",
+    "\n": "#10;",
+    "\t": "#9;",
+    "\u2028": "#8232;",
+    "\u2029": "#8233;",
+}
+
+_CONTROL = [*range(0x20), *range(0x7F, 0xA0)]
+
+# One C-level pass (str.translate) instead of a Python loop per character:
+# a diagram of thousands of arrows is escaped in milliseconds.
+_VISIBLE = {code: f"\\x{code:02x}" for code in _CONTROL}
+_MERMAID = {**_VISIBLE, **{ord(char): entity for char, entity in _ENTITIES.items()}}
+
+
+def escape(text: str) -> str:
+    """Return ``text`` written so that Mermaid shows it as it is, in any label.
+
+    Other non-ASCII text is left alone, since Mermaid reads UTF-8.
+
+    Examples
+    --------
+    >>> escape('say "hi"; #1 <b>')
+    'say #quot;hi#quot;#59; #35;1 #lt;b#gt;'
+    >>> escape("%%{init: {'theme':'dark'}}%%")
+    "#37;#37;{init: {'theme':'dark'}}#37;#37;"
+    >>> escape("a &amp; b `**md**` | c")
+    'a #amp;amp#59; b #96;**md**#96; #124; c'
+    >>> escape("ping\\npong\\x1b[0m")
+    'ping#10;pong\\\\x1b[0m'
+    >>> escape("héllo 日本")
+    'héllo 日本'
+    """
+    return text.translate(_MERMAID)
+
+
+def visible(text: str) -> str:
+    """Return ``text`` with its control characters written out, for a terminal.
+
+    A traced program's names must not drive the reader's terminal (ESC
+    above all), nor break a drawing's lines.
+
+    Examples
+    --------
+    >>> visible("red\\x1b[31m\\nnext")
+    'red\\\\x1b[31m\\\\x0anext'
+    """
+    return text.translate(_VISIBLE)
