@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import html
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +33,10 @@ class Mermaid:
     caption
         A sentence that says what the diagram shows.  The book prints it
         under the diagram, and it is the diagram's text for screen readers.
+    text
+        A function of no arguments that returns a plain-text drawing of the
+        diagram, for a terminal; it is called only when a terminal shows the
+        diagram.  None: a terminal shows the source.
 
     Examples
     --------
@@ -45,9 +49,15 @@ class Mermaid:
     (['text/plain', 'text/vnd.mermaid'], {'text/vnd.mermaid': {'caption': 'a calls b'}})
     """
 
-    __slots__ = ("_caption", "_source")
+    __slots__ = ("_caption", "_drawing", "_source")
 
-    def __init__(self, source: str, *, caption: str | None = None) -> None:
+    def __init__(
+        self,
+        source: str,
+        *,
+        caption: str | None = None,
+        text: Callable[[], str] | None = None,
+    ) -> None:
         if not isinstance(source, str):
             raise TypeError(
                 f"Mermaid source must be a str, got {type(source).__name__}: {source!r}"
@@ -56,10 +66,16 @@ class Mermaid:
             raise TypeError(
                 f"caption must be a str or None, got {type(caption).__name__}: {caption!r}"
             )
+        if text is not None and not callable(text):
+            raise TypeError(
+                f"text must be a function returning a str, or None, got "
+                f"{type(text).__name__}: {text!r}"
+            )
         if not source.strip():
             raise ValueError("Mermaid source is empty")
         self._source = source
         self._caption = caption
+        self._drawing = text
 
     @property
     def source(self) -> str:

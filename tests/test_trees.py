@@ -27,7 +27,11 @@ from livekit.trees import (
     started_applications,
     sup_tree,
     track_tasks,
+    tree_text,
 )
+from livekit.trees.diagrams import ADAPTERS
+from livekit.trees.protocol import describe
+from livekit.trees.supervisors import supervisor_tree
 
 TIMEOUT = 10.0
 
@@ -472,6 +476,84 @@ def test_task_tree_shows_awaited_and_started_tasks() -> None:
         '  n2 -->|awaits| n3["leaf-1: leaf()"]:::worker',
         '  n2 -->|awaits| n4["leaf-2: leaf()"]:::worker',
     ]
+
+
+# ── the terminal drawing ────────────────────────────────────────────
+
+
+def test_terminal_drawing_of_a_nested_supervisor_golden_text() -> None:
+    inner = Supervisor(
+        [child(lambda: None, name="flaky"), Agent(dict, name="cache")],
+        name="inner",
+        strategy="rest_for_one",
+    )
+    outer = Supervisor(
+        [child(lambda: None, name="web"), inner, child(abs, name="job", restart="temporary")],
+        name="app",
+    )
+    assert tree_text(supervisor_tree(outer)[0]) == (
+        "app (one_for_one)\n"
+        "├─ supervises ─ web [not running]\n"
+        "├─ supervises ─ inner (rest_for_one) [not running]\n"
+        "│  ├─ supervises ─ flaky [not running]\n"
+        "│  └─ supervises ─ cache [not running]\n"
+        "└─ started ─ job [not running]"
+    )
+
+
+def test_terminal_drawing_of_a_supervisor_that_gave_up_says_why_golden_text() -> None:
+    sup = Supervisor(
+        [child(lambda: stopping().wait(), name="web"), child(_crash, name="crashy")],
+        name="app",
+        max_restarts=1,
+    ).start()
+    assert sup.wait(TIMEOUT)
+    assert tree_text(supervisor_tree(sup)[0]) == (
+        "app (one_for_one): gave up, more than 1 restarts in 5 s [failed]\n"
+        "├─ supervises ─ web [not running]\n"
+        "└─ supervises ─ crashy (restarts: 1): raised ValueError('boom') [failed]"
+    )
+
+
+def test_terminal_drawing_of_a_running_pool_names_its_threads() -> None:
+    with ThreadPoolExecutor(2, thread_name_prefix="io") as pool:
+        pool.submit(abs, 1).result(TIMEOUT)
+        text = tree_text(sup_tree_root(pool))
+    assert text == (
+        "ThreadPoolExecutor io (max_workers=2)\n"
+        "├─ owns ─ io_0\n"
+        "└─ owns ─ 1 thread not started yet [not running]"
+    )
+
+
+def sup_tree_root(obj: object) -> TreeNode:
+    found = describe(obj, ADAPTERS)
+    assert found is not None
+    return found[0]
+
+
+def test_every_tree_diagram_carries_its_terminal_drawing() -> None:
+    sup = Supervisor([child(lambda: None, name="web")], name="app")
+    # What a terminal prints instead of the Mermaid source (the display layer calls it).
+    drawing = sup_tree(sup)._drawing
+    assert drawing is not None
+    assert drawing() == "app (one_for_one)\n└─ supervises ─ web [not running]"
+    assert app_tree("livekit")._drawing is not None
+
+
+def test_terminal_drawing_writes_out_control_characters_in_names() -> None:
+    tree = TreeNode("red\x1b[31m", "root", children=[TreeNode("a\nb", "worker", "x\ty")])
+    assert tree_text(tree) == "red\\x1b[31m\n└─ x\\x09y ─ a\\x0ab"
+
+
+def test_terminal_drawing_of_a_very_deep_tree_does_not_recurse() -> None:
+    root = node = TreeNode("0", "root")
+    for depth in range(1, 5000):
+        node.children.append(TreeNode(str(depth), "worker", "owns"))
+        node = node.children[0]
+    lines = tree_text(root).splitlines()
+    assert len(lines) == 5000
+    assert lines[-1] == " " * 3 * 4998 + "└─ owns ─ 4999"
 
 
 # ── app_tree ────────────────────────────────────────────────────────

@@ -10,7 +10,8 @@ of any imported package, or the whole interpreter.
 Capture and format are apart: each source module (``supervisors``,
 ``pools``, ``processes``, ``tasks``, ``interpreter``, ``packages``) turns
 live objects into plain :class:`TreeNode` values, and the pure formatter
-(``format``: :func:`format_tree`) turns those into Mermaid text.  The
+(``format``: :func:`format_tree`) turns those into Mermaid text, and
+``text`` (:func:`tree_text`) into a ``pstree``-like drawing for a terminal.  The
 protocol through which an object describes itself is in ``protocol``;
 ``diagrams`` holds the public functions.  Edges say what is true:
 ``supervises`` only where the parent restarts the child, ``owns`` where it
@@ -25,6 +26,7 @@ from livekit.trees.format import Direction, NodeClass, TreeNode, format_tree
 from livekit.trees.packages import Application, started_applications
 from livekit.trees.protocol import TreeSource, add_root
 from livekit.trees.tasks import track_tasks
+from livekit.trees.text import tree_text
 
 __all__ = [
     "Application",
@@ -40,4 +42,5 @@ __all__ = [
     "started_applications",
     "sup_tree",
     "track_tasks",
+    "tree_text",
 ]

@@ -9,6 +9,7 @@ adapters of :data:`ADAPTERS` next.
 from __future__ import annotations
 
 import asyncio
+import functools
 import multiprocessing.pool
 import os
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
@@ -25,6 +26,7 @@ from livekit.trees.processes import os_process_node, process_of
 from livekit.trees.protocol import Adapter, describe
 from livekit.trees.supervisors import livekit_node
 from livekit.trees.tasks import all_tasks_of, task_children, task_node
+from livekit.trees.text import tree_text
 
 
 def _thread_pool(pool: ThreadPoolExecutor) -> tuple[TreeNode, str]:
@@ -64,7 +66,9 @@ ADAPTERS: tuple[Adapter, ...] = (
 
 def _diagram(root: TreeNode, default: str, direction: str, caption: str | None) -> Mermaid:
     source = format_tree(root, direction=direction)
-    return Mermaid(source, caption=caption if caption is not None else default)
+    # A terminal prints the pstree-like drawing instead of the source.
+    drawing = functools.partial(tree_text, root)
+    return Mermaid(source, caption=caption if caption is not None else default, text=drawing)
 
 
 def sup_tree(obj: object, *, direction: str = "top_down", caption: str | None = None) -> Mermaid:
