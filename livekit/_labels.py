@@ -20,14 +20,25 @@ mermaid (tests/test_labels.py draws each case in chromium):
 - a backtick opens a Markdown string in a flowchart (`` `**md**` `` shown
   bold): ``#96;``.
 - U+2028 and U+2029 end a line for JavaScript: ``#8232;``, ``#8233;``.
+- a sequence-diagram text that begins with ``wrap:`` or ``nowrap:`` would
+  lose those words to a layout switch: their colon is ``#58;``.
 - other control characters have no visible form (NUL turns into U+FFFD,
   ESC vanishes, CR breaks the line): written as ``\\x00``, ``\\x1b``,
   ``\\x0d``, as Python would, here and in terminal drawings alike.
+
+Very long names are cut to :data:`MAX_NAME` characters in the drawing by
+:func:`short_name`; the formatters keep the full name in the drawing too
+(a tooltip on a tree's node, a note under a participant).
 
 See https://mermaid.js.org/syntax/flowchart.html#entity-codes-to-escape-characters
 """
 
 from __future__ import annotations
+
+import re
+
+#: Names longer than this are drawn shortened, with their full text beside them.
+MAX_NAME = 80
 
 _ENTITIES = {
     "#": "#35;",
@@ -52,6 +63,10 @@ _CONTROL = [*range(0x20), *range(0x7F, 0xA0)]
 _VISIBLE = {code: f"\\x{code:02x}" for code in _CONTROL}
 _MERMAID = {**_VISIBLE, **{ord(char): entity for char, entity in _ENTITIES.items()}}
 
+# Mermaid's sequence parser strips a leading "wrap:" / "nowrap:" (after
+# trimming) and takes it as a layout switch.
+_WRAP = re.compile(r"(\s*:?(?:no)?wrap):")
+
 
 def escape(text: str) -> str:
     """Return ``text`` written so that Mermaid shows it as it is, in any label.
@@ -70,8 +85,33 @@ def escape(text: str) -> str:
     'ping#10;pong\\\\x1b[0m'
     >>> escape("héllo 日本")
     'héllo 日本'
+    >>> escape("wrap: me")
+    'wrap#58; me'
     """
-    return text.translate(_MERMAID)
+    escaped = text.translate(_MERMAID)
+    prefix = _WRAP.match(escaped)
+    if prefix is not None:
+        escaped = f"{prefix.group(1)}#58;{escaped[prefix.end() :]}"
+    return escaped
+
+
+def short_name(text: str, limit: int = MAX_NAME) -> str:
+    """Return ``text`` cut in the middle to ``limit`` characters, or unchanged if it fits.
+
+    The start and the end stay: a thread pool's name and its worker's number.
+
+    Examples
+    --------
+    >>> short_name("short")
+    'short'
+    >>> short_name("ThreadPoolExecutor-with-a-very-long-prefix_12", limit=20)
+    'ThreadPoolEx…efix_12'
+    """
+    if len(text) <= limit:
+        return text
+    head = (limit - 1) * 2 // 3
+    tail = limit - 1 - head
+    return f"{text[:head]}…{text[-tail:] if tail else ''}"
 
 
 def visible(text: str) -> str:

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from livekit import Supervisor, app_tree, child, sup_tree
-from livekit._labels import escape, visible
+from livekit._labels import MAX_NAME, escape, short_name, visible
 from livekit.trace.events import Exit, Message, Participant, Spawn
 from livekit.trace.format import sequence_diagram
 from livekit.trees import TreeNode, format_tree
@@ -44,6 +44,8 @@ AWKWARD = [
     "emoji 🎉 日本",
     "end",
     "pipe | and (brackets) [x] {y}",
+    "wrap: me",
+    ":nowrap:too",
     "n" * 300,
 ]
 
@@ -89,6 +91,30 @@ def test_sequence_names_messages_and_notes_escape_the_same_way() -> None:
     ]
 
 
+def test_a_very_long_node_name_is_shortened_and_kept_whole_as_its_tooltip() -> None:
+    name = "worker-" + "x" * 100 + "-7"
+    tree = TreeNode("pool", "root", children=[TreeNode(name, "worker", "owns")])
+    short = "worker-" + "x" * 45 + "…" + "x" * 25 + "-7"
+    assert len(short) == MAX_NAME
+    assert format_tree(tree).splitlines()[1:4] == [
+        '  n0["pool"]:::root',
+        f'  n0 -->|owns| n1["{short}"]:::worker',
+        f'  click n1 call String() "{name}"',
+    ]
+
+
+def test_a_very_long_participant_name_is_shortened_with_a_note_holding_it_whole() -> None:
+    name = "Thread-" + "y" * 100
+    caller, odd = Participant(0, "caller", "caller"), Participant(1, name, "thread")
+    assert sequence_diagram(caller, [Message(caller, odd, "'hi'")]).splitlines() == [
+        "sequenceDiagram",
+        "    participant p0 as caller",
+        f"    participant p1 as Thread-{'y' * 45}…{'y' * 27}",
+        f"    Note over p1: wrap: {name}",
+        "    p0->>p1: 'hi'",
+    ]
+
+
 # ── in the vendored mermaid ──────────────────────────────────────────
 
 _DRAW = """async ([id, source]) => {
@@ -99,6 +125,7 @@ _DRAW = """async ([id, source]) => {
     const style = box.querySelector('style');
     return {
         nodes: texts('.node .nodeLabel'),
+        titles: [...box.querySelectorAll('.node')].map(e => e.getAttribute('title')),
         edges: texts('.edgeLabel .edgeLabel, .edgeLabel p'),
         actors: texts('text.actor'),
         messages: texts('.messageText'),
@@ -137,7 +164,9 @@ def test_every_awkward_label_is_drawn_as_written_in_a_tree(mermaid: Mermaid) -> 
     for label in AWKWARD:
         tree = TreeNode(label, "root", children=[TreeNode("x", "worker", edge=label)])
         drawn = mermaid.draw(format_tree(tree))
-        assert drawn["nodes"] == [shown(label), "x"], label
+        assert drawn["nodes"] == [shown(short_name(label)), "x"], label
+        # A shortened name stays whole in the drawing, as its box's tooltip.
+        assert drawn["titles"] == [shown(label) if len(label) > MAX_NAME else None, None]
         assert set(drawn["edges"]) == {shown(label)}, label
         # A directive in a label is text, not configuration: same theme, same styles.
         assert drawn["style"] == plain["style"], label
@@ -151,9 +180,13 @@ def test_every_awkward_name_is_drawn_as_written_in_a_sequence_diagram(mermaid: M
         odd = Participant(1, label, "thread")
         events = [Spawn(caller, odd), Message(odd, caller, label), Exit(odd, label)]
         drawn = mermaid.draw(sequence_diagram(caller, events))
-        assert shown(label) in drawn["actors"], label
+        assert shown(short_name(label)) in drawn["actors"], label
         assert drawn["messages"] == ["SPAWN", shown(label)], label
-        assert drawn["notes"] == [f"EXIT: {shown(label)}"], label
+        assert drawn["notes"][-1] == f"EXIT: {shown(label)}", label
+        # A shortened name stays whole in the drawing, in a note under it
+        # that mermaid wraps (breaking a long word with a hyphen).
+        whole = "".join(line.removesuffix("-") for line in drawn["notes"][:-1])
+        assert whole == (shown(label) if len(label) > MAX_NAME else ""), label
         assert drawn["style"] == plain["style"], label
 
 
@@ -163,7 +196,8 @@ def test_supervisor_children_with_awkward_names_are_drawn_as_written(mermaid: Me
     directive = "%%{init: {'theme':'dark'}}%%"
     drawn = mermaid.draw(str(sup_tree(Supervisor(children, name=directive))))
     plain = mermaid.draw(str(sup_tree(Supervisor([child(lambda: None, name="w")], name="s"))))
-    assert drawn["nodes"] == [shown(f"{directive} (one_for_one)"), *map(shown, AWKWARD)]
+    names = [shown(short_name(label)) for label in AWKWARD]
+    assert drawn["nodes"] == [shown(f"{directive} (one_for_one)"), *names]
     assert drawn["style"] == plain["style"]
 
 
@@ -182,4 +216,4 @@ def test_threads_with_awkward_names_are_drawn_as_written_in_the_interpreter_tree
         for thread in threads:
             thread.join()
     for label in AWKWARD:
-        assert shown(label) in drawn["nodes"], label
+        assert shown(short_name(label)) in drawn["nodes"], label

@@ -16,7 +16,7 @@ import reprlib
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from livekit._labels import escape
+from livekit._labels import MAX_NAME, escape, short_name
 from livekit.trace.events import (
     MAX_LABEL,
     Event,
@@ -110,14 +110,32 @@ def describe(value: object, message_label: Callable[[Any], str | None] | None = 
 
 
 def participant_line(participant: Participant) -> str:
-    """Declare a participant.
+    """Declare a participant; a very long name is shortened (:func:`full_name_line`).
 
     Examples
     --------
     >>> participant_line(Participant(0, "caller (MainThread)", "caller"))
     '    participant p0 as caller (MainThread)'
     """
-    return f"{_INDENT}participant p{participant.key} as {escape(participant.name)}"
+    return f"{_INDENT}participant p{participant.key} as {escape(short_name(participant.name))}"
+
+
+def full_name_line(participant: Participant) -> str | None:
+    """A note under a participant whose name is shortened in its box: the whole name.
+
+    ``wrap:`` lets mermaid break the note's text into lines of the
+    participant's width.
+
+    Examples
+    --------
+    >>> full_name_line(Participant(1, "short", "thread")) is None
+    True
+    >>> full_name_line(Participant(1, "w" * 100, "thread"))  # doctest: +ELLIPSIS
+    '    Note over p1: wrap: wwww...www'
+    """
+    if len(participant.name) <= MAX_NAME:
+        return None
+    return f"{_INDENT}Note over p{participant.key}: wrap: {escape(participant.name)}"
 
 
 def spawn_lines(event: Spawn) -> list[str]:
@@ -234,6 +252,7 @@ def sequence_diagram(caller: Participant, events: Sequence[Event], omitted: int 
     """
     order = participants_in_order(caller, events)
     lines = ["sequenceDiagram", *(participant_line(p) for p in order)]
+    lines.extend(line for line in map(full_name_line, order) if line is not None)
     active: set[int] = set()
     for event in events:
         if isinstance(event, Spawn):

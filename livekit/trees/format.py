@@ -12,7 +12,7 @@ import re
 from collections.abc import Iterator
 from typing import Literal
 
-from livekit._labels import escape
+from livekit._labels import MAX_NAME, escape, short_name
 
 Direction = Literal["top_down", "left_right"]
 NodeClass = Literal["root", "supervisor", "owner", "worker", "notstarted", "stopping", "failed"]
@@ -105,7 +105,8 @@ def format_tree(root: TreeNode, *, direction: str = "top_down") -> str:
     """Return the Mermaid flowchart source of a tree (a pure function).
 
     Nodes are numbered ``n0, n1, ...`` in depth-first order, so the same
-    tree always gives the same text.
+    tree always gives the same text.  A label longer than 80 characters
+    is shortened in its box and kept whole as the box's tooltip.
 
     Examples
     --------
@@ -121,9 +122,11 @@ def format_tree(root: TreeNode, *, direction: str = "top_down") -> str:
       classDef root ...
     """
     lines = [f"graph {check_direction(direction)}", f"  n0[{_label(root.label)}]:::{root.kind}"]
+    lines.extend(_full_name(0, root.label))
     for parent, ident, node in walk(root):
         arrow = f"-->|{_edge_label(node.edge)}|" if node.edge else "-->"
         lines.append(f"  n{parent} {arrow} n{ident}[{_label(node.label)}]:::{node.kind}")
+        lines.extend(_full_name(ident, node.label))
     lines.extend(f"  {line}" for line in _CLASS_DEFS)
     return "\n".join(lines)
 
@@ -149,8 +152,19 @@ def check_direction(direction: str) -> str:
 
 
 def _label(text: str) -> str:
-    """A node label: quoted, in the one escaping of every diagram (:mod:`livekit._labels`)."""
-    return f'"{escape(text)}"'
+    """A node label: quoted, shortened if very long, escaped (:mod:`livekit._labels`)."""
+    return f'"{escape(short_name(text))}"'
+
+
+def _full_name(ident: int, label: str) -> list[str]:
+    """The full text of a shortened label, as the node's tooltip (its ``title``).
+
+    Mermaid has no tooltip without a click action; ``String`` is a harmless
+    global for a page that allows click callbacks (livekit's pages do not).
+    """
+    if len(label) <= MAX_NAME:
+        return []
+    return [f'  click n{ident} call String() "{escape(label)}"']
 
 
 def _edge_label(text: str) -> str:
