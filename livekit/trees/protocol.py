@@ -47,7 +47,7 @@ class TreeSource(Protocol):
 
 
 class RunningRoot(TreeSource, Protocol):
-    """A :class:`TreeSource` that runs threads of its own, for :func:`add_root`."""
+    """A :class:`TreeSource` running threads of its own (:func:`~livekit.trees.add_root`)."""
 
     @property
     def alive(self) -> bool:
@@ -55,7 +55,7 @@ class RunningRoot(TreeSource, Protocol):
 
     @property
     def name(self) -> str:
-        """Its name: roots are drawn in order of their names."""
+        """The name that running roots are drawn in the order of."""
 
     def __livekit_threads__(self) -> Iterable[threading.Thread]:
         """The threads its tree draws, so that the interpreter tree draws them once."""
