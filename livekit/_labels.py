@@ -66,6 +66,8 @@ _MERMAID = {**_VISIBLE, **{ord(char): entity for char, entity in _ENTITIES.items
 # Mermaid's sequence parser strips a leading "wrap:" / "nowrap:" (after
 # trimming) and takes it as a layout switch.
 _WRAP = re.compile(r"(\s*:?(?:no)?wrap):")
+# Any character escape() changes, or the start of a "wrap:": most labels hold none.
+_SPECIAL = re.compile(r'[#;%<>&"|`\x00-\x1f\x7f-\x9f\u2028\u2029]|wrap:')
 
 
 def escape(text: str) -> str:
@@ -88,8 +90,11 @@ def escape(text: str) -> str:
     >>> escape("wrap: me")
     'wrap#58; me'
     """
+    # Most labels hold nothing to escape: one C-level search says so.
+    if _SPECIAL.search(text) is None:
+        return text
     escaped = text.translate(_MERMAID)
-    prefix = _WRAP.match(escaped)
+    prefix = _WRAP.match(escaped) if "wrap:" in escaped else None
     if prefix is not None:
         escaped = f"{prefix.group(1)}#58;{escaped[prefix.end() :]}"
     return escaped

@@ -68,6 +68,13 @@ def test_escape_writes_every_syntax_character_as_an_entity_code() -> None:
     )
 
 
+def test_escape_changes_exactly_the_characters_it_must() -> None:
+    must = set('#;%<>&"|`\u2028\u2029') | {chr(c) for c in [*range(0x20), *range(0x7F, 0xA0)]}
+    for code in [*range(0x3000), 0x1F389, 0x10FFFF]:
+        char = chr(code)
+        assert (escape(f"a{char}b") != f"a{char}b") == (char in must), hex(code)
+
+
 def test_visible_writes_out_every_control_character_for_a_terminal() -> None:
     assert visible("a\nb\tc\x1b[0m\x00") == "a\\x0ab\\x09c\\x1b[0m\\x00"
     assert visible("plain é 🎉 | ; #") == "plain é 🎉 | ; #"

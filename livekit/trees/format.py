@@ -8,6 +8,7 @@ as a Mermaid flowchart, so that one walk numbers every tree livekit draws.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
 from collections.abc import Iterator
 from typing import Literal
@@ -167,6 +168,7 @@ def _full_name(ident: int, label: str) -> list[str]:
     return [f'  click n{ident} call String() "{escape(label)}"']
 
 
+@functools.lru_cache(maxsize=1024)  # a tree has few distinct edges ("supervises", "owns")
 def _edge_label(text: str) -> str:
     """An edge label: bare when it is plain words (as every built-in edge is), else quoted.
 
