@@ -157,6 +157,14 @@ def test_a_livekit_tree_that_returns_something_else_raises_naming_it() -> None:
     with pytest.raises(ValueError, match=r"BadKind.__livekit_tree__\(\): .* got 'purple'"):
         sup_tree(BadKind())
 
+    class BadChild:
+        def __livekit_tree__(self) -> TreeNode:
+            deep = TreeNode("y", "worker", "owns", ["not a node"])  # type: ignore[list-item]
+            return TreeNode("x", "root", children=[deep])
+
+    with pytest.raises(TypeError, match=r"BadChild.__livekit_tree__\(\): .* got str: 'not a"):
+        sup_tree(BadChild())
+
 
 def test_the_trees_package_never_imports_the_supervisor() -> None:
     root = pathlib.Path(livekit.__file__).parent

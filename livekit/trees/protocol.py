@@ -21,7 +21,7 @@ import weakref
 from collections.abc import Callable, Iterable
 from typing import Any, Protocol, runtime_checkable
 
-from livekit.trees.format import NODE_CLASSES, TreeNode
+from livekit.trees.format import NODE_CLASSES, TreeNode, walk
 
 
 @runtime_checkable
@@ -98,12 +98,22 @@ def _checked(obj: object, found: object) -> tuple[TreeNode, str]:
             f"{type(obj).__name__}.__livekit_tree__() must return a TreeNode or a "
             f"(TreeNode, caption) pair, got {type(found).__name__}: {found!r}"
         )
-    if root.kind not in NODE_CLASSES:
-        raise ValueError(
-            f"{type(obj).__name__}.__livekit_tree__(): expected a node kind among "
-            f"{', '.join(NODE_CLASSES)}, got {root.kind!r}"
-        )
+    where = f"{type(obj).__name__}.__livekit_tree__()"
+    _check_node(where, root)
+    for _, _, node in walk(root):
+        _check_node(where, node)
     return root, caption if caption is not None else f"The tree of {root.label}."
+
+
+def _check_node(where: str, node: object) -> None:
+    if not isinstance(node, TreeNode):
+        raise TypeError(f"{where}: expected TreeNode children, got {type(node).__name__}: {node!r}")
+    if node.kind not in NODE_CLASSES:
+        raise ValueError(
+            f"{where}: expected a node kind among {', '.join(NODE_CLASSES)}, got {node.kind!r}"
+        )
+    if not isinstance(node.label, str) or not isinstance(node.edge, str):
+        raise TypeError(f"{where}: expected str label and edge, got {node!r}")
 
 
 # ── running roots ────────────────────────────────────────────────────
