@@ -166,14 +166,13 @@ def test_render_functions_in_a_plain_python_script_print_their_captions(tmp_path
     out = subprocess.run(
         [sys.executable, str(script)], capture_output=True, text=True, check=True, timeout=60
     ).stdout
-    comments = [line for line in out.splitlines() if line.startswith("%%")]
-    # A trace has a drawing of its own; a tree (none yet) shows its source.
-    assert comments == [
-        "%% Supervision tree of 'jobs'.",
-        "%% livekit, as a script sees it.",
-    ]
-    assert out.startswith(f"Nothing is sent.\n\n{SAVE_HINT}\n%% Supervision tree of 'jobs'.\n")
-    assert "%% Supervision tree of 'jobs'.\ngraph TD\n" in out
+    # Traces and trees alike: the caption, the plain-text drawing, how to save it.
+    assert out == (
+        f"Nothing is sent.\n\n{SAVE_HINT}\n"
+        f"Supervision tree of 'jobs'.\n\njobs (one_for_one)\n\n{SAVE_HINT}\n"
+        "livekit, as a script sees it.\n\nlivekit (no background work started)\n\n"
+        f"{SAVE_HINT}\n"
+    )
 
 
 # The script a user runs: threads and a queue, rendered where it runs.
@@ -291,3 +290,10 @@ def test_a_notebook_output_is_valid_nbformat() -> None:
     nbformat.validate(notebook)
     written = json.loads(nbformat.writes(notebook))["cells"][0]["outputs"][0]["data"]
     assert {mime: "".join(lines) for mime, lines in written.items()} == data
+
+
+def test_a_caption_holding_a_directive_stays_a_comment_in_the_source() -> None:
+    diagram = Mermaid("graph LR\n  a --> b", caption="tree of %%{init: {'theme':'dark'}}%%")
+    text = diagram.text()
+    assert "%%{" not in text
+    assert text.splitlines()[0] == "%% tree of #37;#37;{init: {'theme':'dark'}}#37;#37;"

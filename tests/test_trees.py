@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import os
+import pathlib
 import queue
 import re
 import subprocess
@@ -16,6 +17,7 @@ from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 import psutil
 import pytest
 
+import livekit
 from livekit.supervisor import Agent, Supervisor, app_supervisor, child, stopping
 from livekit.trees import (
     TreeNode,
@@ -25,7 +27,11 @@ from livekit.trees import (
     started_applications,
     sup_tree,
     track_tasks,
+    tree_text,
 )
+from livekit.trees.diagrams import ADAPTERS
+from livekit.trees.protocol import describe
+from livekit.trees.supervisors import supervisor_tree
 
 TIMEOUT = 10.0
 
@@ -102,6 +108,69 @@ def test_object_with_no_tree_raises_naming_it() -> None:
         sup_tree({"a": 1})
     with pytest.raises(TypeError, match="got bool: True"):
         sup_tree(True)
+
+
+# ── the protocol: objects that describe their own tree ──────────────
+
+
+class Pipeline:
+    """A user's object that says what its tree is."""
+
+    def __init__(self, stages: list[str]) -> None:
+        self.stages = stages
+
+    def __livekit_tree__(self) -> tuple[TreeNode, str]:
+        stages = [TreeNode(stage, "worker", "owns") for stage in self.stages]
+        return TreeNode("pipeline", "root", children=stages), "A pipeline of two stages."
+
+
+def test_an_object_with_livekit_tree_is_drawn_as_it_describes_itself() -> None:
+    diagram = sup_tree(Pipeline(["read", "write"]))
+    assert body(diagram) == (
+        "graph TD\n"
+        '  n0["pipeline"]:::root\n'
+        '  n0 -->|owns| n1["read"]:::worker\n'
+        '  n0 -->|owns| n2["write"]:::worker'
+    )
+    assert diagram.caption == "A pipeline of two stages."
+
+
+def test_a_tree_without_a_caption_gets_one_naming_its_root() -> None:
+    class Bare:
+        def __livekit_tree__(self) -> TreeNode:
+            return TreeNode("bare", "root")
+
+    assert sup_tree(Bare()).caption == "The tree of bare."
+
+
+def test_a_livekit_tree_that_returns_something_else_raises_naming_it() -> None:
+    class Wrong:
+        def __livekit_tree__(self) -> object:
+            return "a tree"
+
+    class BadKind:
+        def __livekit_tree__(self) -> TreeNode:
+            return TreeNode("x", "purple")  # type: ignore[arg-type]
+
+    with pytest.raises(TypeError, match=r"Wrong.__livekit_tree__\(\) must return .* got str"):
+        sup_tree(Wrong())
+    with pytest.raises(ValueError, match=r"BadKind.__livekit_tree__\(\): .* got 'purple'"):
+        sup_tree(BadKind())
+
+    class BadChild:
+        def __livekit_tree__(self) -> TreeNode:
+            deep = TreeNode("y", "worker", "owns", ["not a node"])  # type: ignore[list-item]
+            return TreeNode("x", "root", children=[deep])
+
+    with pytest.raises(TypeError, match=r"BadChild.__livekit_tree__\(\): .* got str: 'not a"):
+        sup_tree(BadChild())
+
+
+def test_the_trees_package_never_imports_the_supervisor() -> None:
+    root = pathlib.Path(livekit.__file__).parent
+    trees = "\n".join(p.read_text() for p in (root / "trees").glob("*.py"))
+    # The supervisor uses the drawing (its tree(), its display): one way only.
+    assert not re.search(r"^\s*(from|import) livekit\.supervisor", trees, re.M)
 
 
 # ── supervisors ─────────────────────────────────────────────────────
@@ -417,6 +486,84 @@ def test_task_tree_shows_awaited_and_started_tasks() -> None:
     ]
 
 
+# ── the terminal drawing ────────────────────────────────────────────
+
+
+def test_terminal_drawing_of_a_nested_supervisor_golden_text() -> None:
+    inner = Supervisor(
+        [child(lambda: None, name="flaky"), Agent(dict, name="cache")],
+        name="inner",
+        strategy="rest_for_one",
+    )
+    outer = Supervisor(
+        [child(lambda: None, name="web"), inner, child(abs, name="job", restart="temporary")],
+        name="app",
+    )
+    assert tree_text(supervisor_tree(outer)[0]) == (
+        "app (one_for_one)\n"
+        "├─ supervises ─ web [not running]\n"
+        "├─ supervises ─ inner (rest_for_one) [not running]\n"
+        "│  ├─ supervises ─ flaky [not running]\n"
+        "│  └─ supervises ─ cache [not running]\n"
+        "└─ started ─ job [not running]"
+    )
+
+
+def test_terminal_drawing_of_a_supervisor_that_gave_up_says_why_golden_text() -> None:
+    sup = Supervisor(
+        [child(lambda: stopping().wait(), name="web"), child(_crash, name="crashy")],
+        name="app",
+        max_restarts=1,
+    ).start()
+    assert sup.wait(TIMEOUT)
+    assert tree_text(supervisor_tree(sup)[0]) == (
+        "app (one_for_one): gave up, more than 1 restarts in 5 s [failed]\n"
+        "├─ supervises ─ web [not running]\n"
+        "└─ supervises ─ crashy (restarts: 1): raised ValueError('boom') [failed]"
+    )
+
+
+def test_terminal_drawing_of_a_running_pool_names_its_threads() -> None:
+    with ThreadPoolExecutor(2, thread_name_prefix="io") as pool:
+        pool.submit(abs, 1).result(TIMEOUT)
+        text = tree_text(sup_tree_root(pool))
+    assert text == (
+        "ThreadPoolExecutor io (max_workers=2)\n"
+        "├─ owns ─ io_0\n"
+        "└─ owns ─ 1 thread not started yet [not running]"
+    )
+
+
+def sup_tree_root(obj: object) -> TreeNode:
+    found = describe(obj, ADAPTERS)
+    assert found is not None
+    return found[0]
+
+
+def test_every_tree_diagram_carries_its_terminal_drawing() -> None:
+    sup = Supervisor([child(lambda: None, name="web")], name="app")
+    # What a terminal prints instead of the Mermaid source (the display layer calls it).
+    drawing = sup_tree(sup)._drawing
+    assert drawing is not None
+    assert drawing() == "app (one_for_one)\n└─ supervises ─ web [not running]"
+    assert app_tree("livekit")._drawing is not None
+
+
+def test_terminal_drawing_writes_out_control_characters_in_names() -> None:
+    tree = TreeNode("red\x1b[31m", "root", children=[TreeNode("a\nb", "worker", "x\ty")])
+    assert tree_text(tree) == "red\\x1b[31m\n└─ x\\x09y ─ a\\x0ab"
+
+
+def test_terminal_drawing_of_a_very_deep_tree_does_not_recurse() -> None:
+    root = node = TreeNode("0", "root")
+    for depth in range(1, 5000):
+        node.children.append(TreeNode(str(depth), "worker", "owns"))
+        node = node.children[0]
+    lines = tree_text(root).splitlines()
+    assert len(lines) == 5000
+    assert lines[-1] == " " * 3 * 4998 + "└─ owns ─ 4999"
+
+
 # ── app_tree ────────────────────────────────────────────────────────
 
 
@@ -538,7 +685,8 @@ def test_render_app_tree_prints_the_tree_and_its_caption_outside_a_notebook(
 ) -> None:
     assert render_app_tree("livekit", direction="left_right") is None
     tree = app_tree("livekit", direction="left_right")
-    assert capsys.readouterr().out == f"%% {tree.caption}\n{tree}\n"
+    assert capsys.readouterr().out == tree.terminal() + "\n"
+    assert tree.terminal().startswith(f"{tree.caption}\n\nlivekit (")
 
 
 # ── started_applications ────────────────────────────────────────────

@@ -11,6 +11,7 @@ returns plain :class:`ThreadStack` and :class:`TaskStack` values,
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -24,7 +25,7 @@ from typing import Any
 from livekit.attaching._target import process
 from livekit.attaching.errors import AttachError
 from livekit.mermaid import Mermaid
-from livekit.trees import TreeNode, format_tree
+from livekit.trees import TreeNode, format_tree, tree_text
 
 #: Frames drawn per thread or task, innermost last; the outer rest is one box.
 DEPTH = 6
@@ -68,7 +69,9 @@ def dump(pid: int) -> Mermaid:
         f"Threads of process {pid} and where each one is, read from outside by "
         f"{found.reader}: nothing ran in the process."
     )
-    return Mermaid(format_tree(stack_tree(found)), caption=caption)
+    root = stack_tree(found)
+    # A terminal prints the pstree-like drawing instead of the source.
+    return Mermaid(format_tree(root), caption=caption, text=functools.partial(tree_text, root))
 
 
 def capture(pid: int) -> Capture:

@@ -234,7 +234,8 @@ class Cluster:
 
     # -- trees ---------------------------------------------------------
 
-    def _livekit_tree_(self) -> tuple[TreeNode, str]:
+    def __livekit_tree__(self) -> tuple[TreeNode, str]:
+        """Its tree and default caption, for :func:`livekit.sup_tree` (the tree protocol)."""
         from livekit.clusters.tree import capture, cluster_tree
 
         facts = capture(self)

@@ -151,7 +151,10 @@ class Mermaid:
         """
         if not self._caption:
             return self._source
-        comment = "\n".join(f"%% {line}" for line in self._caption.splitlines())
+        # A caption that quotes a name such as "%%{init: ...}%%" must stay a
+        # comment: mermaid reads a directive anywhere, a comment included.
+        lines = (line.replace("%", "#37;") for line in self._caption.splitlines())
+        comment = "\n".join(f"%% {line}" for line in lines)
         return f"{comment}\n{self._source}"
 
     def terminal(self, *, hint: str = SAVE_HINT) -> str:

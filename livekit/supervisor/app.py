@@ -11,7 +11,7 @@ from __future__ import annotations
 import atexit
 import threading
 
-from livekit.supervisor.core import Supervisor, started_supervisors
+from livekit.supervisor.core import Supervisor
 
 _app_lock = threading.Lock()
 _app: Supervisor | None = None
@@ -45,22 +45,14 @@ def app_supervisor() -> Supervisor:
     with _app_lock:
         if _app is None or not _app.alive:
             _app = Supervisor([], name="livekit", strategy="one_for_one").start()
+            # What app_tree("livekit") draws.
+            from livekit.trees.protocol import add_root
+
+            add_root(_app, app="livekit")
         if not _atexit_registered:
             atexit.register(_stop_app)
             _atexit_registered = True
         return _app
-
-
-def current_app() -> Supervisor | None:
-    """Return livekit's root supervisor if it was started, without starting it."""
-    return _app
-
-
-def running_supervisors() -> list[Supervisor]:
-    """Return the top-level supervisors that are running, livekit's own first."""
-    return sorted(
-        (s for s in started_supervisors() if s.alive), key=lambda s: (s is not _app, s.name)
-    )
 
 
 def _stop_app() -> None:

@@ -15,10 +15,9 @@ import queue
 import threading
 import time
 import warnings
-import weakref
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any, Literal, NamedTuple
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 from livekit.mermaid import Mermaid
 from livekit.supervisor._child import (
@@ -32,6 +31,9 @@ from livekit.supervisor._child import (
 )
 from livekit.supervisor.agent import Agent
 
+if TYPE_CHECKING:
+    from livekit.trees import TreeNode
+
 Strategy = Literal["one_for_one", "one_for_all", "rest_for_one"]
 Restart = Literal["permanent", "transient", "temporary"]
 
@@ -40,9 +42,6 @@ RESTARTS: tuple[Restart, ...] = ("permanent", "transient", "temporary")
 
 _log = logging.getLogger("livekit.supervisor")
 _names = itertools.count(1)
-
-#: Supervisors started on their own (not as children), for app_tree() to find.
-_started: weakref.WeakSet[Supervisor] = weakref.WeakSet()
 
 
 class SupervisorExit(Exception):  # noqa: N818 - named after OTP's exit, not an error
@@ -340,7 +339,10 @@ class Supervisor(Child):
             thread = threading.Thread(target=self._loop, name=self.name, daemon=True)
             thread.start()
             self._loop_thread = thread
-            _started.add(self)
+        # Started on its own (not as a child): app_tree() finds it among the running roots.
+        from livekit.trees.protocol import add_root
+
+        add_root(self)
         return self
 
     def stop(self) -> list[str]:
@@ -588,7 +590,17 @@ class Supervisor(Child):
             data["text/plain"] = self.summary()
         return data, metadata
 
-    # ── for livekit.trees ─────────────────────────────────────────────
+    # ── its tree (livekit.trees.protocol) ───────────────────────────────
+
+    def __livekit_tree__(self) -> tuple[TreeNode, str]:
+        """Its tree and default caption, for :func:`~livekit.sup_tree` (the tree protocol)."""
+        from livekit.trees.supervisors import supervisor_tree
+
+        return supervisor_tree(self)
+
+    def __livekit_threads__(self) -> Iterator[threading.Thread]:
+        """The live threads its tree draws, for the interpreter's tree."""
+        return self._threads()
 
     def _tree_children(self) -> list[ChildState]:
         with self._lock:
@@ -828,11 +840,6 @@ class Supervisor(Child):
             c.restarts += 1
             self._start(c)
         return None
-
-
-def started_supervisors() -> list[Supervisor]:
-    """Return the supervisors started on their own (not as children) that still exist."""
-    return list(_started)
 
 
 def _not_stopped_message(supervisor: str, names: list[str]) -> str:

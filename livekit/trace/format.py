@@ -3,10 +3,10 @@
 Pure functions only: no threads, no clocks, no I/O.  Each kind of line has
 its own small function, so each is tested alone with hand-made events.
 
-Every participant name and every label goes through :func:`escape`, which
-writes Mermaid's entity codes for the characters its sequence-diagram
-grammar would otherwise read as syntax (see
-https://mermaid.js.org/syntax/sequenceDiagram.html#entity-codes-to-escape-characters).
+Every participant name and every label goes through :func:`escape`, the
+one escaping of every diagram livekit draws (:mod:`livekit._labels`): it
+writes Mermaid's entity codes for the characters its grammar would
+otherwise read as syntax or configuration.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import reprlib
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
+from livekit._labels import MAX_NAME, escape, short_name
 from livekit.trace.events import (
     MAX_LABEL,
     Event,
@@ -25,27 +26,6 @@ from livekit.trace.events import (
     Spawn,
     participants_of,
 )
-
-# ``;`` and a newline end a statement, ``#`` starts an entity code, ``%%``
-# starts a comment, ``<`` and ``>`` would make HTML (``<br>`` breaks a line),
-# ``&`` an HTML entity, and ``"`` closes an attribute.
-_ENTITIES = {
-    "#": "#35;",
-    ";": "#59;",
-    "%": "#37;",
-    "<": "#lt;",
-    ">": "#gt;",
-    "&": "#amp;",
-    '"': "#quot;",
-}
-
-# One C-level pass (str.translate) instead of a Python loop per character:
-# a diagram of thousands of arrows is escaped in milliseconds.
-_CONTROL = [*range(0x20), *range(0x7F, 0xA0)]
-_ESCAPES = {
-    **{code: f"#{code};" for code in _CONTROL},
-    **{ord(char): entity for char, entity in _ENTITIES.items()},
-}
 
 _INDENT = "    "
 
@@ -72,24 +52,6 @@ _repr.maxlong = MAX_LABEL
 # Types whose repr is cheap and bounded once the value is cut: the common
 # messages (ints, short strings) skip reprlib's slower dispatch.
 _SIMPLE = (int, float, bool, type(None))
-
-
-def escape(text: str) -> str:
-    """Return ``text`` written so that Mermaid shows it as it is.
-
-    Control characters (newlines included) become numeric entity codes;
-    other non-ASCII text is left alone, since Mermaid reads UTF-8.
-
-    Examples
-    --------
-    >>> escape('say "hi"; #1 <b>')
-    'say #quot;hi#quot;#59; #35;1 #lt;b#gt;'
-    >>> escape("ping\\npong")
-    'ping#10;pong'
-    >>> escape("héllo 日本")
-    'héllo 日本'
-    """
-    return text.translate(_ESCAPES)
 
 
 def shorten(text: str, limit: int = MAX_LABEL) -> str:
@@ -148,14 +110,32 @@ def describe(value: object, message_label: Callable[[Any], str | None] | None = 
 
 
 def participant_line(participant: Participant) -> str:
-    """Declare a participant.
+    """Declare a participant; a very long name is shortened (:func:`full_name_line`).
 
     Examples
     --------
     >>> participant_line(Participant(0, "caller (MainThread)", "caller"))
     '    participant p0 as caller (MainThread)'
     """
-    return f"{_INDENT}participant p{participant.key} as {escape(participant.name)}"
+    return f"{_INDENT}participant p{participant.key} as {escape(short_name(participant.name))}"
+
+
+def full_name_line(participant: Participant) -> str | None:
+    """A note under a participant whose name is shortened in its box: the whole name.
+
+    ``wrap:`` lets mermaid break the note's text into lines of the
+    participant's width.
+
+    Examples
+    --------
+    >>> full_name_line(Participant(1, "short", "thread")) is None
+    True
+    >>> full_name_line(Participant(1, "w" * 100, "thread"))  # doctest: +ELLIPSIS
+    '    Note over p1: wrap: wwww...www'
+    """
+    if len(participant.name) <= MAX_NAME:
+        return None
+    return f"{_INDENT}Note over p{participant.key}: wrap: {escape(participant.name)}"
 
 
 def spawn_lines(event: Spawn) -> list[str]:
@@ -272,6 +252,7 @@ def sequence_diagram(caller: Participant, events: Sequence[Event], omitted: int 
     """
     order = participants_in_order(caller, events)
     lines = ["sequenceDiagram", *(participant_line(p) for p in order)]
+    lines.extend(line for line in map(full_name_line, order) if line is not None)
     active: set[int] = set()
     for event in events:
         if isinstance(event, Spawn):
