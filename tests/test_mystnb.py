@@ -18,7 +18,8 @@ from typing import Any
 import altair as alt
 import pytest
 
-from livekit import mystnb
+from livekit import mystnb, sphinxext
+from tests.conftest import require
 
 ROOTS = Path(__file__).parent / "roots"
 
@@ -169,3 +170,31 @@ def test_a_book_kernel_enables_the_renderer_when_altair_is_first_imported() -> N
         command, capture_output=True, text=True, env=env, timeout=120, check=True
     ).stdout
     assert out == "False\nlivekit\n"
+
+
+def test_a_book_kernel_imports_altair_without_building_the_rfc3987_parser() -> None:
+    # jsonschema imports rfc3987_syntax where it is installed (JupyterLab
+    # pulls it into the test environment), which builds an Earley parser with
+    # lark: seconds of CPU in every book kernel that imports Altair.
+    # PYTHONSTARTUP runs before the first input of an interactive
+    # interpreter, as it does before the first cell of a book's kernel.
+    code = "import sys, altair\nprint('lark' in sys.modules)\n"
+    startup = Path(sphinxext.__file__).with_name("_book_startup.py")
+
+    def lark_imported(env: dict[str, str]) -> str:
+        return subprocess.run(
+            [sys.executable, "-i", "-q"],
+            input=code,
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=120,
+            check=True,
+        ).stdout.strip()
+
+    plain = {k: v for k, v in os.environ.items() if k != "PYTHONSTARTUP"}
+    require(
+        lark_imported(plain) == "True",
+        "rfc3987-syntax is not installed, so no parser is built to avoid",
+    )
+    assert lark_imported({**plain, "PYTHONSTARTUP": str(startup)}) == "False"
