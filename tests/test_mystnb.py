@@ -198,3 +198,29 @@ def test_a_book_kernel_imports_altair_without_building_the_rfc3987_parser() -> N
         "rfc3987-syntax is not installed, so no parser is built to avoid",
     )
     assert lark_imported({**plain, "PYTHONSTARTUP": str(startup)}) == "False"
+
+
+@pytest.mark.docs
+def test_a_first_cached_build_with_parallel_readers_makes_one_cache(tmp_path: Path) -> None:
+    # With sphinx -j, every reader process used to find no jupyter-cache yet
+    # and create it, and the second one failed (FileExistsError).
+    from tests.conftest import build_book
+
+    source = tmp_path / "docs"
+    source.mkdir()
+    pages = [f"a{n}" for n in range(4)]  # sorted before index: both readers start on a page
+    toctree = "\n".join(pages)
+    (source / "index.md").write_text(f"# Pages\n\n```{{toctree}}\n{toctree}\n```\n")
+    for n, page in enumerate(pages):
+        (source / f"{page}.md").write_text(
+            "---\nfile_format: mystnb\nkernelspec:\n  name: python3\n"
+            f"  display_name: Python 3\n---\n\n# Page {n}\n\n"
+            f"```{{code-cell}} ipython3\nprint({n} * 7)\n```\n"
+        )
+    cache = tmp_path / "cache"
+    args = ("-j", "2", "-D", f"nb_execution_cache_path={cache}")
+    result = build_book(source, tmp_path / "html", *args, env={"LIVEKIT_NB_EXECUTION": "cache"})
+    assert result.returncode == 0, result.stderr[-4000:]
+    for n, page in enumerate(pages):
+        assert f"{n * 7}" in (tmp_path / "html" / f"{page}.html").read_text(encoding="utf-8")
+    assert (cache / "global.db").is_file()
