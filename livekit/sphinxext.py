@@ -12,7 +12,7 @@ Add ``"livekit.sphinxext"`` to ``extensions``.  It
 * starts those kernels on private Unix sockets rather than TCP ports
   (``livekit._book_kernels``);
 * creates myst-nb's jupyter-cache before the pages are read, so that the
-  readers of ``sphinx -j`` do not each try to (see :func:`_make_cache`).
+  readers of ``sphinx -j`` do not each try to.
 """
 
 from __future__ import annotations
