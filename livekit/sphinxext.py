@@ -12,7 +12,9 @@ Add ``"livekit.sphinxext"`` to ``extensions``.  It
 * marks the environment so that notebook kernels started by myst-nb enable
   livekit's Altair renderer (see :mod:`livekit.mystnb`);
 * starts those kernels on private Unix sockets rather than TCP ports
-  (``livekit._book_kernels``).
+  (``livekit._book_kernels``);
+* creates myst-nb's jupyter-cache before the pages are read, so that the
+  readers of ``sphinx -j`` do not each try to.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ def setup(app: Any) -> dict[str, Any]:
     app.setup_extension("sphinxcontrib.mermaid")
     _drop_cdn_mermaid_loader(app)
     app.connect("builder-inited", _add_static_path)
+    app.connect("builder-inited", _make_cache)
     app.connect("html-page-context", _add_page_scripts)
     app.add_css_file("livekit.css")
     # livekit serve: mark each code cell with its page and index, and add the
@@ -56,6 +59,22 @@ def _drop_cdn_mermaid_loader(app: Any) -> None:
 
 def _add_static_path(app: Any) -> None:
     app.config.html_static_path.append(str(_assets.STATIC))
+
+
+def _make_cache(app: Any) -> None:
+    """Create the jupyter-cache of a cached build in this process, once.
+
+    myst-nb opens it when it reads the first page to execute.  Under
+    ``sphinx -j`` each reader process is forked before that, and on a first
+    build each one finds no cache and makes it: the folder, then its
+    database's tables, and every reader but the first fails
+    (``FileExistsError``, ``table ... already exists``).
+    """
+    if getattr(app.config, "nb_execution_mode", None) != "cache":
+        return
+    from jupyter_cache import get_cache  # type: ignore[import-untyped]
+
+    get_cache(app.config.nb_execution_cache_path or ".jupyter_cache").db  # noqa: B018
 
 
 def _add_page_scripts(

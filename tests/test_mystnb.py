@@ -18,7 +18,8 @@ from typing import Any
 import altair as alt
 import pytest
 
-from livekit import mystnb
+from livekit import mystnb, sphinxext
+from tests.conftest import require
 
 ROOTS = Path(__file__).parent / "roots"
 
@@ -169,3 +170,57 @@ def test_a_book_kernel_enables_the_renderer_when_altair_is_first_imported() -> N
         command, capture_output=True, text=True, env=env, timeout=120, check=True
     ).stdout
     assert out == "False\nlivekit\n"
+
+
+def test_a_book_kernel_imports_altair_without_building_the_rfc3987_parser() -> None:
+    # jsonschema imports rfc3987_syntax where it is installed (JupyterLab
+    # pulls it into the test environment), which builds an Earley parser with
+    # lark: seconds of CPU in every book kernel that imports Altair.
+    # PYTHONSTARTUP runs before the first input of an interactive
+    # interpreter, as it does before the first cell of a book's kernel.
+    code = "import sys, altair\nprint('lark' in sys.modules)\n"
+    startup = Path(sphinxext.__file__).with_name("_book_startup.py")
+
+    def lark_imported(env: dict[str, str]) -> str:
+        return subprocess.run(
+            [sys.executable, "-i", "-q"],
+            input=code,
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=120,
+            check=True,
+        ).stdout.strip()
+
+    plain = {k: v for k, v in os.environ.items() if k != "PYTHONSTARTUP"}
+    require(
+        lark_imported(plain) == "True",
+        "rfc3987-syntax is not installed, so no parser is built to avoid",
+    )
+    assert lark_imported({**plain, "PYTHONSTARTUP": str(startup)}) == "False"
+
+
+@pytest.mark.docs
+def test_a_first_cached_build_with_parallel_readers_makes_one_cache(tmp_path: Path) -> None:
+    # With sphinx -j, every reader process used to find no jupyter-cache yet
+    # and create it, and the second one failed (FileExistsError).
+    from tests.conftest import build_book
+
+    source = tmp_path / "docs"
+    source.mkdir()
+    pages = [f"a{n}" for n in range(4)]  # sorted before index: both readers start on a page
+    toctree = "\n".join(pages)
+    (source / "index.md").write_text(f"# Pages\n\n```{{toctree}}\n{toctree}\n```\n")
+    for n, page in enumerate(pages):
+        (source / f"{page}.md").write_text(
+            "---\nfile_format: mystnb\nkernelspec:\n  name: python3\n"
+            f"  display_name: Python 3\n---\n\n# Page {n}\n\n"
+            f"```{{code-cell}} ipython3\nprint({n} * 7)\n```\n"
+        )
+    cache = tmp_path / "cache"
+    args = ("-j", "2", "-D", f"nb_execution_cache_path={cache}")
+    result = build_book(source, tmp_path / "html", *args, env={"LIVEKIT_NB_EXECUTION": "cache"})
+    assert result.returncode == 0, result.stderr[-4000:]
+    for n, page in enumerate(pages):
+        assert f"{n * 7}" in (tmp_path / "html" / f"{page}.html").read_text(encoding="utf-8")
+    assert (cache / "global.db").is_file()
