@@ -12,6 +12,7 @@ when the trace ends.
 
 from __future__ import annotations
 
+import operator
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from types import CodeType
@@ -48,8 +49,8 @@ class MonitoringBackend:
         self._rows = tuple(rows)
         self._sinks = sinks
         self._tool: int | None = None
-        self._starts: dict[CodeType, list[Handler]] = {}
-        self._returns: dict[CodeType, list[Handler]] = {}
+        self._starts: dict[CodeType, Handler] = {}
+        self._returns: dict[CodeType, Handler] = {}
 
     def install(self) -> None:
         monitoring = sys.monitoring  # type: ignore[attr-defined,unused-ignore]
@@ -69,12 +70,10 @@ class MonitoringBackend:
             starts, returns = self._starts, self._returns
 
             def on_start(code: CodeType, offset: int) -> None:
-                for handler in starts[code]:
-                    handler(None)
+                starts[code](None)
 
             def on_return(code: CodeType, offset: int, value: Any) -> None:
-                for handler in returns[code]:
-                    handler(value)
+                returns[code](value)
 
             monitoring.register_callback(self._tool, events.PY_START, on_start)
             monitoring.register_callback(self._tool, events.PY_RETURN, on_return)
@@ -100,18 +99,41 @@ class MonitoringBackend:
         self._tool = None
 
     def _collect(self) -> None:
+        rows: dict[tuple[CodeType, str], list[Hook]] = {}
         for row in self._rows:
-            table = self._starts if row.at == "start" else self._returns
-            table.setdefault(hooks.code_of(row), []).append(_handler(row, self._sinks))
+            rows.setdefault((hooks.code_of(row), row.at), []).append(row)
+        for (code, at), group in rows.items():
+            table = self._starts if at == "start" else self._returns
+            if len(group) == 1:
+                table[code] = _handler(group[0], self._sinks, 2)
+            else:
+                table[code] = _together([_handler(row, self._sinks, 3) for row in group])
 
 
-def _handler(row: Hook, sinks: Mapping[str, object]) -> Handler:
-    """The handler that reads ``row``'s values from the watched frame."""
+def _together(handlers: list[Handler]) -> Handler:
+    """One handler for several rows of one function (each reads one frame deeper)."""
+
+    def together(returned: Any) -> None:
+        for handler in handlers:
+            handler(returned)
+
+    return together
+
+
+def _handler(row: Hook, sinks: Mapping[str, object], depth: int) -> Handler:
+    """The handler that reads ``row``'s values from the watched frame.
+
+    ``depth`` is how far up the watched frame is: this, the callback (and
+    :func:`_together`), then the watched frame.
+    """
     event = hooks.resolve(row.event, sinks)
     gate = hooks.resolve(row.gate, sinks) if row.gate else None
     called_from = row.called_from
     steps = hooks.plan(row)
     getframe = sys._getframe
+    quick = _quick_handler(steps, event, gate, depth) if called_from is None else None
+    if quick is not None:
+        return quick
 
     def handler(returned: Any) -> None:
         passed = None
@@ -119,7 +141,7 @@ def _handler(row: Hook, sinks: Mapping[str, object]) -> Handler:
             passed = gate()
             if passed is None or passed is False:
                 return
-        frame = getframe(2)  # this, the callback, the watched frame
+        frame = getframe(depth)
         caller = frame.f_back
         if called_from is not None and (caller is None or caller.f_code is not called_from):
             return
@@ -140,3 +162,57 @@ def _handler(row: Hook, sinks: Mapping[str, object]) -> Handler:
         event(*values)
 
     return handler
+
+
+def _quick_handler(
+    steps: tuple[hooks.Read, ...],
+    event: Callable[..., Any],
+    gate: Callable[[], Any] | None,
+    depth: int,
+) -> Handler | None:
+    """A handler for rows that read [gate], locals, [returned], as the queue rows do.
+
+    They run for every message: reading the frame's locals (a dict built on
+    3.12, a proxy on 3.13) is their dearest step, and happens once.
+    """
+    kinds = [kind for kind, _ in steps]
+    with_gate = kinds[:1] == ["gate"]
+    with_return = kinds[-1:] == ["return"]
+    middle = steps[with_gate : len(steps) - with_return]
+    if not middle or any(kind != "local" for kind, _ in middle) or (with_gate and with_return):
+        return None
+    if with_gate and gate is None:
+        return None
+    names = [name for _, name in middle]
+    pick = operator.itemgetter(*names)
+    single = len(names) == 1
+    getframe = sys._getframe
+
+    if with_gate:
+        assert gate is not None  # noqa: S101 - checked above
+
+        def gated(returned: Any) -> None:
+            passed = gate()
+            if passed is None or passed is False:
+                return
+            local = getframe(depth).f_locals
+            if single:
+                event(passed, pick(local))
+            else:
+                event(passed, *pick(local))
+
+        return gated
+
+    def plain(returned: Any) -> None:
+        if gate is not None:
+            passed = gate()
+            if passed is None or passed is False:
+                return
+        local = getframe(depth).f_locals
+        values = (pick(local),) if single else pick(local)
+        if with_return:
+            event(*values, returned)
+        else:
+            event(*values)
+
+    return plain

@@ -10,6 +10,7 @@ back when the trace ends, even when the traced code raised.
 from __future__ import annotations
 
 import functools
+import operator
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from types import CodeType
@@ -56,9 +57,16 @@ class PatchingBackend:
             for group in hooks.grouped(self._rows).values():
                 first = group[0]
                 original = vars(first.owner)[first.name]
-                starts = [_fire(row, original, self._sinks) for row in group if row.at == "start"]
-                returns = [_fire(row, original, self._sinks) for row in group if row.at == "return"]
-                wrapper = functools.wraps(original)(_wrapper(original, starts, returns))
+                made = _quick_wrapper(group[0], original, self._sinks) if len(group) == 1 else None
+                if made is None:
+                    starts = [
+                        _fire(row, original, self._sinks) for row in group if row.at == "start"
+                    ]
+                    returns = [
+                        _fire(row, original, self._sinks) for row in group if row.at == "return"
+                    ]
+                    made = _wrapper(original, starts, returns)
+                wrapper = functools.wraps(original)(made)
                 self._saved.append((first.owner, first.name, original))
                 setattr(first.owner, first.name, wrapper)
         except BaseException:
@@ -73,6 +81,24 @@ class PatchingBackend:
 
 
 def _wrapper(original: Any, starts: list[Fire], returns: list[Fire]) -> Callable[..., Any]:
+    # The common shapes get a wrapper of their own: it runs on every call.
+    if len(starts) == 1 and not returns:
+        start = starts[0]
+
+        def at_one_start(*args: Any, **kwargs: Any) -> Any:
+            start(args, kwargs, None)
+            return original(*args, **kwargs)
+
+        return at_one_start
+    if len(returns) == 1 and not starts:
+        end = returns[0]
+
+        def at_one_return(*args: Any, **kwargs: Any) -> Any:
+            result = original(*args, **kwargs)
+            end(args, kwargs, result)
+            return result
+
+        return at_one_return
     if not returns:
 
         def at_start(*args: Any, **kwargs: Any) -> Any:
@@ -98,7 +124,8 @@ def _fire(row: Hook, original: Any, sinks: Mapping[str, object]) -> Fire:
     event = hooks.resolve(row.event, sinks)
     gate = hooks.resolve(row.gate, sinks) if row.gate else None
     called_from = row.called_from
-    getters = [_getter(kind, name, original.__code__, original) for kind, name in hooks.plan(row)]
+    steps = hooks.plan(row)
+    getters = [_getter(kind, name, original.__code__, original) for kind, name in steps]
     getframe = sys._getframe
 
     def fire(args: tuple[Any, ...], kwargs: dict[str, Any], result: Any) -> None:
@@ -159,3 +186,72 @@ def _argument(name: str, code: CodeType, function: Any) -> Callable[..., Any]:
 
         return positional_value
     return lambda args, kwargs, result, passed, caller: kwargs.get(name, default)
+
+
+def _quick_wrapper(row: Hook, original: Any, sinks: Mapping[str, object]) -> Any:
+    """A wrapper for a row that reads [gate], positional arguments, [returned].
+
+    Such are the queue rows, which run for every message: the wrapper
+    calls the gate and the event itself and picks the arguments from
+    ``args`` by index; only a call that passes one of them by keyword takes
+    the general way.  None for a row of another shape.
+    """
+    steps = hooks.plan(row)
+    kinds = [kind for kind, _ in steps]
+    with_gate = kinds[:1] == ["gate"]
+    with_return = kinds[-1:] == ["return"]
+    middle = steps[with_gate : len(steps) - with_return]
+    code = original.__code__
+    positional = code.co_varnames[: code.co_argcount]
+    if row.called_from is not None or not middle:
+        return None
+    if any(kind != "local" or name not in positional for kind, name in middle):
+        return None
+    if with_return != (row.at == "return") or (with_gate and with_return):
+        return None
+    event = hooks.resolve(row.event, sinks)
+    gate = hooks.resolve(row.gate, sinks) if row.gate else None
+    if gate is None and with_gate:
+        return None
+    indices = [positional.index(name) for _, name in middle]
+    need = max(indices) + 1
+    single = len(indices) == 1
+    pick = operator.itemgetter(*indices)
+    general = _fire(row, original, sinks)
+
+    if row.at == "start":
+
+        def at_start(*args: Any, **kwargs: Any) -> Any:
+            if len(args) < need:
+                general(args, kwargs, None)
+                return original(*args, **kwargs)
+            passed = None
+            if gate is not None:
+                passed = gate()
+                if passed is None or passed is False:
+                    return original(*args, **kwargs)
+            values = (pick(args),) if single else pick(args)
+            if with_gate:
+                event(passed, *values)
+            else:
+                event(*values)
+            return original(*args, **kwargs)
+
+        return at_start
+
+    def at_return(*args: Any, **kwargs: Any) -> Any:
+        result = original(*args, **kwargs)
+        if len(args) < need:
+            general(args, kwargs, result)
+            return result
+        if gate is not None:
+            passed = gate()
+            if passed is None or passed is False:
+                return result
+        if single:
+            event(pick(args), result)
+        else:
+            event(*pick(args), result)
+        return result
+
+    return at_return
