@@ -24,16 +24,27 @@ from typing import Any, Protocol, TypeVar
 
 from livekit import _display
 from livekit.mermaid import Mermaid
+from livekit.trace import channels as _channels
 from livekit.trace import format as _format
 from livekit.trace import hooks as _hooks
 from livekit.trace import sources as _sources
+from livekit.trace.channels import channel
 from livekit.trace.events import Event, Exit, Participant
-from livekit.trace.hooks import Hook
+from livekit.trace.hooks import Hook, register, unregister
 from livekit.trace.processes import HOOKS as _PROCESS_HOOKS
 from livekit.trace.processes import ProcessTracker
 from livekit.trace.recorder import Recorder
 
-__all__ = ["SequenceTrace", "render_seq_trace", "seq_trace", "tracing"]
+__all__ = [
+    "Hook",
+    "SequenceTrace",
+    "channel",
+    "register",
+    "render_seq_trace",
+    "seq_trace",
+    "tracing",
+    "unregister",
+]
 
 T = TypeVar("T")
 
@@ -148,7 +159,12 @@ class SequenceTrace:
             processes = ProcessTracker(recorder)
             # The trace builds its sinks and hands them, with the table of
             # hooks that name them, to the backend.
-            rows = (*_hooks.STANDARD, *_PROCESS_HOOKS, *_hooks.registered())
+            rows = (
+                *_hooks.STANDARD,
+                *_PROCESS_HOOKS,
+                *_channels.library_rows(),
+                *_hooks.registered(),
+            )
             sinks = {"recorder": recorder, "processes": processes}
             backend = _make_backend(self._backend_name, rows, sinks)
             # Sources start before the hooks go in, and end after they come

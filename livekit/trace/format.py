@@ -12,6 +12,7 @@ https://mermaid.js.org/syntax/sequenceDiagram.html#entity-codes-to-escape-charac
 from __future__ import annotations
 
 import builtins
+import re
 import reprlib
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
@@ -73,6 +74,9 @@ _repr.maxlong = MAX_LABEL
 # messages (ints, short strings) skip reprlib's slower dispatch.
 _SIMPLE = (int, float, bool, type(None))
 
+# `` at 0x7ff7c0a1b2c0`` in a default repr (``<Context object at 0x…>``).
+_ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
+
 
 def escape(text: str) -> str:
     """Return ``text`` written so that Mermaid shows it as it is.
@@ -127,6 +131,8 @@ def describe(value: object, message_label: Callable[[Any], str | None] | None = 
     ...         raise ValueError("no")
     >>> describe(Broken())
     '<Broken: repr raised ValueError>'
+    >>> describe(object())
+    '<object object>'
     """
     if message_label is not None:
         try:
@@ -144,6 +150,9 @@ def describe(value: object, message_label: Callable[[Any], str | None] | None = 
             text = _repr.repr(value)
     except Exception as error:  # same reason
         text = f"<{type(value).__name__}: repr raised {type(error).__name__}>"
+    if " at 0x" in text:
+        # An address changes on every run and says nothing to a reader.
+        text = _ADDRESS.sub("", text)
     return shorten(text)
 
 

@@ -54,7 +54,7 @@ import concurrent.futures
 import inspect
 import queue
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from types import CodeType, FunctionType
 from typing import Any, Literal
@@ -99,9 +99,10 @@ class Hook:
         ``"return"``: when it returns normally.
     reads
         The values the event receives, in order: names of the function's
-        parameters (``"self"``, ``"item"``), :data:`RETURN` for the value
-        returned, :data:`GATE` for what the gate returned, and
-        ``CALLER + name`` for a local of the calling frame.
+        parameters (``"self"``, ``"item"``), ``"<return>"`` (``RETURN``)
+        for the value returned, ``"<gate>"`` (``GATE``) for what the gate
+        returned, and ``"<caller>." + name`` for a local of the calling
+        frame.
     event
         ``"sink.method"``: what receives the values, such as
         ``"recorder.put_by"``.
@@ -111,6 +112,13 @@ class Hook:
         is the dearest step).  None: always read.
     called_from
         Only calls made directly by this code object count.
+    not_from
+        Calls made directly by this code object do not count (another row,
+        of that code, counts them).
+    adapt
+        ``adapt(*values)`` returns the values the event receives instead:
+        how a channel of another library is read (see
+        :func:`livekit.trace.channel`).
 
     Examples
     --------
@@ -126,6 +134,8 @@ class Hook:
     event: str
     gate: str | None = None
     called_from: CodeType | None = None
+    not_from: CodeType | None = None
+    adapt: Callable[..., tuple[Any, ...]] | None = None
 
     def __post_init__(self) -> None:
         if self.at not in ("start", "return"):
@@ -275,7 +285,25 @@ _registered: list[Hook] = []
 
 
 def register(rows: Iterable[Hook]) -> None:
-    """Have every later trace watch ``rows`` too (each row once)."""
+    """Have every later trace watch ``rows`` too (each row once).
+
+    Parameters
+    ----------
+    rows
+        Rows of the hook table, such as those :func:`livekit.trace.channel` makes.
+
+    Raises
+    ------
+    TypeError
+        If one of ``rows`` is not a :class:`Hook`.
+
+    Examples
+    --------
+    >>> register(["queue.Queue.put"])
+    Traceback (most recent call last):
+    ...
+    TypeError: expected a Hook, got str: 'queue.Queue.put'
+    """
     rows = list(rows)
     for row in rows:
         if not isinstance(row, Hook):
@@ -287,7 +315,13 @@ def register(rows: Iterable[Hook]) -> None:
 
 
 def unregister(rows: Iterable[Hook]) -> bool:
-    """Stop watching ``rows``; return True if any of them was registered."""
+    """Stop watching ``rows``; return True if any of them was registered.
+
+    Examples
+    --------
+    >>> unregister([])
+    False
+    """
     found = False
     with _lock:
         for row in rows:

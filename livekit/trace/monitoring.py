@@ -128,10 +128,11 @@ def _handler(row: Hook, sinks: Mapping[str, object], depth: int) -> Handler:
     """
     event = hooks.resolve(row.event, sinks)
     gate = hooks.resolve(row.gate, sinks) if row.gate else None
-    called_from = row.called_from
+    called_from, not_from, adapt = row.called_from, row.not_from, row.adapt
     steps = hooks.plan(row)
     getframe = sys._getframe
-    quick = _quick_handler(steps, event, gate, depth) if called_from is None else None
+    plain = called_from is None and not_from is None and adapt is None
+    quick = _quick_handler(steps, event, gate, depth) if plain else None
     if quick is not None:
         return quick
 
@@ -144,6 +145,8 @@ def _handler(row: Hook, sinks: Mapping[str, object], depth: int) -> Handler:
         frame = getframe(depth)
         caller = frame.f_back
         if called_from is not None and (caller is None or caller.f_code is not called_from):
+            return
+        if not_from is not None and caller is not None and caller.f_code is not_from:
             return
         values = []
         local = None
@@ -159,7 +162,7 @@ def _handler(row: Hook, sinks: Mapping[str, object], depth: int) -> Handler:
             else:
                 assert caller is not None  # noqa: S101 - checked with called_from
                 values.append(caller.f_locals[name])
-        event(*values)
+        event(*(values if adapt is None else adapt(*values)))
 
     return handler
 

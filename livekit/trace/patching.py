@@ -10,6 +10,7 @@ back when the trace ends, even when the traced code raised.
 from __future__ import annotations
 
 import functools
+import inspect
 import operator
 import sys
 from collections.abc import Callable, Mapping, Sequence
@@ -81,6 +82,18 @@ class PatchingBackend:
 
 
 def _wrapper(original: Any, starts: list[Fire], returns: list[Fire]) -> Callable[..., Any]:
+    if returns and inspect.iscoroutinefunction(original):
+        # What a coroutine function returns is its coroutine: read the value
+        # the coroutine returns.
+        async def around_coroutine(*args: Any, **kwargs: Any) -> Any:
+            for fire in starts:
+                fire(args, kwargs, None)
+            result = await original(*args, **kwargs)
+            for fire in returns:
+                fire(args, kwargs, result)
+            return result
+
+        return around_coroutine
     # The common shapes get a wrapper of their own: it runs on every call.
     if len(starts) == 1 and not returns:
         start = starts[0]
@@ -123,7 +136,7 @@ def _fire(row: Hook, original: Any, sinks: Mapping[str, object]) -> Fire:
     """The function that reads ``row``'s values from a call and hands them on."""
     event = hooks.resolve(row.event, sinks)
     gate = hooks.resolve(row.gate, sinks) if row.gate else None
-    called_from = row.called_from
+    called_from, not_from, adapt = row.called_from, row.not_from, row.adapt
     steps = hooks.plan(row)
     getters = [_getter(kind, name, original.__code__, original) for kind, name in steps]
     getframe = sys._getframe
@@ -135,11 +148,14 @@ def _fire(row: Hook, original: Any, sinks: Mapping[str, object]) -> Fire:
             if passed is None or passed is False:
                 return
         caller = None
-        if called_from is not None:
+        if called_from is not None or not_from is not None:
             caller = getframe(2)  # this, the wrapper, its caller
-            if caller.f_code is not called_from:
+            if called_from is not None and caller.f_code is not called_from:
                 return
-        event(*[get(args, kwargs, result, passed, caller) for get in getters])
+            if caller.f_code is not_from:
+                return
+        values = [get(args, kwargs, result, passed, caller) for get in getters]
+        event(*(values if adapt is None else adapt(*values)))
 
     return fire
 
@@ -203,16 +219,21 @@ def _quick_wrapper(row: Hook, original: Any, sinks: Mapping[str, object]) -> Any
     middle = steps[with_gate : len(steps) - with_return]
     code = original.__code__
     positional = code.co_varnames[: code.co_argcount]
-    if row.called_from is not None or not middle:
-        return None
-    if any(kind != "local" or name not in positional for kind, name in middle):
-        return None
-    if with_return != (row.at == "return") or (with_gate and with_return):
+    other_shape = (
+        row.called_from is not None
+        or row.not_from is not None
+        or row.adapt is not None
+        or not middle
+        or inspect.iscoroutinefunction(original)
+        or any(kind != "local" or name not in positional for kind, name in middle)
+        or with_return != (row.at == "return")
+        or (with_gate and with_return)
+        or (with_gate and row.gate is None)
+    )
+    if other_shape:
         return None
     event = hooks.resolve(row.event, sinks)
     gate = hooks.resolve(row.gate, sinks) if row.gate else None
-    if gate is None and with_gate:
-        return None
     indices = [positional.index(name) for _, name in middle]
     need = max(indices) + 1
     single = len(indices) == 1

@@ -14,7 +14,7 @@ untraced threads are ignored.
 
 Memory: each recorded event holds two references to shared participants,
 a float and a label of at most :data:`~livekit.trace.events.MAX_LABEL`
-characters: about 190 bytes with an ASCII label, at most about 350 with
+characters: about 210 bytes with a short ASCII label, at most about 370 with
 four-byte characters (``sys.getsizeof`` of its parts); and at most ``max_messages`` arrows
 (and the EXIT notes of the participants they started) are kept.  A message
 put but not yet taken is held (a strong reference, so that its identity
