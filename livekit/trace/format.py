@@ -48,6 +48,10 @@ _ESCAPES = {
     **{ord(char): entity for char, entity in _ENTITIES.items()},
 }
 
+# Most labels need no escape at all, and finding that out is cheaper than
+# str.translate, which looks every character up.
+_UNSAFE = re.compile("[" + re.escape("".join(map(chr, _ESCAPES))) + "]")
+
 _INDENT = "    "
 
 _ARROWS = {"send": "->>", "call": "->>", "reply": "-->>"}
@@ -93,7 +97,7 @@ def escape(text: str) -> str:
     >>> escape("héllo 日本")
     'héllo 日本'
     """
-    return text.translate(_ESCAPES)
+    return text.translate(_ESCAPES) if _UNSAFE.search(text) else text
 
 
 def shorten(text: str, limit: int = MAX_LABEL) -> str:
@@ -289,15 +293,21 @@ def sequence_diagram(caller: Participant, events: Sequence[Event], omitted: int 
     lines = ["sequenceDiagram", *(participant_line(p) for p in order)]
     active: set[int] = set()
     append = lines.append
+    # message_line, written out: a trace that keeps every message makes one
+    # line per message, and its start depends only on the two ends and kind.
+    starts: dict[tuple[int, int, str], str] = {}
+    unsafe = _UNSAFE.search
     for event in events:
         if type(event) is Message:
-            # message_line, written out: a trace that keeps every message
-            # makes one line per message.
             kind = event.kind
-            append(
-                f"{_INDENT}p{event.sender.key}{_ARROWS[kind]}p{event.receiver.key}: "
-                f"{_PREFIXES[kind]}{event.label.translate(_ESCAPES)}"
-            )
+            key = (event.sender.key, event.receiver.key, kind)
+            start = starts.get(key)
+            if start is None:
+                start = starts[key] = (
+                    f"{_INDENT}p{key[0]}{_ARROWS[kind]}p{key[1]}: {_PREFIXES[kind]}"
+                )
+            label = event.label
+            append(start + (label.translate(_ESCAPES) if unsafe(label) else label))
         elif isinstance(event, Spawn):
             active.add(event.child.key)
             lines.extend(spawn_lines(event))
