@@ -129,7 +129,7 @@ def channel(
                 "return",
                 ("self", RETURN),
                 "recorder.got",
-                gate="recorder.waiting",
+                gate="recorder.pending",
                 not_from=skipped,
                 adapt=lambda this, value: (identify(this), value),
             )
@@ -192,7 +192,7 @@ def _janus_rows() -> tuple[Hook, ...]:
                 cls, "_put", "start", (GATE, "self", "item"), "recorder.put_by", "recorder.sending"
             )
         )
-        rows.append(Hook(cls, "_get", "return", ("self", RETURN), newest, "recorder.waiting"))
+        rows.append(Hook(cls, "_get", "return", ("self", RETURN), newest, "recorder.pending"))
     return tuple(rows)
 
 

@@ -107,9 +107,10 @@ class Hook:
         ``"sink.method"``: what receives the values, such as
         ``"recorder.put_by"``.
     gate
-        ``"sink.method"`` called with no arguments before anything is read;
-        None or False means the call is of no interest (reading the values
-        is the dearest step).  None: always read.
+        ``"sink.method"`` called with no arguments before anything is read,
+        or ``"sink.attribute"`` whose value is looked at: a false value
+        means the call is of no interest (reading the values is the dearest
+        step).  None: always read.
     called_from
         Only calls made directly by this code object count.
     not_from
@@ -207,6 +208,28 @@ def resolve(reference: str, sinks: Mapping[str, object]) -> Any:
     return found
 
 
+def resolve_gate(reference: str, sinks: Mapping[str, object]) -> Any:
+    """What ``"sink.name"`` names among ``sinks``: a method, or a value looked at.
+
+    A gate that is a value (a dict of the messages waiting, say) costs no
+    call on the path that every message takes.
+
+    >>> resolve_gate("box.pending", {"box": type("Box", (), {"pending": {}})()})
+    {}
+    """
+    sink_name, name = reference.split(".")
+    try:
+        sink = sinks[sink_name]
+    except KeyError:
+        raise ValueError(
+            f"expected a sink among {sorted(sinks)}, got {sink_name!r} (in {reference!r})"
+        ) from None
+    try:
+        return getattr(sink, name)
+    except AttributeError:
+        raise ValueError(f"expected {type(sink).__name__} to have {name!r}") from None
+
+
 def _parameters(code: CodeType) -> tuple[str, ...]:
     count = code.co_argcount + code.co_kwonlyargcount
     count += bool(code.co_flags & 0x04) + bool(code.co_flags & 0x08)  # *args, **kwargs
@@ -243,7 +266,7 @@ def _queue_rows() -> list[Hook]:
             )
         )
         got = "recorder.got_newest" if newest_first else "recorder.got"
-        rows.append(Hook(cls, "_get", "return", ("self", RETURN), got, "recorder.waiting"))
+        rows.append(Hook(cls, "_get", "return", ("self", RETURN), got, "recorder.pending"))
     return rows
 
 

@@ -127,7 +127,7 @@ def _handler(row: Hook, sinks: Mapping[str, object], depth: int) -> Handler:
     :func:`_together`), then the watched frame.
     """
     event = hooks.resolve(row.event, sinks)
-    gate = hooks.resolve(row.gate, sinks) if row.gate else None
+    gate = hooks.resolve_gate(row.gate, sinks) if row.gate else None
     called_from, not_from, adapt = row.called_from, row.not_from, row.adapt
     steps = hooks.plan(row)
     getframe = sys._getframe
@@ -139,8 +139,8 @@ def _handler(row: Hook, sinks: Mapping[str, object], depth: int) -> Handler:
     def handler(returned: Any) -> None:
         passed = None
         if gate is not None:
-            passed = gate()
-            if passed is None or passed is False:
+            passed = gate() if callable(gate) else gate
+            if not passed:
                 return
         frame = getframe(depth)
         caller = frame.f_back
@@ -195,8 +195,8 @@ def _quick_handler(
         assert gate is not None  # noqa: S101 - checked above
 
         def gated(returned: Any) -> None:
-            passed = gate()
-            if passed is None or passed is False:
+            passed = gate() if callable(gate) else gate
+            if not passed:
                 return
             local = getframe(depth).f_locals
             if single:
@@ -208,8 +208,8 @@ def _quick_handler(
 
     def plain(returned: Any) -> None:
         if gate is not None:
-            passed = gate()
-            if passed is None or passed is False:
+            passed = gate() if callable(gate) else gate
+            if not passed:
                 return
         local = getframe(depth).f_locals
         values = (pick(local),) if single else pick(local)

@@ -135,7 +135,7 @@ def _wrapper(original: Any, starts: list[Fire], returns: list[Fire]) -> Callable
 def _fire(row: Hook, original: Any, sinks: Mapping[str, object]) -> Fire:
     """The function that reads ``row``'s values from a call and hands them on."""
     event = hooks.resolve(row.event, sinks)
-    gate = hooks.resolve(row.gate, sinks) if row.gate else None
+    gate = hooks.resolve_gate(row.gate, sinks) if row.gate else None
     called_from, not_from, adapt = row.called_from, row.not_from, row.adapt
     steps = hooks.plan(row)
     getters = [_getter(kind, name, original.__code__, original) for kind, name in steps]
@@ -144,8 +144,8 @@ def _fire(row: Hook, original: Any, sinks: Mapping[str, object]) -> Fire:
     def fire(args: tuple[Any, ...], kwargs: dict[str, Any], result: Any) -> None:
         passed = None
         if gate is not None:
-            passed = gate()
-            if passed is None or passed is False:
+            passed = gate() if callable(gate) else gate
+            if not passed:
                 return
         caller = None
         if called_from is not None or not_from is not None:
@@ -233,7 +233,7 @@ def _quick_wrapper(row: Hook, original: Any, sinks: Mapping[str, object]) -> Any
     if other_shape:
         return None
     event = hooks.resolve(row.event, sinks)
-    gate = hooks.resolve(row.gate, sinks) if row.gate else None
+    gate = hooks.resolve_gate(row.gate, sinks) if row.gate else None
     indices = [positional.index(name) for _, name in middle]
     need = max(indices) + 1
     single = len(indices) == 1
@@ -248,8 +248,8 @@ def _quick_wrapper(row: Hook, original: Any, sinks: Mapping[str, object]) -> Any
                 return original(*args, **kwargs)
             passed = None
             if gate is not None:
-                passed = gate()
-                if passed is None or passed is False:
+                passed = gate() if callable(gate) else gate
+                if not passed:
                     return original(*args, **kwargs)
             values = (pick(args),) if single else pick(args)
             if with_gate:
@@ -266,8 +266,8 @@ def _quick_wrapper(row: Hook, original: Any, sinks: Mapping[str, object]) -> Any
             general(args, kwargs, result)
             return result
         if gate is not None:
-            passed = gate()
-            if passed is None or passed is False:
+            passed = gate() if callable(gate) else gate
+            if not passed:
                 return result
         if single:
             event(pick(args), result)

@@ -114,9 +114,11 @@ class Recorder:
         self._task_parents: dict[asyncio.Task[Any], Participant] = {}
         # Event loops whose callbacks were seen -> their participant.
         self._loops: dict[Any, Participant] = {}
-        # (id(queue), id(item)) -> [(queue, item, sender, place in events)]:
-        # the strong references keep both ids from being reused meanwhile.
-        self._pending: dict[tuple[int, int], _Waiting | list[_Waiting]] = {}
+        #: Messages put and not yet taken, by (id(channel), id(item)); the
+        #: strong references in each entry keep both ids from being reused
+        #: meanwhile.  The gate of a get: empty, there is nothing to look
+        #: for.  One dict for the whole trace, since the backends hold it.
+        self.pending: dict[tuple[int, int], _Waiting | list[_Waiting]] = {}
         # Executor work submitted, not yet started: Future -> (submitter,
         # label, when, place of its CALL).
         self._calls: dict[Any, tuple[Participant, str, float, int]] = {}
@@ -247,7 +249,16 @@ class Recorder:
         """
         # who(), written out: this runs for every message put.
         loop = _get_running_loop()
-        sender = self.who() if loop is not None else self._threads.get(_get_ident())
+        if loop is None:
+            sender = self._threads.get(_get_ident())
+        else:
+            task = _current_task(loop)
+            if task is None:
+                sender = self._loop(loop, adopt=False)
+            elif self._tasks:
+                sender = self._tasks.get(task)
+            else:
+                sender = self._threads.get(_get_ident())
         if sender is None:
             return None
         if self.arrows >= self.max_messages:
@@ -276,7 +287,7 @@ class Recorder:
             events.append(UNRECEIVED)
         entry = (queue, item, sender, place, _monotonic())
         key = (id(queue), id(item))
-        pending = self._pending
+        pending = self.pending
         # One waiting message is the entry itself; the same object put again
         # before it was taken makes a list.
         waiting = pending.get(key)
@@ -298,7 +309,7 @@ class Recorder:
 
     def waiting(self) -> bool:
         """The gate of a get: whether any sent message waits for its receiver."""
-        return bool(self._pending)
+        return bool(self.pending)
 
     def got_newest(self, queue: object, item: object) -> None:
         """``item`` came out of a LIFO ``queue``, which hands out the newest."""
@@ -306,10 +317,10 @@ class Recorder:
 
     def got(self, queue: object, item: object, newest_first: bool = False) -> None:
         """``item`` came out of ``queue``: one arrow from whoever put it."""
-        if not self._pending:
+        if not self.pending:
             return
         key = (id(queue), id(item))
-        pending = self._pending
+        pending = self.pending
         waiting = pending.pop(key, None)  # see put_by: no lock needed
         if waiting is None:
             return
@@ -480,7 +491,7 @@ class Recorder:
         self._lock = threading.Lock()  # the parent's may have been held at fork
         self.events = []
         self.max_messages = 0
-        self._pending = {}
+        self.pending.clear()
         self._calls = {}
         self._running = {}
         self._tasks = {}
@@ -517,7 +528,7 @@ class Recorder:
         """Stop recording and drop every reference to the traced program."""
         self.active = False
         with self._lock:
-            self._pending.clear()
+            self.pending.clear()
         self._calls.clear()
         self._running.clear()
         self._tasks.clear()
