@@ -128,6 +128,7 @@ def _handler(row: Hook, sinks: Mapping[str, object], depth: int) -> Handler:
     """
     event = hooks.resolve(row.event, sinks)
     gate = hooks.resolve_gate(row.gate, sinks) if row.gate else None
+    calls = callable(gate)
     called_from, not_from, adapt = row.called_from, row.not_from, row.adapt
     steps = hooks.plan(row)
     getframe = sys._getframe
@@ -139,7 +140,7 @@ def _handler(row: Hook, sinks: Mapping[str, object], depth: int) -> Handler:
     def handler(returned: Any) -> None:
         passed = None
         if gate is not None:
-            passed = gate() if callable(gate) else gate
+            passed = gate() if calls else gate
             if not passed:
                 return
         frame = getframe(depth)
@@ -187,6 +188,7 @@ def _quick_handler(
     if with_gate and gate is None:
         return None
     names = [name for _, name in middle]
+    calls = callable(gate)
     pick = operator.itemgetter(*names)
     single = len(names) == 1
     getframe = sys._getframe
@@ -195,7 +197,7 @@ def _quick_handler(
         assert gate is not None  # noqa: S101 - checked above
 
         def gated(returned: Any) -> None:
-            passed = gate() if callable(gate) else gate
+            passed = gate() if calls else gate
             if not passed:
                 return
             local = getframe(depth).f_locals
@@ -208,7 +210,7 @@ def _quick_handler(
 
     def plain(returned: Any) -> None:
         if gate is not None:
-            passed = gate() if callable(gate) else gate
+            passed = gate() if calls else gate
             if not passed:
                 return
         local = getframe(depth).f_locals

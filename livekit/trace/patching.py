@@ -136,6 +136,7 @@ def _fire(row: Hook, original: Any, sinks: Mapping[str, object]) -> Fire:
     """The function that reads ``row``'s values from a call and hands them on."""
     event = hooks.resolve(row.event, sinks)
     gate = hooks.resolve_gate(row.gate, sinks) if row.gate else None
+    calls = callable(gate)
     called_from, not_from, adapt = row.called_from, row.not_from, row.adapt
     steps = hooks.plan(row)
     getters = [_getter(kind, name, original.__code__, original) for kind, name in steps]
@@ -144,7 +145,7 @@ def _fire(row: Hook, original: Any, sinks: Mapping[str, object]) -> Fire:
     def fire(args: tuple[Any, ...], kwargs: dict[str, Any], result: Any) -> None:
         passed = None
         if gate is not None:
-            passed = gate() if callable(gate) else gate
+            passed = gate() if calls else gate
             if not passed:
                 return
         caller = None
@@ -234,6 +235,7 @@ def _quick_wrapper(row: Hook, original: Any, sinks: Mapping[str, object]) -> Any
         return None
     event = hooks.resolve(row.event, sinks)
     gate = hooks.resolve_gate(row.gate, sinks) if row.gate else None
+    calls = callable(gate)
     indices = [positional.index(name) for _, name in middle]
     need = max(indices) + 1
     single = len(indices) == 1
@@ -248,7 +250,7 @@ def _quick_wrapper(row: Hook, original: Any, sinks: Mapping[str, object]) -> Any
                 return original(*args, **kwargs)
             passed = None
             if gate is not None:
-                passed = gate() if callable(gate) else gate
+                passed = gate() if calls else gate
                 if not passed:
                     return original(*args, **kwargs)
             values = (pick(args),) if single else pick(args)
@@ -266,7 +268,7 @@ def _quick_wrapper(row: Hook, original: Any, sinks: Mapping[str, object]) -> Any
             general(args, kwargs, result)
             return result
         if gate is not None:
-            passed = gate() if callable(gate) else gate
+            passed = gate() if calls else gate
             if not passed:
                 return result
         if single:
