@@ -12,6 +12,7 @@ otherwise read as syntax or configuration.
 from __future__ import annotations
 
 import builtins
+import re
 import reprlib
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
@@ -53,6 +54,9 @@ _repr.maxlong = MAX_LABEL
 # messages (ints, short strings) skip reprlib's slower dispatch.
 _SIMPLE = (int, float, bool, type(None))
 
+# `` at 0x7ff7c0a1b2c0`` in a default repr (``<Context object at 0x…>``).
+_ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
+
 
 def shorten(text: str, limit: int = MAX_LABEL) -> str:
     """Cut ``text`` to ``limit`` characters, ending it with an ellipsis.
@@ -89,6 +93,8 @@ def describe(value: object, message_label: Callable[[Any], str | None] | None = 
     ...         raise ValueError("no")
     >>> describe(Broken())
     '<Broken: repr raised ValueError>'
+    >>> describe(object())
+    '<object object>'
     """
     if message_label is not None:
         try:
@@ -106,6 +112,9 @@ def describe(value: object, message_label: Callable[[Any], str | None] | None = 
             text = _repr.repr(value)
     except Exception as error:  # same reason
         text = f"<{type(value).__name__}: repr raised {type(error).__name__}>"
+    if " at 0x" in text:
+        # An address changes on every run and says nothing to a reader.
+        text = _ADDRESS.sub("", text)
     return shorten(text)
 
 
@@ -213,6 +222,12 @@ def participants_in_order(caller: Participant, events: Iterable[Event]) -> list[
     """
     seen: dict[int, Participant] = {caller.key: caller}
     for event in events:
+        if type(event) is Message:  # most events: no tuple of participants made
+            if event.sender.key not in seen:
+                seen[event.sender.key] = event.sender
+            if event.receiver.key not in seen:
+                seen[event.receiver.key] = event.receiver
+            continue
         for participant in participants_of(event):
             seen.setdefault(participant.key, participant)
     return list(seen.values())
@@ -254,8 +269,22 @@ def sequence_diagram(caller: Participant, events: Sequence[Event], omitted: int 
     lines = ["sequenceDiagram", *(participant_line(p) for p in order)]
     lines.extend(line for line in map(full_name_line, order) if line is not None)
     active: set[int] = set()
+    append = lines.append
+    # message_line, written out: a trace that keeps every message makes one
+    # line per message, and its start depends only on the two ends and kind.
+    starts: dict[tuple[int, int, str], str] = {}
     for event in events:
-        if isinstance(event, Spawn):
+        if type(event) is Message:
+            kind = event.kind
+            key = (event.sender.key, event.receiver.key, kind)
+            start = starts.get(key)
+            if start is None:
+                start = starts[key] = (
+                    f"{_INDENT}p{key[0]}{_ARROWS[kind]}p{key[1]}: {_PREFIXES[kind]}"
+                )
+            label = event.label
+            append(start + escape(label))
+        elif isinstance(event, Spawn):
             active.add(event.child.key)
             lines.extend(spawn_lines(event))
         elif isinstance(event, Message):
