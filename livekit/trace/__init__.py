@@ -4,8 +4,11 @@
 thread, and every thread, task and process it starts or messages, exchange:
 ``queue`` and ``asyncio.Queue`` messages, ``ThreadPoolExecutor`` calls and
 replies, thread, task and process starts and exits, ``multiprocessing``
-queue and pipe messages.  The result is a Mermaid sequence diagram, the
-Python counterpart of Elixir's ``Kino.Process.seq_trace``.
+queue and pipe messages, and the bytes sent over sockets
+(:mod:`livekit.trace.sockets`).  ``participants=``, ``exclude=`` and
+``collapse=`` narrow what is drawn (:mod:`livekit.trace.narrow`).  The
+result is a Mermaid sequence diagram, the Python counterpart of Elixir's
+``Kino.Process.seq_trace``.
 
 Capture and formatting are separate: :mod:`livekit.trace.recorder` and its
 backends record :mod:`livekit.trace.events`; :mod:`livekit.trace.format`
@@ -17,7 +20,7 @@ from __future__ import annotations
 import os
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Protocol, TypeVar
@@ -27,7 +30,9 @@ from livekit.mermaid import Mermaid
 from livekit.trace import format as _format
 from livekit.trace import sources as _sources
 from livekit.trace.events import Event, Exit, Participant
+from livekit.trace.narrow import Narrowing, Patterns, check_collapse, check_patterns
 from livekit.trace.recorder import Recorder
+from livekit.trace.sockets import SocketPatches
 
 __all__ = ["SequenceTrace", "render_seq_trace", "seq_trace", "tracing"]
 
@@ -68,6 +73,27 @@ def _make_backend(name: str | None, recorder: Recorder) -> _Backend:
     raise ValueError(f"expected backend 'monitoring' (Python 3.12+) or 'patching', got {name!r}")
 
 
+#: What ``collapse=`` takes: a pattern, patterns, or patterns mapped to names.
+Collapse = Mapping[str, str] | Patterns
+
+
+class _Narrow:
+    """The narrowing options, checked at once, for the recorder to build."""
+
+    def __init__(self, participants: object, exclude: object, collapse: object) -> None:
+        self.participants = check_patterns("participants", participants)
+        self.exclude = check_patterns("exclude", exclude)
+        self.collapse = check_collapse(collapse)
+
+    def __call__(self, new_key: Callable[[], int]) -> Narrowing:
+        return Narrowing(
+            participants=self.participants,
+            exclude=self.exclude,
+            collapse=self.collapse,
+            new_key=new_key,
+        )
+
+
 def _check_options(message_label: object, caption: object, max_messages: object) -> None:
     if message_label is not None and not callable(message_label):
         raise ValueError(f"expected message_label to be a callable or None, got {message_label!r}")
@@ -86,7 +112,7 @@ class SequenceTrace:
 
     Parameters
     ----------
-    message_label, caption, max_messages
+    message_label, caption, max_messages, participants, exclude, collapse
         As for :func:`seq_trace`.
     target
         What the default caption says was traced.
@@ -111,8 +137,12 @@ class SequenceTrace:
         max_messages: int = DEFAULT_MAX_MESSAGES,
         target: str = "the traced block",
         backend: str | None = None,
+        participants: Patterns | None = None,
+        exclude: Patterns | None = None,
+        collapse: Collapse | None = None,
     ) -> None:
         _check_options(message_label, caption, max_messages)
+        self._narrow = _Narrow(participants, exclude, collapse)
         self._message_label = message_label
         self._caption = caption
         self._max_messages = max_messages
@@ -124,6 +154,7 @@ class SequenceTrace:
         self._omitted = 0
         self._caller: Participant | None = None
         self._started: list[_sources.Source] = []
+        self._socket_patches: SocketPatches | None = None
 
     def __enter__(self) -> SequenceTrace:
         global _running  # noqa: PLW0603 - one trace per process, on purpose
@@ -140,16 +171,25 @@ class SequenceTrace:
                 threading.current_thread(),
                 message_label=self._message_label,
                 max_messages=self._max_messages,
+                narrowing=self._narrow,
             )
             backend = _make_backend(self._backend_name, recorder)
+            # Socket methods are C: both backends shadow them the same way.
+            socket_patches = SocketPatches(recorder.sockets)
             # Sources start before the hooks go in, and end after they come
             # out, so that their own round trips are not traced.
             started = _sources.start_all(recorder.new_participant, recorder.caller)
             try:
                 backend.install()
+                try:
+                    socket_patches.install()
+                except BaseException:
+                    backend.uninstall()
+                    raise
             except BaseException:
                 _sources.finish_all(started, [], 0)  # undo what they installed
                 raise
+            self._socket_patches = socket_patches
             self._recorder, self._backend, self._caller = recorder, backend, recorder.caller
             self._started = started
             _running = self
@@ -166,8 +206,12 @@ class SequenceTrace:
         assert self._backend is not None  # noqa: S101
         # Put the standard library back before anything else, whatever the
         # traced code did: other threads keep running through these methods.
+        assert self._socket_patches is not None  # noqa: S101
         try:
-            self._backend.uninstall()
+            try:
+                self._socket_patches.uninstall()
+            finally:
+                self._backend.uninstall()
         finally:
             recorder = self._recorder
             recorder.active = False
@@ -177,7 +221,7 @@ class SequenceTrace:
                 room = self._max_messages - sum(not isinstance(e, Exit) for e in events)
                 events, overflow = _sources.finish_all(self._started, events, room)
                 self._omitted += overflow
-                self._events = tuple(events)
+                self._events = tuple(recorder.narrow(events))
             finally:
                 recorder.close()
             with _running_lock:
@@ -251,6 +295,9 @@ def tracing(
     message_label: Callable[[Any], str | None] | None = None,
     caption: str | None = None,
     max_messages: int = DEFAULT_MAX_MESSAGES,
+    participants: Patterns | None = None,
+    exclude: Patterns | None = None,
+    collapse: Collapse | None = None,
 ) -> SequenceTrace:
     """Trace the messages sent while a ``with`` block runs.
 
@@ -278,7 +325,14 @@ def tracing(
         Note over p1: EXIT: normal
         deactivate p1
     """
-    return SequenceTrace(message_label=message_label, caption=caption, max_messages=max_messages)
+    return SequenceTrace(
+        message_label=message_label,
+        caption=caption,
+        max_messages=max_messages,
+        participants=participants,
+        exclude=exclude,
+        collapse=collapse,
+    )
 
 
 def seq_trace(
@@ -287,6 +341,9 @@ def seq_trace(
     message_label: Callable[[Any], str | None] | None = None,
     caption: str | None = None,
     max_messages: int = DEFAULT_MAX_MESSAGES,
+    participants: Patterns | None = None,
+    exclude: Patterns | None = None,
+    collapse: Collapse | None = None,
 ) -> tuple[T, Mermaid]:
     """Run ``fn()`` and return its result with a diagram of the messages sent.
 
@@ -295,7 +352,11 @@ def seq_trace(
     threads and their exits, ``queue.Queue``/``LifoQueue``/``PriorityQueue``
     messages, ``ThreadPoolExecutor`` calls and replies, asyncio tasks and
     ``asyncio.Queue`` messages, ``multiprocessing`` processes and their
-    ``Queue``/``Pipe`` messages.
+    ``Queue``/``Pipe`` messages, and the bytes they send over sockets,
+    asyncio streams and transports (:mod:`livekit.trace.sockets`): an
+    arrow per write, labelled with its byte count and first line, to the
+    reader, or to a participant named by the peer's address when the
+    other end is outside the trace.
 
     Parameters
     ----------
@@ -308,7 +369,21 @@ def seq_trace(
         The diagram's caption; by default a sentence naming ``fn``.
     max_messages
         Keep at most this many arrows; the diagram then ends with a note
-        saying how many were not shown.
+        saying how many were not shown.  Arrows that the options below
+        leave out do not count.
+    participants
+        A pattern, or a list of them: draw only the participants they
+        match, and the caller.  A pattern matches a participant's name
+        shell-style (``"worker-*"``, ``"127.0.0.1:*"``) or names the
+        module of its code or a package holding it (``"aiohttp"``).
+    exclude
+        Patterns of participants not to draw.
+    collapse
+        Patterns of participants to draw as one, such as a library's
+        internal tasks: a mapping of pattern to the name to draw
+        (``{"aiohttp.web*": "server"}``), or patterns that name their own
+        group.  Messages inside a group, and its members' starts and
+        ends, are not drawn.
 
     Returns
     -------
@@ -358,7 +433,13 @@ def seq_trace(
         raise TypeError(f"seq_trace expects a callable, got {type(fn).__name__}: {fn!r}")
     target = getattr(fn, "__qualname__", None) or type(fn).__name__
     trace = SequenceTrace(
-        message_label=message_label, caption=caption, max_messages=max_messages, target=target
+        message_label=message_label,
+        caption=caption,
+        max_messages=max_messages,
+        target=target,
+        participants=participants,
+        exclude=exclude,
+        collapse=collapse,
     )
     try:
         with trace:
@@ -375,6 +456,9 @@ def render_seq_trace(
     message_label: Callable[[Any], str | None] | None = None,
     caption: str | None = None,
     max_messages: int = DEFAULT_MAX_MESSAGES,
+    participants: Patterns | None = None,
+    exclude: Patterns | None = None,
+    collapse: Collapse | None = None,
 ) -> T:
     """Run ``fn()``, display the diagram of its messages, and return its result.
 
@@ -393,7 +477,13 @@ def render_seq_trace(
     """
     try:
         result, diagram = seq_trace(
-            fn, message_label=message_label, caption=caption, max_messages=max_messages
+            fn,
+            message_label=message_label,
+            caption=caption,
+            max_messages=max_messages,
+            participants=participants,
+            exclude=exclude,
+            collapse=collapse,
         )
     except BaseException as error:
         partial = getattr(error, EXCEPTION_ATTRIBUTE, None)

@@ -104,7 +104,7 @@ class MonitoringBackend:
             sender = recorder.who()
             if sender is None:
                 return
-            if recorder.arrows >= recorder.max_messages:
+            if recorder.arrows >= recorder.max_messages and not recorder.narrowed:
                 recorder.count()
                 return
             local = getframe(2).f_locals

@@ -30,10 +30,13 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from livekit.trace.events import Event, Exit, Message, Participant, ParticipantKind, Spawn
 from livekit.trace.format import describe, shorten
+
+if TYPE_CHECKING:
+    from livekit.trace.narrow import Narrowing
 
 
 class _Unreceived:
@@ -46,6 +49,11 @@ class _Unreceived:
 
 
 UNRECEIVED = _Unreceived()
+#: The place given when the diagram is full but narrowing may still hide
+#: the message: it is counted when its receiver is known (see reserve).
+UNCOUNTED = -2
+#: The place of a message that narrowing left out (see livekit.trace.narrow).
+_DROPPED = _Unreceived()
 
 _get_running_loop = asyncio.events._get_running_loop
 _current_task = asyncio.current_task
@@ -70,6 +78,10 @@ class Recorder:
     max_messages
         How many arrows (messages and SPAWNs) to keep; later ones are
         only counted.
+    narrowing
+        Given ``new_key`` (the counter of participant keys), builds what
+        draws or leaves out each event (:class:`livekit.trace.narrow.Narrowing`);
+        arrows left out do not count towards ``max_messages``.
     """
 
     def __init__(
@@ -78,6 +90,7 @@ class Recorder:
         *,
         message_label: Callable[[Any], str | None] | None,
         max_messages: int,
+        narrowing: Callable[[Callable[[], int]], Narrowing] | None = None,
     ) -> None:
         self.active = True
         self.events: list[Event | _Unreceived] = []
@@ -89,6 +102,8 @@ class Recorder:
         self.message_label = message_label
         self._keys = itertools.count(1)
         self._lock = threading.Lock()
+        made = narrowing(self._keys.__next__) if narrowing is not None else None
+        self._narrowing = made if made is not None and made.active else None
         self.caller = Participant(0, f"caller ({caller.name})", "caller")
         # Threads by ident; an ident is only valid while its thread lives,
         # so a thread is removed as soon as it ends.
@@ -105,6 +120,9 @@ class Recorder:
         from livekit.trace.processes import ProcessTracker
 
         self.processes = ProcessTracker(self)
+        from livekit.trace.sockets import SocketTracker
+
+        self.sockets = SocketTracker(self)
         # In a notebook the caller is itself a task of the kernel's loop.
         loop = _get_running_loop()
         if loop is not None:
@@ -121,6 +139,11 @@ class Recorder:
         EXIT note is kept when its participant's SPAWN was, so that every
         bar drawn also ends, and dropped otherwise.
         """
+        if self._narrowing is not None:
+            narrowed = self._narrowing.event(event)
+            if narrowed is None:
+                return
+            event = narrowed
         with self._lock:
             if isinstance(event, Exit):
                 if event.who.key in self._shown:
@@ -138,10 +161,16 @@ class Recorder:
 
         An arrow is drawn where the message was sent, so that the diagram
         reads in the order things were done; its receiver fills the place
-        in.  Returns -1 (and counts the message) once the diagram is full.
+        in.  Returns -1 (and counts the message) once the diagram is full;
+        with narrowing options, :data:`UNCOUNTED` instead: :meth:`fill`
+        counts it, unless it is not to be drawn anyway.
         """
         with self._lock:
             if self.arrows >= self.max_messages:
+                if self._narrowing is not None:
+                    # Whether it would be drawn is known once its receiver is:
+                    # fill() counts it then, unless narrowing leaves it out.
+                    return UNCOUNTED
                 self.omitted += 1
                 return -1
             self.arrows += 1
@@ -149,20 +178,50 @@ class Recorder:
             return len(self.events) - 1
 
     def fill(self, place: int, event: Event) -> None:
-        if place >= 0:
-            self.events[place] = event
+        """Put ``event`` in the place :meth:`reserve` kept (again, if it changed)."""
+        if place == UNCOUNTED:
+            self.count_unless_hidden(event)
+            return
+        if place < 0:
+            return
+        if self._narrowing is not None:
+            narrowed = self._narrowing.event(event)
+            if narrowed is None:
+                with self._lock:
+                    if self.events[place] is not _DROPPED:
+                        self.events[place] = _DROPPED
+                        self.arrows -= 1  # not drawn: it leaves room for another
+                return
+            event = narrowed
+        self.events[place] = event
+
+    def count_unless_hidden(self, event: Event) -> None:
+        """Count ``event`` as not shown (the diagram is full), unless narrowing hides it."""
+        if self._narrowing is not None and self._narrowing.event(event) is None:
+            return
+        with self._lock:
+            self.omitted += 1
+
+    @property
+    def narrowed(self) -> bool:
+        """Whether narrowing options apply: a full diagram must still follow messages."""
+        return self._narrowing is not None
 
     def recorded(self) -> list[Event]:
         """The events so far, without the places of messages not yet taken."""
         with self._lock:
             return [e for e in self.events if not isinstance(e, _Unreceived)]
 
-    def _new(self, name: str, kind: ParticipantKind) -> Participant:
-        return Participant(next(self._keys), name, kind)
+    def _new(self, name: str, kind: ParticipantKind, module: str = "") -> Participant:
+        return Participant(next(self._keys), name, kind, module)
 
     def new_participant(self, name: str, kind: ParticipantKind) -> Participant:
         """A participant of this trace seen elsewhere (see :mod:`livekit.trace.sources`)."""
         return self._new(name, kind)
+
+    def thread_participant(self) -> Participant | None:
+        """The traced participant of this thread, whatever task it runs."""
+        return self._threads.get(_get_ident())
 
     def who(self) -> Participant | None:
         """The traced participant running this code, or None."""
@@ -181,12 +240,15 @@ class Recorder:
             if task is not None:
                 found = self._tasks.get(task)
                 if found is None:
-                    found = self._tasks[task] = self._new(_task_name(task), "task")
+                    found = self._tasks[task] = self._new(
+                        _task_name(task), "task", _task_module(task)
+                    )
                 return found
         ident = _get_ident()
         found = self._threads.get(ident)
         if found is None:
-            found = self._threads[ident] = self._new(threading.current_thread().name, "thread")
+            thread = threading.current_thread()
+            found = self._threads[ident] = self._new(thread.name, "thread", _thread_module(thread))
         return found
 
     def label(self, value: object) -> str:
@@ -202,7 +264,7 @@ class Recorder:
 
     def put_by(self, sender: Participant, queue: object, item: object) -> None:
         place = self.reserve()
-        if place < 0:
+        if place == -1:
             # The diagram is full: the message is counted, not followed.
             return
         key = (id(queue), id(item))
@@ -247,7 +309,7 @@ class Recorder:
         parent = self.who()
         if parent is None or _is_plumbing(thread):
             return
-        child = self._new(thread.name, "thread")
+        child = self._new(thread.name, "thread", _thread_module(thread))
         self.emit(Spawn(parent, child, time.monotonic()))
         _watch_run(self, thread, child)
 
@@ -291,8 +353,7 @@ class Recorder:
             return
         worker, submitter, shown = running
         if not shown:
-            with self._lock:
-                self.omitted += 1
+            self.count_unless_hidden(Message(worker, submitter, "", "reply"))
             return
         text = f"raised {type(error).__name__}" if error is not None else self.label(result)
         self.emit(Message(worker, submitter, text, "reply", time.monotonic()))
@@ -304,7 +365,7 @@ class Recorder:
         parent = self.who()
         if parent is None or _is_asyncio_plumbing(task):
             return
-        child = self._new(_task_name(task), "task")
+        child = self._new(_task_name(task), "task", _task_module(task))
         self._tasks[task] = child
         self._task_parents[task] = parent
         self.emit(Spawn(parent, child, time.monotonic()))
@@ -377,15 +438,26 @@ class Recorder:
 
     def finish(self) -> tuple[list[Event], int]:
         """The final events (the children's messages merged in) and omitted count."""
+        self.sockets.finish()
         events, overflow = self.processes.finish(
             self.recorded(), self.max_messages - self.arrows, self._shown
         )
-        return _renamed(events, self._task_renames()), self.omitted + overflow
+        return self.narrow(_renamed(events, self._task_renames())), self.omitted + overflow
+
+    def narrow(self, events: list[Event]) -> list[Event]:
+        """``events`` as the trace's narrowing options draw them (kept ones are unchanged)."""
+        if self._narrowing is None:
+            return events
+        return self._narrowing.events(events)
 
     def _task_renames(self) -> dict[int, Participant]:
         """Tasks named after they were created (``create_task(name=...)`` on 3.11)."""
         renames = {}
         for task, participant in list(self._tasks.items()):
+            # A task that ran to its end eagerly (3.12+) has no coroutine to
+            # name any more: its name then stays as it was first seen.
+            if task.get_coro() is None:
+                continue
             if participant.kind == "task" and _task_name(task) != participant.name:
                 renames[participant.key] = replace(participant, name=_task_name(task))
         return renames
@@ -400,6 +472,7 @@ class Recorder:
         self._tasks.clear()
         self._task_parents.clear()
         self.processes.close()
+        self.sockets.close()
 
 
 def _renamed(events: list[Event], renames: dict[int, Participant]) -> list[Event]:
@@ -428,6 +501,20 @@ def _is_asyncio_plumbing(task: asyncio.Task[Any]) -> bool:
         and code.co_qualname in _ASYNCIO_CLEANUP
         and os.path.dirname(code.co_filename) == _ASYNCIO_DIR
     )
+
+
+def _task_module(task: asyncio.Task[Any]) -> str:
+    """The module of a task's coroutine (what narrowing patterns can name)."""
+    frame = getattr(task.get_coro(), "cr_frame", None)
+    return str(frame.f_globals.get("__name__", "")) if frame is not None else ""
+
+
+def _thread_module(thread: threading.Thread) -> str:
+    """The module of a thread's target, or of its class when it overrides ``run``."""
+    target = getattr(thread, "_target", None)
+    if target is not None:
+        return str(getattr(target, "__module__", None) or "")
+    return type(thread).__module__ if type(thread) is not threading.Thread else ""
 
 
 def _task_name(task: asyncio.Task[Any]) -> str:
