@@ -382,9 +382,17 @@ class Recorder:
             self.emit(Exit(child, "cancelled", now))
             return
         error = task.exception()
-        text = f"raised {type(error).__name__}" if error is not None else self.label(task.result())
-        for receiver in self._awaiters(task) or [self._task_parents[task]]:
-            self.emit(Message(child, receiver, text, "reply", now))
+        receivers = self._awaiters(task) or [self._task_parents[task]]
+        if self._narrowing is not None:
+            # A reply that will not be drawn needs no label (a repr can cost).
+            drawn = self._narrowing.event
+            receivers = [r for r in receivers if drawn(Message(child, r, "")) is not None]
+        if receivers:
+            text = (
+                f"raised {type(error).__name__}" if error is not None else self.label(task.result())
+            )
+            for receiver in receivers:
+                self.emit(Message(child, receiver, text, "reply", now))
         self.emit(Exit(child, "normal" if error is None else type(error).__name__, now))
 
     def _awaiters(self, task: asyncio.Task[Any]) -> list[Participant]:

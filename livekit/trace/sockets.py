@@ -53,6 +53,7 @@ A label is the byte count, and the first line when the bytes are text:
 from __future__ import annotations
 
 import asyncio
+import itertools
 import socket
 import sys
 import threading
@@ -70,6 +71,7 @@ __all__ = ["PATCHES", "SocketTracker", "label", "peer_name"]
 
 _get_running_loop = asyncio.events._get_running_loop
 _current_task = asyncio.current_task
+_get_ident = threading.get_ident
 _SOCKET = socket.socket
 # How many bytes of a write are kept to find its first line.
 _HEAD = 256
@@ -174,10 +176,14 @@ class _End:
     """What the trace knows of one socket object."""
 
     __slots__ = (
+        "fast_in",
+        "fast_out",
         "ignored",
+        "in_key",
         "last_in",
         "last_out",
         "local",
+        "out_key",
         "owner",
         "peer",
         "ref",
@@ -189,6 +195,9 @@ class _End:
         self.ref = weakref.ref(sock)
         self.local = local
         self.peer = peer
+        # The streams it writes to and reads from (connected sockets).
+        self.out_key = (local, peer)
+        self.in_key = (peer, local)
         self.ignored = ignored
         self.owner: Participant | None = None  # the last task or thread that wrote on it
         self.last_out: _Arrow | None = None  # its latest write, which a next one may join
@@ -196,6 +205,10 @@ class _End:
         self.waiting: list[_Arrow] = []  # reads in loop callbacks, receiver not known yet
         # Whether this end wrote before it read (a client's) or not (a server's).
         self.spoke_first: bool | None = None
+        # Once the diagram is full: the thread whose writes on it are only
+        # counted, and whose reads are only of counted writes (see _fast).
+        self.fast_out = 0
+        self.fast_in = 0
 
 
 class SocketTracker:
@@ -219,6 +232,9 @@ class SocketTracker:
         self._peers: dict[str, Participant] = {}
         self._pairs = 0
         self._arrows: list[_Arrow] = []
+        #: Writes counted by the wrappers' fast path (``next`` is atomic).
+        self.counted = itertools.count()
+        self.ends = self._ends
 
     # -- the two ends ----------------------------------------------------
 
@@ -266,19 +282,55 @@ class SocketTracker:
 
     def sending(self, sock: socket.socket, data: Any, address: Any = None) -> _Arrow | None:
         """``data`` is about to be written (before it is, so no read can overtake it)."""
-        end = self._end(sock)
+        end = self._ends.get(id(sock))
+        if end is None or end.ref() is not sock:
+            end = self._end(sock)
         if end.ignored:
             return None
         recorder = self._recorder
-        in_callback = _in_callback()
-        sender = end.owner if in_callback else recorder.who()
+        loop = _get_running_loop()
+        if loop is None:  # a thread: the cheapest case, asked first
+            in_callback = False
+            sender = recorder.thread_participant()
+        else:
+            in_callback = _current_task(loop) is None
+            sender = end.owner if in_callback else recorder.who()
+        if (
+            recorder.arrows >= recorder.max_messages
+            and end.last_out is None
+            and address is None
+            and not end.waiting
+            and not recorder.narrowed
+        ):
+            self._count_only(end, sender, thread=loop is None)
+            return None
         if sender is None and end.waiting and not in_callback:
             sender = recorder.adopt()  # it answers bytes a traced participant sent
-        if sender is None:
-            return None
         size = len(data)
-        if size == 0:
+        if sender is None or size == 0:
             return None
+        return self._write(end, sender, data, size, address, in_callback=in_callback)
+
+    def _count_only(self, end: _End, sender: Participant | None, *, thread: bool) -> None:
+        """The diagram is full: a traced write is only counted.  (The common
+        case of a long exchange, so it is kept short.)"""
+        if sender is not None:
+            self._written.add(end.out_key)
+            self._recorder.count()
+            if thread:
+                end.fast_out = _get_ident()  # its next writes: see the wrappers
+
+    def _write(
+        self,
+        end: _End,
+        sender: Participant,
+        data: Any,
+        size: int,
+        address: Any,
+        *,
+        in_callback: bool,
+    ) -> _Arrow | None:
+        recorder = self._recorder
         peer = _hashable(address) if address is not None else end.peer
         key = (end.local, peer)
         with self._lock:
@@ -333,10 +385,30 @@ class SocketTracker:
         """``size`` bytes were read; ``data`` starts with them."""
         if size <= 0:
             return  # the end of the stream
-        end = self._end(sock)
+        end = self._ends.get(id(sock))
+        if end is None or end.ref() is not sock:
+            end = self._end(sock)
         if end.ignored:
             return
-        in_callback = _in_callback()
+        recorder = self._recorder
+        if (
+            address is None
+            and end.last_out is None
+            and recorder.arrows >= recorder.max_messages
+            and end.in_key in self._written
+            and not self._streams.get(end.in_key)
+            and not recorder.narrowed
+        ):
+            # Bytes of writes the full diagram counted where they were written.
+            if _get_running_loop() is None:
+                end.fast_in = _get_ident()  # its next reads: see _fast
+            return
+        loop = _get_running_loop()
+        self._read(
+            end, size, data, address, in_callback=loop is not None and _current_task(loop) is None
+        )
+
+    def _read(self, end: _End, size: int, data: Any, address: Any, *, in_callback: bool) -> None:
         peer = _hashable(address) if address is not None else end.peer
         key = (peer, end.local)
         with self._lock:
@@ -454,6 +526,10 @@ class SocketTracker:
 
     def finish(self) -> None:
         """The trace ends: give every arrow still open its receiver."""
+        counted = next(self.counted)
+        if counted:
+            with self._recorder._lock:
+                self._recorder.omitted += counted
         with self._lock:
             for arrow in self._arrows:
                 if arrow.receiver is not None:
@@ -480,12 +556,6 @@ def _gone(stream: deque[_Arrow] | None, arrow: _Arrow) -> bool:
     return stream is None or not stream or stream[-1] is not arrow
 
 
-def _in_callback() -> bool:
-    """Whether this runs in an event loop's callback, outside any task."""
-    loop = _get_running_loop()
-    return loop is not None and _current_task(loop) is None
-
-
 # -- the wrappers --------------------------------------------------------
 #
 # Rows of (class or module, attribute, make(tracker) -> wrapper).  Every
@@ -496,10 +566,22 @@ def _in_callback() -> bool:
 _C: Any = socket.socket.__mro__[1]  # _socket.socket
 
 
+# The fast path.  Once the diagram is full, a long exchange between threads
+# (the usual way a trace fills up) only needs counting: a socket whose
+# thread was found to need nothing else is marked, and its wrappers then
+# check the mark and count, without a call into the tracker.
+
+
 def _send(tracker: SocketTracker) -> Callable[..., Any]:
     original = _C.send
+    ends, counted = tracker.ends, tracker.counted
 
     def send(self: Any, data: Any, *args: Any, **kwargs: Any) -> int:
+        end = ends.get(id(self))
+        fast = end is not None and end.fast_out == _get_ident() and end.ref() is self
+        if fast and data and _get_running_loop() is None:
+            next(counted)
+            return original(self, data, *args, **kwargs)  # type: ignore[no-any-return]
         arrow = tracker.sending(self, data)
         if arrow is None:
             return original(self, data, *args, **kwargs)  # type: ignore[no-any-return]
@@ -516,8 +598,15 @@ def _send(tracker: SocketTracker) -> Callable[..., Any]:
 
 def _sendall(tracker: SocketTracker) -> Callable[..., Any]:
     original = _C.sendall
+    ends, counted = tracker.ends, tracker.counted
 
     def sendall(self: Any, data: Any, *args: Any, **kwargs: Any) -> None:
+        end = ends.get(id(self))
+        fast = end is not None and end.fast_out == _get_ident() and end.ref() is self
+        if fast and data and _get_running_loop() is None:
+            next(counted)
+            original(self, data, *args, **kwargs)
+            return
         arrow = tracker.sending(self, data)
         if arrow is None:
             original(self, data, *args, **kwargs)
@@ -588,9 +677,13 @@ class _Sized:
 
 def _recv(tracker: SocketTracker) -> Callable[..., Any]:
     original = _C.recv
+    ends = tracker.ends
 
     def recv(self: Any, *args: Any, **kwargs: Any) -> bytes:
         data: bytes = original(self, *args, **kwargs)
+        end = ends.get(id(self))
+        if end is not None and end.fast_in == _get_ident() and end.ref() is self:
+            return data
         tracker.received(self, len(data), data)
         return data
 
@@ -599,9 +692,13 @@ def _recv(tracker: SocketTracker) -> Callable[..., Any]:
 
 def _recv_into(tracker: SocketTracker) -> Callable[..., Any]:
     original = _C.recv_into
+    ends = tracker.ends
 
     def recv_into(self: Any, buffer: Any, *args: Any, **kwargs: Any) -> int:
         size: int = original(self, buffer, *args, **kwargs)
+        end = ends.get(id(self))
+        if end is not None and end.fast_in == _get_ident() and end.ref() is self:
+            return size
         tracker.received(self, size, _Head(buffer, size))
         return size
 
