@@ -20,7 +20,7 @@ from __future__ import annotations
 import os
 import sys
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Protocol, TypeVar
@@ -28,11 +28,15 @@ from typing import Any, Protocol, TypeVar
 from livekit import _display
 from livekit.mermaid import Mermaid
 from livekit.trace import format as _format
+from livekit.trace import hooks as _hooks
 from livekit.trace import sources as _sources
 from livekit.trace.events import Event, Exit, Participant
+from livekit.trace.hooks import Hook
 from livekit.trace.narrow import Narrowing, Patterns, check_collapse, check_patterns
+from livekit.trace.processes import HOOKS as _PROCESS_HOOKS
+from livekit.trace.processes import ProcessTracker
 from livekit.trace.recorder import Recorder
-from livekit.trace.sockets import SocketPatches
+from livekit.trace.sockets import SocketPatches, SocketTracker
 
 __all__ = ["SequenceTrace", "render_seq_trace", "seq_trace", "tracing"]
 
@@ -58,18 +62,17 @@ class _Backend(Protocol):
     def uninstall(self) -> None: ...
 
 
-def _make_backend(name: str | None, recorder: Recorder) -> _Backend:
-    from livekit.trace import processes  # noqa: F401 - registers the multiprocessing hooks
+def _make_backend(name: str | None, rows: Sequence[Hook], sinks: Mapping[str, object]) -> _Backend:
     from livekit.trace.patching import PatchingBackend
 
     if name is None:
         name = "monitoring" if sys.version_info >= (3, 12) else "patching"
     if name == "patching":
-        return PatchingBackend(recorder)
+        return PatchingBackend(rows, sinks)
     if name == "monitoring" and sys.version_info >= (3, 12):
         from livekit.trace.monitoring import MonitoringBackend
 
-        return MonitoringBackend(recorder)
+        return MonitoringBackend(rows, sinks)
     raise ValueError(f"expected backend 'monitoring' (Python 3.12+) or 'patching', got {name!r}")
 
 
@@ -149,12 +152,14 @@ class SequenceTrace:
         self._target = target
         self._backend_name = backend
         self._recorder: Recorder | None = None
+        self._processes: ProcessTracker | None = None
         self._backend: _Backend | None = None
         self._events: tuple[Event, ...] = ()
         self._omitted = 0
         self._caller: Participant | None = None
         self._started: list[_sources.Source] = []
         self._socket_patches: SocketPatches | None = None
+        self._sockets: SocketTracker | None = None
 
     def __enter__(self) -> SequenceTrace:
         global _running  # noqa: PLW0603 - one trace per process, on purpose
@@ -173,9 +178,16 @@ class SequenceTrace:
                 max_messages=self._max_messages,
                 narrowing=self._narrow,
             )
-            backend = _make_backend(self._backend_name, recorder)
-            # Socket methods are C: both backends shadow them the same way.
-            socket_patches = SocketPatches(recorder.sockets)
+            processes = ProcessTracker(recorder)
+            # The trace builds its sinks and hands them, with the table of
+            # hooks that name them, to the backend.
+            rows = (*_hooks.STANDARD, *_PROCESS_HOOKS, *_hooks.registered())
+            sinks = {"recorder": recorder, "processes": processes}
+            backend = _make_backend(self._backend_name, rows, sinks)
+            sockets = SocketTracker(recorder)
+            # Socket methods are C, which no row of the table can name: both
+            # backends shadow them the same way (livekit.trace.sockets).
+            socket_patches = SocketPatches(sockets)
             # Sources start before the hooks go in, and end after they come
             # out, so that their own round trips are not traced.
             started = _sources.start_all(recorder.new_participant, recorder.caller)
@@ -189,8 +201,9 @@ class SequenceTrace:
             except BaseException:
                 _sources.finish_all(started, [], 0)  # undo what they installed
                 raise
-            self._socket_patches = socket_patches
+            self._socket_patches, self._sockets = socket_patches, sockets
             self._recorder, self._backend, self._caller = recorder, backend, recorder.caller
+            self._processes = processes
             self._started = started
             _running = self
         return self
@@ -204,19 +217,27 @@ class SequenceTrace:
         global _running  # noqa: PLW0603
         assert self._recorder is not None  # noqa: S101 - __enter__ ran
         assert self._backend is not None  # noqa: S101
+        assert self._processes is not None  # noqa: S101
         # Put the standard library back before anything else, whatever the
         # traced code did: other threads keep running through these methods.
         assert self._socket_patches is not None  # noqa: S101
+        assert self._sockets is not None  # noqa: S101
         try:
             try:
                 self._socket_patches.uninstall()
             finally:
                 self._backend.uninstall()
         finally:
-            recorder = self._recorder
+            recorder, processes = self._recorder, self._processes
             recorder.active = False
             try:
-                events, self._omitted = recorder.finish()
+                self._sockets.finish()  # arrows still open get their receivers
+                # The children's messages, then tasks under their final names.
+                events, overflow = processes.finish(
+                    recorder.recorded(), recorder.room, recorder.shown
+                )
+                events = recorder.finish(events)
+                self._omitted = recorder.omitted + overflow
                 # Messages seen outside this interpreter (livekit.clusters).
                 room = self._max_messages - sum(not isinstance(e, Exit) for e in events)
                 events, overflow = _sources.finish_all(self._started, events, room)
@@ -224,6 +245,8 @@ class SequenceTrace:
                 self._events = tuple(recorder.narrow(events))
             finally:
                 recorder.close()
+                processes.close()
+                self._sockets.close()
             with _running_lock:
                 _running = None
 

@@ -2,9 +2,10 @@
 
 The capture backends (:mod:`livekit.trace.monitoring` on Python 3.12+,
 :mod:`livekit.trace.patching` on 3.11) only notice that a queue received an
-item or that a thread is starting; they call the :class:`Recorder` methods
-below, which decide who the participants are and append plain events
-(:mod:`livekit.trace.events`).
+item or that a thread is starting; the rows of the hook table
+(:mod:`livekit.trace.hooks`) name the :class:`Recorder` methods below that
+they then call, which decide who the participants are and append plain
+events (:mod:`livekit.trace.events`).
 
 Who is traced follows Erlang's ``seq_trace`` token: the caller is traced;
 a thread, task or process it starts is traced; anyone who receives a
@@ -117,12 +118,6 @@ class Recorder:
         self._calls: dict[Any, tuple[Participant, str, float]] = {}
         # Futures being run: Future -> (worker, submitter, shown).
         self._running: dict[Any, tuple[Participant, Participant, bool]] = {}
-        from livekit.trace.processes import ProcessTracker
-
-        self.processes = ProcessTracker(self)
-        from livekit.trace.sockets import SocketTracker
-
-        self.sockets = SocketTracker(self)
         # In a notebook the caller is itself a task of the kernel's loop.
         loop = _get_running_loop()
         if loop is not None:
@@ -262,7 +257,24 @@ class Recorder:
         if sender is not None:
             self.put_by(sender, queue, item)
 
+    def sending(self) -> Participant | None:
+        """The gate of a put: the traced sender, if its message will be drawn.
+
+        None when the code running is not traced, or when the diagram is
+        full (the message is then counted): the put need not be read.  With
+        narrowing options a full diagram still follows the message, whose
+        receiver decides whether it counts (see :meth:`reserve`).
+        """
+        sender = self.who()
+        if sender is None:
+            return None
+        if self.arrows >= self.max_messages and self._narrowing is None:
+            self.count()
+            return None
+        return sender
+
     def put_by(self, sender: Participant, queue: object, item: object) -> None:
+        """``sender`` put ``item`` into ``queue``."""
         place = self.reserve()
         if place == -1:
             # The diagram is full: the message is counted, not followed.
@@ -275,15 +287,18 @@ class Recorder:
     def full(self) -> bool:
         return self.arrows >= self.max_messages
 
-    def count(self) -> None:
-        """Count one message that the full diagram will not show."""
+    def count(self, messages: int = 1) -> None:
+        """Count messages that the full diagram will not show (one by default)."""
         with self._lock:
-            self.omitted += 1
+            self.omitted += messages
 
-    @property
     def waiting(self) -> bool:
-        """Whether any sent message waits for its receiver."""
+        """The gate of a get: whether any sent message waits for its receiver."""
         return bool(self._pending)
+
+    def got_newest(self, queue: object, item: object) -> None:
+        """``item`` came out of a LIFO ``queue``, which hands out the newest."""
+        self.got(queue, item, newest_first=True)
 
     def got(self, queue: object, item: object, newest_first: bool = False) -> None:
         """``item`` came out of ``queue``: one arrow from whoever put it."""
@@ -331,6 +346,11 @@ class Recorder:
         if submitter is not None:
             self._calls[future] = (submitter, _call_label(fn, args, kwargs), time.monotonic())
 
+    def work_running(self, future: Any, running: bool) -> None:
+        """``future.set_running_or_notify_cancel()`` returned ``running``."""
+        if running:
+            self.work_started(future)
+
     def work_started(self, future: Any) -> None:
         """A worker thread picked up the work of ``future``: the CALL arrow.
 
@@ -345,6 +365,14 @@ class Recorder:
         place = self.reserve()
         self.fill(place, Message(submitter, worker, label, "call", time.monotonic(), submitted))
         self._running[future] = (worker, submitter, place >= 0)
+
+    def future_result(self, future: object, result: object) -> None:
+        """``future.set_result(result)``."""
+        self.future_settled(future, result, None)
+
+    def future_exception(self, future: object, exception: BaseException) -> None:
+        """``future.set_exception(exception)``."""
+        self.future_settled(future, None, exception)
 
     def future_settled(self, future: object, result: object, error: BaseException | None) -> None:
         """``set_result`` or ``set_exception``: the REPLY arrow."""
@@ -444,13 +472,23 @@ class Recorder:
         self.who = lambda: participant  # type: ignore[method-assign]
         self.adopt = lambda: participant  # type: ignore[method-assign]
 
-    def finish(self) -> tuple[list[Event], int]:
-        """The final events (the children's messages merged in) and omitted count."""
-        self.sockets.finish()
-        events, overflow = self.processes.finish(
-            self.recorded(), self.max_messages - self.arrows, self._shown
-        )
-        return self.narrow(_renamed(events, self._task_renames())), self.omitted + overflow
+    @property
+    def room(self) -> int:
+        """How many more arrows fit under ``max_messages``."""
+        return self.max_messages - self.arrows
+
+    @property
+    def shown(self) -> frozenset[int]:
+        """The keys of the participants whose SPAWN is kept."""
+        with self._lock:
+            return frozenset(self._shown)
+
+    def finish(self, events: list[Event]) -> list[Event]:
+        """The final form of ``events``: tasks renamed after they were made.
+
+        ``events`` are :meth:`recorded`, with what others saw merged in.
+        """
+        return self.narrow(_renamed(events, self._task_renames()))
 
     def narrow(self, events: list[Event]) -> list[Event]:
         """``events`` as the trace's narrowing options draw them (kept ones are unchanged)."""
@@ -479,8 +517,6 @@ class Recorder:
         self._running.clear()
         self._tasks.clear()
         self._task_parents.clear()
-        self.processes.close()
-        self.sockets.close()
 
 
 def _renamed(events: list[Event], renames: dict[int, Participant]) -> list[Event]:

@@ -528,8 +528,7 @@ class SocketTracker:
         """The trace ends: give every arrow still open its receiver."""
         counted = next(self.counted)
         if counted:
-            with self._recorder._lock:
-                self._recorder.omitted += counted
+            self._recorder.count(counted)
         with self._lock:
             for arrow in self._arrows:
                 if arrow.receiver is not None:
