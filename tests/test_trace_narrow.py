@@ -144,3 +144,24 @@ def test_collapsed_threads_are_one_participant_in_a_real_trace() -> None:
     assert not [
         e for e in trace.events if isinstance(e, Spawn) and e.child.name.startswith("worker")
     ]
+
+
+def test_an_excluded_helper_is_drawn_as_the_participant_that_started_it() -> None:
+    helper = Participant(7, "Task-7 (write_bytes)", "task", "aiohttp.client_reqrep")
+    narrowed = narrowing(collapse={"aiohttp.web*": "server"}, exclude="aiohttp")
+    events = [
+        Spawn(CLIENT, helper),
+        Message(CLIENT, helper, "'body'"),
+        Message(helper, START, "POST / HTTP/1.1 (52 bytes)"),
+        Message(START, helper, "HTTP/1.1 201 Created (40 bytes)"),
+        Exit(helper, "normal"),
+    ]
+    assert lines(narrowed.events(events)) == [
+        "Task-1 (main) -> server: POST / HTTP/1.1 (52 bytes)",
+        "server -> Task-1 (main): HTTP/1.1 201 Created (40 bytes)",
+    ]
+
+
+def test_an_excluded_participant_nobody_drawn_started_is_hidden() -> None:
+    narrowed = narrowing(exclude="asyncio")
+    assert narrowed.events([Message(ACCEPT, CLIENT, "x")]) == []

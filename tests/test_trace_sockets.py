@@ -356,3 +356,42 @@ def test_seq_trace_takes_the_narrowing_options() -> None:
     assert participants[2:] == ["aiohttp server"]
     assert sum("GET /items HTTP/1.1" in line for line in lines) == 5
     assert sum("HTTP/1.1 200 OK" in line for line in lines) == 5
+
+
+def test_a_post_written_by_an_aiohttp_helper_task_starts_at_the_client(backend: str) -> None:
+    pytest.importorskip("aiohttp")
+    from aiohttp import ClientSession, web
+
+    async def main() -> str:
+        async def echo(request: web.Request) -> web.Response:
+            return web.Response(text=await request.text(), status=201)
+
+        app = web.Application()
+        app.router.add_post("/echo", echo)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", 0).start()
+        try:
+            async with ClientSession() as session:
+                url = f"http://127.0.0.1:{runner.addresses[0][1]}/echo"
+                async with session.post(url, data="pear") as reply:
+                    return await reply.text()
+        finally:
+            await runner.cleanup()
+
+    answer, trace = traced(
+        lambda: asyncio.run(main()),
+        backend,
+        collapse={"aiohttp.web*": "server"},
+        exclude=["asyncio", "aiohttp"],
+    )
+    assert answer == "pear"
+    messages = [
+        (s, r, label.rsplit(" (", 1)[0]) for s, r, label in arrows(trace.events) if "HTTP" in label
+    ]
+    client = messages[0][0]
+    assert client.endswith(" (main)")
+    assert messages == [
+        (client, "server", "POST /echo HTTP/1.1"),
+        ("server", client, "HTTP/1.1 201 Created"),
+    ]

@@ -126,7 +126,10 @@ class Narrowing:
         Patterns: only the participants they match are drawn (the caller
         always is).  None draws every participant.
     exclude
-        Patterns: the participants they match are not drawn.
+        Patterns: the participants they match are not drawn.  What one
+        that a drawn participant started does is drawn as its starter's
+        (a library's helper task writing a request for the caller); the
+        messages between the two are not drawn.
     collapse
         Pattern to name: the participants a pattern matches are drawn as
         one participant of that name (the first pattern that matches
@@ -178,11 +181,15 @@ class Narrowing:
                 if group is None:
                     group = self._groups[name] = Participant(self._new_key(), name, "group")
                 return group
-        if any(matches(participant, p) for p in self._exclude):
+        if self.excluded(participant):
             return None
         if self._only is not None and not any(matches(participant, p) for p in self._only):
             return None
         return participant
+
+    def excluded(self, participant: Participant) -> bool:
+        """Whether an ``exclude=`` pattern matches ``participant``."""
+        return any(matches(participant, p) for p in self._exclude)
 
     def event(self, event: Event) -> Event | None:
         """``event`` as drawn, or None when it is not drawn."""
@@ -190,25 +197,33 @@ class Narrowing:
             return self._message(event)
         if isinstance(event, Spawn):
             return self._spawn(event)
-        who = self.view(event.who)
-        if who is None or who.kind == "group":
-            return None
+        if self.view(event.who) is not event.who:
+            return None  # a group's member, or folded into its parent, or hidden
         return event
 
     def _message(self, event: Message) -> Message | None:
         sender, receiver = self.view(event.sender), self.view(event.receiver)
         if sender is None or receiver is None:
             return None
-        if sender is receiver and sender.kind == "group":
-            return None  # inside a collapsed library
+        if sender is receiver and event.sender is not event.receiver:
+            return None  # inside a collapsed library, or with a folded helper
         if sender is event.sender and receiver is event.receiver:
             return event
         # Not dataclasses.replace: it costs ten times as much, on every arrow.
         return Message(sender, receiver, event.label, event.kind, event.time, event.sent)
 
     def _spawn(self, event: Spawn) -> Spawn | None:
-        parent, child = self.view(event.parent), self.view(event.child)
-        if parent is None or child is None or child.kind == "group":
+        parent = self.view(event.parent)
+        key = event.child.key
+        if key not in self._views:
+            child = self._view(event.child)
+            if child is None and parent is not None and self.excluded(event.child):
+                # An excluded helper's work is drawn as its starter's: a
+                # library's task that writes a request for the caller.
+                child = parent
+            self._views[key] = child
+        child = self._views[key]
+        if parent is None or child is not event.child:
             return None
         return event if parent is event.parent else Spawn(parent, event.child, event.time)
 

@@ -214,6 +214,27 @@ class Recorder:
         """A participant of this trace seen elsewhere (see :mod:`livekit.trace.sources`)."""
         return self._new(name, kind)
 
+    def task_on_stack(self) -> Participant | None:
+        """The traced task whose coroutine is running below this code, if any.
+
+        A task started eagerly (Python 3.12+, ``eager_start=True``) runs its
+        first step inside its creator's call, without ``create_task``: its
+        creator's coroutine is then on the stack.  Walks the stack, so it
+        is for rare cases only.
+        """
+        frames = {}
+        for task, participant in list(self._tasks.items()):
+            frame = getattr(task.get_coro(), "cr_frame", None)
+            if frame is not None:
+                frames[id(frame)] = participant
+        frame = sys._getframe(1)
+        while frame is not None:
+            found = frames.get(id(frame))
+            if found is not None:
+                return found
+            frame = frame.f_back
+        return None
+
     def thread_participant(self) -> Participant | None:
         """The traced participant of this thread, whatever task it runs."""
         return self._threads.get(_get_ident())

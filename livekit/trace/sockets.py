@@ -41,6 +41,11 @@ received by the task or thread that last wrote on the same socket; if
 none has, by the next one that does (the server task that answers a
 request); if none ever does, by the loop's thread.
 
+A write by a task that the trace never saw start (Python 3.12+ can start
+a task eagerly, without ``create_task``: aiohttp's client writes a request
+body so) is drawn as that of the traced participant that last wrote on the
+socket, or else of the traced task whose call started it.
+
 A label is the byte count, and the first line when the bytes are text:
 ``GET /items HTTP/1.1 (83 bytes)``.
 
@@ -183,6 +188,7 @@ class _End:
         "last_in",
         "last_out",
         "local",
+        "orphan",
         "out_key",
         "owner",
         "peer",
@@ -209,6 +215,7 @@ class _End:
         # counted, and whose reads are only of counted writes (see _fast).
         self.fast_out = 0
         self.fast_in = 0
+        self.orphan = False  # written by untraced tasks only, so far
 
 
 class SocketTracker:
@@ -306,6 +313,14 @@ class SocketTracker:
             return None
         if sender is None and end.waiting and not in_callback:
             sender = recorder.adopt()  # it answers bytes a traced participant sent
+        if sender is None and loop is not None:
+            # A task the trace never saw start (Python 3.12+ starts some
+            # eagerly, without create_task): a helper of the socket's user,
+            # or of the traced task whose call started it.
+            sender = end.owner
+            if sender is None and not end.orphan:
+                sender = recorder.task_on_stack()
+                end.orphan = sender is None  # an untraced program's: ask once
         size = len(data)
         if sender is None or size == 0:
             return None
