@@ -165,3 +165,18 @@ def test_an_excluded_helper_is_drawn_as_the_participant_that_started_it() -> Non
 def test_an_excluded_participant_nobody_drawn_started_is_hidden() -> None:
     narrowed = narrowing(exclude="asyncio")
     assert narrowed.events([Message(ACCEPT, CLIENT, "x")]) == []
+
+
+def test_tasks_named_after_they_start_keep_their_spawn_and_name_when_narrowed() -> None:
+    import asyncio
+
+    async def main() -> None:
+        async with asyncio.TaskGroup() as group:
+            group.create_task(asyncio.sleep(0), name="napper")
+
+    with tracing(exclude="nothing-matches") as trace:
+        asyncio.run(main())
+    spawned = [e.child.name for e in trace.events if isinstance(e, Spawn)]
+    exited = [e.who.name for e in trace.events if isinstance(e, Exit)]
+    assert "napper" in spawned
+    assert "napper" in exited

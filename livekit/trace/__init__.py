@@ -5,8 +5,8 @@ thread, and every thread, task and process it starts or messages, exchange:
 ``queue`` and ``asyncio.Queue`` messages, ``ThreadPoolExecutor`` calls and
 replies, thread, task and process starts and exits, ``multiprocessing``
 queue and pipe messages, and the bytes sent over sockets
-(:mod:`livekit.trace.sockets`).  ``participants=``, ``exclude=`` and
-``collapse=`` narrow what is drawn (:mod:`livekit.trace.narrow`).  The
+(``livekit.trace.sockets``).  ``participants=``, ``exclude=`` and
+``collapse=`` narrow what is drawn (``livekit.trace.narrow``).  The
 result is a Mermaid sequence diagram, the Python counterpart of Elixir's
 ``Kino.Process.seq_trace``.
 
@@ -20,7 +20,7 @@ from __future__ import annotations
 import os
 import sys
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Protocol, TypeVar
@@ -32,7 +32,7 @@ from livekit.trace import hooks as _hooks
 from livekit.trace import sources as _sources
 from livekit.trace.events import Event, Exit, Participant
 from livekit.trace.hooks import Hook
-from livekit.trace.narrow import Narrowing, Patterns, check_collapse, check_patterns
+from livekit.trace.narrow import Narrowing, check_collapse, check_patterns
 from livekit.trace.processes import HOOKS as _PROCESS_HOOKS
 from livekit.trace.processes import ProcessTracker
 from livekit.trace.recorder import Recorder
@@ -74,10 +74,6 @@ def _make_backend(name: str | None, rows: Sequence[Hook], sinks: Mapping[str, ob
 
         return MonitoringBackend(rows, sinks)
     raise ValueError(f"expected backend 'monitoring' (Python 3.12+) or 'patching', got {name!r}")
-
-
-#: What ``collapse=`` takes: a pattern, patterns, or patterns mapped to names.
-Collapse = Mapping[str, str] | Patterns
 
 
 class _Narrow:
@@ -140,9 +136,9 @@ class SequenceTrace:
         max_messages: int = DEFAULT_MAX_MESSAGES,
         target: str = "the traced block",
         backend: str | None = None,
-        participants: Patterns | None = None,
-        exclude: Patterns | None = None,
-        collapse: Collapse | None = None,
+        participants: str | Iterable[str] | None = None,
+        exclude: str | Iterable[str] | None = None,
+        collapse: Mapping[str, str] | str | Iterable[str] | None = None,
     ) -> None:
         _check_options(message_label, caption, max_messages)
         self._narrow = _Narrow(participants, exclude, collapse)
@@ -318,9 +314,9 @@ def tracing(
     message_label: Callable[[Any], str | None] | None = None,
     caption: str | None = None,
     max_messages: int = DEFAULT_MAX_MESSAGES,
-    participants: Patterns | None = None,
-    exclude: Patterns | None = None,
-    collapse: Collapse | None = None,
+    participants: str | Iterable[str] | None = None,
+    exclude: str | Iterable[str] | None = None,
+    collapse: Mapping[str, str] | str | Iterable[str] | None = None,
 ) -> SequenceTrace:
     """Trace the messages sent while a ``with`` block runs.
 
@@ -364,9 +360,9 @@ def seq_trace(
     message_label: Callable[[Any], str | None] | None = None,
     caption: str | None = None,
     max_messages: int = DEFAULT_MAX_MESSAGES,
-    participants: Patterns | None = None,
-    exclude: Patterns | None = None,
-    collapse: Collapse | None = None,
+    participants: str | Iterable[str] | None = None,
+    exclude: str | Iterable[str] | None = None,
+    collapse: Mapping[str, str] | str | Iterable[str] | None = None,
 ) -> tuple[T, Mermaid]:
     """Run ``fn()`` and return its result with a diagram of the messages sent.
 
@@ -376,7 +372,7 @@ def seq_trace(
     messages, ``ThreadPoolExecutor`` calls and replies, asyncio tasks and
     ``asyncio.Queue`` messages, ``multiprocessing`` processes and their
     ``Queue``/``Pipe`` messages, and the bytes they send over sockets,
-    asyncio streams and transports (:mod:`livekit.trace.sockets`): an
+    asyncio streams and transports (``livekit.trace.sockets``): an
     arrow per write, labelled with its byte count and first line, to the
     reader, or to a participant named by the peer's address when the
     other end is outside the trace.
@@ -479,9 +475,9 @@ def render_seq_trace(
     message_label: Callable[[Any], str | None] | None = None,
     caption: str | None = None,
     max_messages: int = DEFAULT_MAX_MESSAGES,
-    participants: Patterns | None = None,
-    exclude: Patterns | None = None,
-    collapse: Collapse | None = None,
+    participants: str | Iterable[str] | None = None,
+    exclude: str | Iterable[str] | None = None,
+    collapse: Mapping[str, str] | str | Iterable[str] | None = None,
 ) -> T:
     """Run ``fn()``, display the diagram of its messages, and return its result.
 

@@ -33,8 +33,6 @@ from livekit.trace.events import Event, Message, Participant, Spawn
 
 __all__ = ["Narrowing", "check_collapse", "check_patterns", "matches"]
 
-Patterns = str | Iterable[str]
-
 
 def matches(participant: Participant, pattern: str) -> bool:
     """Whether ``pattern`` names ``participant``, by name or by module.
@@ -143,9 +141,9 @@ class Narrowing:
     def __init__(
         self,
         *,
-        participants: Patterns | None = None,
-        exclude: Patterns | None = None,
-        collapse: Mapping[str, str] | Patterns | None = None,
+        participants: str | Iterable[str] | None = None,
+        exclude: str | Iterable[str] | None = None,
+        collapse: Mapping[str, str] | str | Iterable[str] | None = None,
         new_key: Callable[[], int],
     ) -> None:
         self._only = check_patterns("participants", participants)
@@ -197,7 +195,9 @@ class Narrowing:
             return self._message(event)
         if isinstance(event, Spawn):
             return self._spawn(event)
-        if self.view(event.who) is not event.who:
+        # Keys, not identity: a task renamed at the end is a new object.
+        who = self.view(event.who)
+        if who is None or who.key != event.who.key:
             return None  # a group's member, or folded into its parent, or hidden
         return event
 
@@ -205,9 +205,9 @@ class Narrowing:
         sender, receiver = self.view(event.sender), self.view(event.receiver)
         if sender is None or receiver is None:
             return None
-        if sender is receiver and event.sender is not event.receiver:
+        if sender.key == receiver.key and event.sender.key != event.receiver.key:
             return None  # inside a collapsed library, or with a folded helper
-        if sender is event.sender and receiver is event.receiver:
+        if sender.key == event.sender.key and receiver.key == event.receiver.key:
             return event
         # Not dataclasses.replace: it costs ten times as much, on every arrow.
         return Message(sender, receiver, event.label, event.kind, event.time, event.sent)
@@ -223,9 +223,11 @@ class Narrowing:
                 child = parent
             self._views[key] = child
         child = self._views[key]
-        if parent is None or child is not event.child:
+        if parent is None or child is None or child.key != key:
             return None
-        return event if parent is event.parent else Spawn(parent, event.child, event.time)
+        if parent.key == event.parent.key:
+            return event
+        return Spawn(parent, event.child, event.time)
 
     def events(self, events: Iterable[Event]) -> list[Event]:
         """Every event of ``events`` as drawn, leaving out those not drawn.
