@@ -395,3 +395,24 @@ def test_a_post_written_by_an_aiohttp_helper_task_starts_at_the_client(backend: 
         (client, "server", "POST /echo HTTP/1.1"),
         ("server", client, "HTTP/1.1 201 Created"),
     ]
+
+
+@pytest.mark.skipif(not hasattr(socket.socket, "sendmsg"), reason="no sendmsg on Windows")
+def test_sendmsg_of_several_buffers_is_one_arrow_with_their_total_size(backend: str) -> None:
+    def run() -> bytes:
+        left, right = socket.socketpair()
+        with left, right:
+            got: list[bytes] = []
+            reader = threading.Thread(target=lambda: got.append(right.recv(100)), name="reader")
+            reader.start()
+            left.sendmsg([b"HTTP/1.1 200", b" OK\r\n", b"\r\n"])
+            reader.join()
+        return got[0]
+
+    answer, trace = traced(run, backend)
+    assert answer == b"HTTP/1.1 200 OK\r\n\r\n"
+    assert arrows(trace.events)[1] == (
+        "caller (MainThread)",
+        "reader",
+        "HTTP/1.1 200 OK (19 bytes)",
+    )
