@@ -521,12 +521,14 @@ class Recorder:
         """Tasks named after they were created (``create_task(name=...)`` on 3.11)."""
         renames = {}
         for task, participant in list(self._tasks.items()):
-            # A task that ran to its end eagerly (3.12+) has no coroutine to
-            # name any more: its name then stays as it was first seen.
-            if task.get_coro() is None:
+            # The name alone, not the coroutine: 3.12.0 and 3.12.1 crash in
+            # get_coro() of an eagerly started task that has ended.
+            name = task.get_name()
+            if participant.kind != "task" or participant.name == name:
                 continue
-            if participant.kind == "task" and _task_name(task) != participant.name:
-                renames[participant.key] = replace(participant, name=_task_name(task))
+            if participant.name.startswith(f"{name} ("):
+                continue  # the name it had, with its coroutine's (see _task_name)
+            renames[participant.key] = replace(participant, name=name)
         return renames
 
     def close(self) -> None:
