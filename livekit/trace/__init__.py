@@ -4,8 +4,11 @@
 thread, and every thread, task and process it starts or messages, exchange:
 ``queue`` and ``asyncio.Queue`` messages, ``ThreadPoolExecutor`` calls and
 replies, thread, task and process starts and exits, ``multiprocessing``
-queue and pipe messages.  The result is a Mermaid sequence diagram, the
-Python counterpart of Elixir's ``Kino.Process.seq_trace``.
+queue and pipe messages, and the bytes sent over sockets
+(``livekit.trace.sockets``).  ``participants=``, ``exclude=`` and
+``collapse=`` narrow what is drawn (``livekit.trace.narrow``).  The
+result is a Mermaid sequence diagram, the Python counterpart of Elixir's
+``Kino.Process.seq_trace``.
 
 Capture and formatting are separate: :mod:`livekit.trace.recorder` and its
 backends record :mod:`livekit.trace.events`; :mod:`livekit.trace.format`
@@ -18,7 +21,7 @@ import os
 import shutil
 import sys
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Protocol, TypeVar
@@ -32,9 +35,11 @@ from livekit.trace import sources as _sources
 from livekit.trace.channels import channel
 from livekit.trace.events import Event, Exit, Participant
 from livekit.trace.hooks import Hook, register, unregister
+from livekit.trace.narrow import Narrowing, check_collapse, check_patterns
 from livekit.trace.processes import HOOKS as _PROCESS_HOOKS
 from livekit.trace.processes import ProcessTracker
 from livekit.trace.recorder import Recorder
+from livekit.trace.sockets import SocketPatches, SocketTracker
 
 __all__ = [
     "Hook",
@@ -83,6 +88,23 @@ def _make_backend(name: str | None, rows: Sequence[Hook], sinks: Mapping[str, ob
     raise ValueError(f"expected backend 'monitoring' (Python 3.12+) or 'patching', got {name!r}")
 
 
+class _Narrow:
+    """The narrowing options, checked at once, for the recorder to build."""
+
+    def __init__(self, participants: object, exclude: object, collapse: object) -> None:
+        self.participants = check_patterns("participants", participants)
+        self.exclude = check_patterns("exclude", exclude)
+        self.collapse = check_collapse(collapse)
+
+    def __call__(self, new_key: Callable[[], int]) -> Narrowing:
+        return Narrowing(
+            participants=self.participants,
+            exclude=self.exclude,
+            collapse=self.collapse,
+            new_key=new_key,
+        )
+
+
 def _check_options(message_label: object, caption: object, max_messages: object) -> None:
     if message_label is not None and not callable(message_label):
         raise ValueError(f"expected message_label to be a callable or None, got {message_label!r}")
@@ -101,7 +123,7 @@ class SequenceTrace:
 
     Parameters
     ----------
-    message_label, caption, max_messages
+    message_label, caption, max_messages, participants, exclude, collapse
         As for :func:`seq_trace`.
     target
         What the default caption says was traced.
@@ -126,8 +148,12 @@ class SequenceTrace:
         max_messages: int = DEFAULT_MAX_MESSAGES,
         target: str = "the traced block",
         backend: str | None = None,
+        participants: str | Iterable[str] | None = None,
+        exclude: str | Iterable[str] | None = None,
+        collapse: Mapping[str, str] | str | Iterable[str] | None = None,
     ) -> None:
         _check_options(message_label, caption, max_messages)
+        self._narrow = _Narrow(participants, exclude, collapse)
         self._message_label = message_label
         self._caption = caption
         self._max_messages = max_messages
@@ -140,6 +166,8 @@ class SequenceTrace:
         self._omitted = 0
         self._caller: Participant | None = None
         self._started: list[_sources.Source] = []
+        self._socket_patches: SocketPatches | None = None
+        self._sockets: SocketTracker | None = None
 
     def __enter__(self) -> SequenceTrace:
         global _running  # noqa: PLW0603 - one trace per process, on purpose
@@ -156,6 +184,7 @@ class SequenceTrace:
                 threading.current_thread(),
                 message_label=self._message_label,
                 max_messages=self._max_messages,
+                narrowing=self._narrow,
             )
             processes = ProcessTracker(recorder)
             # The trace builds its sinks and hands them, with the table of
@@ -168,14 +197,24 @@ class SequenceTrace:
             )
             sinks = {"recorder": recorder, "processes": processes}
             backend = _make_backend(self._backend_name, rows, sinks)
+            sockets = SocketTracker(recorder)
+            # Socket methods are C, which no row of the table can name: both
+            # backends shadow them the same way (livekit.trace.sockets).
+            socket_patches = SocketPatches(sockets)
             # Sources start before the hooks go in, and end after they come
             # out, so that their own round trips are not traced.
             started = _sources.start_all(recorder.new_participant, recorder.caller)
             try:
                 backend.install()
+                try:
+                    socket_patches.install()
+                except BaseException:
+                    backend.uninstall()
+                    raise
             except BaseException:
                 _sources.finish_all(started, [], 0)  # undo what they installed
                 raise
+            self._socket_patches, self._sockets = socket_patches, sockets
             self._recorder, self._backend, self._caller = recorder, backend, recorder.caller
             self._processes = processes
             self._started = started
@@ -194,12 +233,18 @@ class SequenceTrace:
         assert self._processes is not None  # noqa: S101
         # Put the standard library back before anything else, whatever the
         # traced code did: other threads keep running through these methods.
+        assert self._socket_patches is not None  # noqa: S101
+        assert self._sockets is not None  # noqa: S101
         try:
-            self._backend.uninstall()
+            try:
+                self._socket_patches.uninstall()
+            finally:
+                self._backend.uninstall()
         finally:
             recorder, processes = self._recorder, self._processes
             recorder.active = False
             try:
+                self._sockets.finish()  # arrows still open get their receivers
                 # The children's messages, then tasks under their final names.
                 events, overflow = processes.finish(
                     recorder.recorded(), recorder.room, recorder.shown
@@ -210,10 +255,11 @@ class SequenceTrace:
                 room = self._max_messages - sum(not isinstance(e, Exit) for e in events)
                 events, overflow = _sources.finish_all(self._started, events, room)
                 self._omitted += overflow
-                self._events = tuple(events)
+                self._events = tuple(recorder.narrow(events))
             finally:
                 recorder.close()
                 processes.close()
+                self._sockets.close()
             with _running_lock:
                 _running = None
 
@@ -285,6 +331,9 @@ def tracing(
     message_label: Callable[[Any], str | None] | None = None,
     caption: str | None = None,
     max_messages: int = DEFAULT_MAX_MESSAGES,
+    participants: str | Iterable[str] | None = None,
+    exclude: str | Iterable[str] | None = None,
+    collapse: Mapping[str, str] | str | Iterable[str] | None = None,
 ) -> SequenceTrace:
     """Trace the messages sent while a ``with`` block runs.
 
@@ -312,7 +361,14 @@ def tracing(
         Note over p1: EXIT: normal
         deactivate p1
     """
-    return SequenceTrace(message_label=message_label, caption=caption, max_messages=max_messages)
+    return SequenceTrace(
+        message_label=message_label,
+        caption=caption,
+        max_messages=max_messages,
+        participants=participants,
+        exclude=exclude,
+        collapse=collapse,
+    )
 
 
 def seq_trace(
@@ -321,6 +377,9 @@ def seq_trace(
     message_label: Callable[[Any], str | None] | None = None,
     caption: str | None = None,
     max_messages: int = DEFAULT_MAX_MESSAGES,
+    participants: str | Iterable[str] | None = None,
+    exclude: str | Iterable[str] | None = None,
+    collapse: Mapping[str, str] | str | Iterable[str] | None = None,
 ) -> tuple[T, Mermaid]:
     """Run ``fn()`` and return its result with a diagram of the messages sent.
 
@@ -329,7 +388,11 @@ def seq_trace(
     threads and their exits, ``queue.Queue``/``LifoQueue``/``PriorityQueue``
     messages, ``ThreadPoolExecutor`` calls and replies, asyncio tasks and
     ``asyncio.Queue`` messages, ``multiprocessing`` processes and their
-    ``Queue``/``Pipe`` messages.
+    ``Queue``/``Pipe`` messages, and the bytes they send over sockets,
+    asyncio streams and transports (``livekit.trace.sockets``): an
+    arrow per write, labelled with its byte count and first line, to the
+    reader, or to a participant named by the peer's address when the
+    other end is outside the trace.
 
     Parameters
     ----------
@@ -342,7 +405,21 @@ def seq_trace(
         The diagram's caption; by default a sentence naming ``fn``.
     max_messages
         Keep at most this many arrows; the diagram then ends with a note
-        saying how many were not shown.
+        saying how many were not shown.  Arrows that the options below
+        leave out do not count.
+    participants
+        A pattern, or a list of them: draw only the participants they
+        match, and the caller.  A pattern matches a participant's name
+        shell-style (``"worker-*"``, ``"127.0.0.1:*"``) or names the
+        module of its code or a package holding it (``"aiohttp"``).
+    exclude
+        Patterns of participants not to draw.
+    collapse
+        Patterns of participants to draw as one, such as a library's
+        internal tasks: a mapping of pattern to the name to draw
+        (``{"aiohttp.web*": "server"}``), or patterns that name their own
+        group.  Messages inside a group, and its members' starts and
+        ends, are not drawn.
 
     Returns
     -------
@@ -392,7 +469,13 @@ def seq_trace(
         raise TypeError(f"seq_trace expects a callable, got {type(fn).__name__}: {fn!r}")
     target = getattr(fn, "__qualname__", None) or type(fn).__name__
     trace = SequenceTrace(
-        message_label=message_label, caption=caption, max_messages=max_messages, target=target
+        message_label=message_label,
+        caption=caption,
+        max_messages=max_messages,
+        target=target,
+        participants=participants,
+        exclude=exclude,
+        collapse=collapse,
     )
     try:
         with trace:
@@ -409,6 +492,9 @@ def render_seq_trace(
     message_label: Callable[[Any], str | None] | None = None,
     caption: str | None = None,
     max_messages: int = DEFAULT_MAX_MESSAGES,
+    participants: str | Iterable[str] | None = None,
+    exclude: str | Iterable[str] | None = None,
+    collapse: Mapping[str, str] | str | Iterable[str] | None = None,
 ) -> T:
     """Run ``fn()``, display the diagram of its messages, and return its result.
 
@@ -442,7 +528,13 @@ def render_seq_trace(
     """
     try:
         result, diagram = seq_trace(
-            fn, message_label=message_label, caption=caption, max_messages=max_messages
+            fn,
+            message_label=message_label,
+            caption=caption,
+            max_messages=max_messages,
+            participants=participants,
+            exclude=exclude,
+            collapse=collapse,
         )
     except BaseException as error:
         partial = getattr(error, EXCEPTION_ATTRIBUTE, None)

@@ -27,7 +27,7 @@ from typing import Literal, NamedTuple
 #: The longest label kept, in characters; a longer one is cut with "…".
 MAX_LABEL = 40
 
-ParticipantKind = Literal["caller", "thread", "task", "process"]
+ParticipantKind = Literal["caller", "thread", "task", "process", "peer", "group"]
 MessageKind = Literal["send", "call", "reply"]
 
 
@@ -43,12 +43,19 @@ class Participant:
         A readable name: the thread's or task's name, with its target.
     kind
         ``"caller"`` for the thread that started the trace, otherwise
-        ``"thread"``, ``"task"`` or ``"process"``.
+        ``"thread"``, ``"task"`` or ``"process"``; ``"peer"`` for the
+        other end of a socket, outside the trace, named by its address;
+        ``"group"`` for the participants that ``collapse=`` draws as one.
+    module
+        The module of the code it runs (a thread's target, a task's
+        coroutine), or ``""``: what ``participants=``, ``exclude=`` and
+        ``collapse=`` patterns can name.
     """
 
     key: int
     name: str
     kind: ParticipantKind
+    module: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -31,7 +31,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from livekit.trace.events import (
     MAX_LABEL,
@@ -44,6 +44,9 @@ from livekit.trace.events import (
 )
 from livekit.trace.format import describe, shorten
 
+if TYPE_CHECKING:
+    from livekit.trace.narrow import Narrowing
+
 
 class _Unreceived:
     """The place of a message sent but not yet taken."""
@@ -55,6 +58,11 @@ class _Unreceived:
 
 
 UNRECEIVED = _Unreceived()
+#: The place given when the diagram is full but narrowing may still hide
+#: the message: it is counted when its receiver is known (see reserve).
+UNCOUNTED = -2
+#: The place of a message that narrowing left out (see livekit.trace.narrow).
+_DROPPED = _Unreceived()
 
 #: A message put and not yet taken: (channel, item, sender, place, when sent).
 _Waiting = tuple[Any, Any, Participant, int, float]
@@ -87,6 +95,10 @@ class Recorder:
     max_messages
         How many arrows (messages and SPAWNs) to keep; later ones are
         only counted.
+    narrowing
+        Given ``new_key`` (the counter of participant keys), builds what
+        draws or leaves out each event (:class:`livekit.trace.narrow.Narrowing`);
+        arrows left out do not count towards ``max_messages``.
     """
 
     def __init__(
@@ -95,6 +107,7 @@ class Recorder:
         *,
         message_label: Callable[[Any], str | None] | None,
         max_messages: int,
+        narrowing: Callable[[Callable[[], int]], Narrowing] | None = None,
     ) -> None:
         self.active = True
         self.events: list[Event | _Unreceived] = []
@@ -106,6 +119,8 @@ class Recorder:
         self.message_label = message_label
         self._keys = itertools.count(1)
         self._lock = threading.Lock()
+        made = narrowing(self._keys.__next__) if narrowing is not None else None
+        self._narrowing = made if made is not None and made.active else None
         self.caller = Participant(0, f"caller ({caller.name})", "caller")
         # Threads by ident; an ident is only valid while its thread lives,
         # so a thread is removed as soon as it ends.
@@ -140,6 +155,11 @@ class Recorder:
         EXIT note is kept when its participant's SPAWN was, so that every
         bar drawn also ends, and dropped otherwise.
         """
+        if self._narrowing is not None:
+            narrowed = self._narrowing.event(event)
+            if narrowed is None:
+                return
+            event = narrowed
         with self._lock:
             if isinstance(event, Exit):
                 if event.who.key in self._shown:
@@ -157,10 +177,16 @@ class Recorder:
 
         An arrow is drawn where the message was sent, so that the diagram
         reads in the order things were done; its receiver fills the place
-        in.  Returns -1 (and counts the message) once the diagram is full.
+        in.  Returns -1 (and counts the message) once the diagram is full;
+        with narrowing options, :data:`UNCOUNTED` instead: :meth:`fill`
+        counts it, unless it is not to be drawn anyway.
         """
         with self._lock:
             if self.arrows >= self.max_messages:
+                if self._narrowing is not None:
+                    # Whether it would be drawn is known once its receiver is:
+                    # fill() counts it then, unless narrowing leaves it out.
+                    return UNCOUNTED
                 self.omitted += 1
                 return -1
             self.arrows += 1
@@ -168,20 +194,71 @@ class Recorder:
             return len(self.events) - 1
 
     def fill(self, place: int, event: Event) -> None:
-        if place >= 0:
-            self.events[place] = event
+        """Put ``event`` in the place :meth:`reserve` kept (again, if it changed)."""
+        if place == UNCOUNTED:
+            self.count_unless_hidden(event)
+            return
+        if place < 0:
+            return
+        if self._narrowing is not None:
+            narrowed = self._narrowing.event(event)
+            if narrowed is None:
+                with self._lock:
+                    if self.events[place] is not _DROPPED:
+                        self.events[place] = _DROPPED
+                        self.arrows -= 1  # not drawn: it leaves room for another
+                return
+            event = narrowed
+        self.events[place] = event
+
+    def count_unless_hidden(self, event: Event) -> None:
+        """Count ``event`` as not shown (the diagram is full), unless narrowing hides it."""
+        if self._narrowing is not None and self._narrowing.event(event) is None:
+            return
+        with self._lock:
+            self.omitted += 1
+
+    @property
+    def narrowed(self) -> bool:
+        """Whether narrowing options apply: a full diagram must still follow messages."""
+        return self._narrowing is not None
 
     def recorded(self) -> list[Event]:
         """The events so far, without the places of messages not yet taken."""
         with self._lock:
             return [e for e in self.events if not isinstance(e, _Unreceived)]
 
-    def _new(self, name: str, kind: ParticipantKind) -> Participant:
-        return Participant(next(self._keys), name, kind)
+    def _new(self, name: str, kind: ParticipantKind, module: str = "") -> Participant:
+        return Participant(next(self._keys), name, kind, module)
 
     def new_participant(self, name: str, kind: ParticipantKind) -> Participant:
         """A participant of this trace seen elsewhere (see :mod:`livekit.trace.sources`)."""
         return self._new(name, kind)
+
+    def task_on_stack(self) -> Participant | None:
+        """The traced task whose coroutine is running below this code, if any.
+
+        A task started eagerly (Python 3.12+, ``eager_start=True``) runs its
+        first step inside its creator's call, without ``create_task``: its
+        creator's coroutine is then on the stack.  Walks the stack, so it
+        is for rare cases only.
+        """
+        frames = {}
+        for task, participant in list(self._tasks.items()):
+            frame = getattr(task.get_coro(), "cr_frame", None)
+            if frame is not None:
+                frames[id(frame)] = participant
+        frame = sys._getframe(1)
+        while frame is not None:
+            found = frames.get(id(frame))
+            if found is not None:
+                return found
+            frame = frame.f_back
+        return None
+
+    def thread_participant(self) -> Participant | None:
+        """The traced participant of this thread, whatever task it runs."""
+        return self._threads.get(_get_ident())
 
     def who(self) -> Participant | None:
         """The traced participant running this code, or None.
@@ -222,12 +299,13 @@ class Recorder:
                 return loop_participant
             found = self._tasks.get(task)
             if found is None:
-                found = self._tasks[task] = self._new(_task_name(task), "task")
+                found = self._tasks[task] = self._new(_task_name(task), "task", _task_module(task))
             return found
         ident = _get_ident()
         found = self._threads.get(ident)
         if found is None:
-            found = self._threads[ident] = self._new(threading.current_thread().name, "thread")
+            thread = threading.current_thread()
+            found = self._threads[ident] = self._new(thread.name, "thread", _thread_module(thread))
         return found
 
     def label(self, value: object) -> str:
@@ -245,7 +323,9 @@ class Recorder:
         """The gate of a put: the traced sender, if its message will be drawn.
 
         None when the code running is not traced, or when the diagram is
-        full (the message is then counted): the put need not be read.
+        full (the message is then counted): the put need not be read.  With
+        narrowing options a full diagram still follows the message, whose
+        receiver decides whether it counts (see :meth:`reserve`).
         """
         # who(), written out: this runs for every message put.
         loop = _get_running_loop()
@@ -261,7 +341,7 @@ class Recorder:
                 sender = self._threads.get(_get_ident())
         if sender is None:
             return None
-        if self.arrows >= self.max_messages:
+        if self.arrows >= self.max_messages and self._narrowing is None:
             self.count()
             return None
         return sender
@@ -278,13 +358,17 @@ class Recorder:
         """
         events = self.events
         with self._lock:
-            if self.arrows >= self.max_messages:
+            if self.arrows < self.max_messages:
+                self.arrows += 1
+                place = len(events)
+                events.append(UNRECEIVED)
+            elif self._narrowing is None:
                 # The diagram is full: the message is counted, not followed.
                 self.omitted += 1
                 return
-            self.arrows += 1
-            place = len(events)
-            events.append(UNRECEIVED)
+            else:
+                # Its receiver decides whether it counts (see reserve).
+                place = UNCOUNTED
         entry = (queue, item, sender, place, _monotonic())
         key = (id(queue), id(item))
         pending = self.pending
@@ -302,10 +386,10 @@ class Recorder:
     def full(self) -> bool:
         return self.arrows >= self.max_messages
 
-    def count(self) -> None:
-        """Count one message that the full diagram will not show."""
+    def count(self, messages: int = 1) -> None:
+        """Count messages that the full diagram will not show (one by default)."""
         with self._lock:
-            self.omitted += 1
+            self.omitted += messages
 
     def waiting(self) -> bool:
         """The gate of a get: whether any sent message waits for its receiver."""
@@ -343,9 +427,11 @@ class Recorder:
         else:
             label = describe(item, self.message_label)
         # tuple.__new__ skips the named tuple's Python-level __new__.
-        self.events[place] = _new_tuple(
-            Message, (sender, self.adopt(), label, "send", _monotonic(), sent)
-        )
+        message = _new_tuple(Message, (sender, self.adopt(), label, "send", _monotonic(), sent))
+        if self._narrowing is None:
+            self.events[place] = message
+        else:
+            self.fill(place, message)
 
     # -- threads ---------------------------------------------------------
 
@@ -354,7 +440,7 @@ class Recorder:
         parent = self.who()
         if parent is None or _is_plumbing(thread):
             return
-        child = self._new(thread.name, "thread")
+        child = self._new(thread.name, "thread", _thread_module(thread))
         self.emit(Spawn(parent, child, time.monotonic()))
         _watch_run(self, thread, child)
 
@@ -414,8 +500,7 @@ class Recorder:
             return
         worker, submitter, shown = running
         if not shown:
-            with self._lock:
-                self.omitted += 1
+            self.count_unless_hidden(Message(worker, submitter, "", "reply"))
             return
         text = f"raised {type(error).__name__}" if error is not None else self.label(result)
         self.emit(Message(worker, submitter, text, "reply", time.monotonic()))
@@ -427,7 +512,7 @@ class Recorder:
         parent = self.who()
         if parent is None or _is_asyncio_plumbing(task):
             return
-        child = self._new(_task_name(task), "task")
+        child = self._new(_task_name(task), "task", _task_module(task))
         self._tasks[task] = child
         self._task_parents[task] = parent
         self.emit(Spawn(parent, child, time.monotonic()))
@@ -444,9 +529,17 @@ class Recorder:
             self.emit(Exit(child, "cancelled", now))
             return
         error = task.exception()
-        text = f"raised {type(error).__name__}" if error is not None else self.label(task.result())
-        for receiver in self._awaiters(task) or [self._task_parents[task]]:
-            self.emit(Message(child, receiver, text, "reply", now))
+        receivers = self._awaiters(task) or [self._task_parents[task]]
+        if self._narrowing is not None:
+            # A reply that will not be drawn needs no label (a repr can cost).
+            drawn = self._narrowing.event
+            receivers = [r for r in receivers if drawn(Message(child, r, "")) is not None]
+        if receivers:
+            text = (
+                f"raised {type(error).__name__}" if error is not None else self.label(task.result())
+            )
+            for receiver in receivers:
+                self.emit(Message(child, receiver, text, "reply", now))
         self.emit(Exit(child, "normal" if error is None else type(error).__name__, now))
 
     def _awaiters(self, task: asyncio.Task[Any]) -> list[Participant]:
@@ -514,14 +607,26 @@ class Recorder:
 
         ``events`` are :meth:`recorded`, with what others saw merged in.
         """
-        return _renamed(events, self._task_renames())
+        return self.narrow(_renamed(events, self._task_renames()))
+
+    def narrow(self, events: list[Event]) -> list[Event]:
+        """``events`` as the trace's narrowing options draw them (kept ones are unchanged)."""
+        if self._narrowing is None:
+            return events
+        return self._narrowing.events(events)
 
     def _task_renames(self) -> dict[int, Participant]:
         """Tasks named after they were created (``create_task(name=...)`` on 3.11)."""
         renames = {}
         for task, participant in list(self._tasks.items()):
-            if participant.kind == "task" and _task_name(task) != participant.name:
-                renames[participant.key] = replace(participant, name=_task_name(task))
+            # The name alone, not the coroutine: 3.12.0 and 3.12.1 crash in
+            # get_coro() of an eagerly started task that has ended.
+            name = task.get_name()
+            if participant.kind != "task" or participant.name == name:
+                continue
+            if participant.name.startswith(f"{name} ("):
+                continue  # the name it had, with its coroutine's (see _task_name)
+            renames[participant.key] = replace(participant, name=name)
         return renames
 
     def close(self) -> None:
@@ -562,6 +667,20 @@ def _is_asyncio_plumbing(task: asyncio.Task[Any]) -> bool:
         and code.co_qualname in _ASYNCIO_CLEANUP
         and os.path.dirname(code.co_filename) == _ASYNCIO_DIR
     )
+
+
+def _task_module(task: asyncio.Task[Any]) -> str:
+    """The module of a task's coroutine (what narrowing patterns can name)."""
+    frame = getattr(task.get_coro(), "cr_frame", None)
+    return str(frame.f_globals.get("__name__", "")) if frame is not None else ""
+
+
+def _thread_module(thread: threading.Thread) -> str:
+    """The module of a thread's target, or of its class when it overrides ``run``."""
+    target = getattr(thread, "_target", None)
+    if target is not None:
+        return str(getattr(target, "__module__", None) or "")
+    return type(thread).__module__ if type(thread) is not threading.Thread else ""
 
 
 def _task_name(task: asyncio.Task[Any]) -> str:

@@ -1,0 +1,249 @@
+"""Narrowing a trace: which participants a diagram draws, and which it draws as one.
+
+A real program has more participants than a reader wants: an aiohttp
+exchange of five requests starts a task per connection, a resolver task,
+a thread of the default executor, asyncio's own accept tasks.  The trace
+options ``participants=``, ``exclude=`` and ``collapse=`` say what to
+keep; :class:`Narrowing` applies them to each event as it is recorded,
+so that ``max_messages`` counts only the arrows drawn.
+
+A *pattern* matches a participant when it matches its name, shell-style
+(``"worker-*"``, ``"127.0.0.1:*"``), or names its module or a package
+that holds it (``"aiohttp"`` matches the tasks of ``aiohttp.web_protocol``
+and the threads whose target is in ``aiohttp.resolver``).
+
+Pure functions of events and participants: no clock, no threads.
+
+>>> caller = Participant(0, "caller (MainThread)", "caller")
+>>> server = Participant(1, "Task-3 (start)", "task", "aiohttp.web_protocol")
+>>> handler = Participant(2, "Task-4 (_handle)", "task", "aiohttp.web_protocol")
+>>> narrowing = Narrowing(collapse={"aiohttp.web*": "server"}, new_key=iter([9]).__next__)
+>>> print(narrowing.event(Message(caller, server, "GET / HTTP/1.1 (38 bytes)")))
+caller (MainThread) -> server: GET / HTTP/1.1 (38 bytes)
+>>> narrowing.event(Message(server, handler, "'request'")) is None  # inside the group
+True
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Callable, Iterable, Mapping
+
+from livekit.trace.events import Event, Message, Participant, Spawn
+
+__all__ = ["Narrowing", "check_collapse", "check_patterns", "matches"]
+
+
+def matches(participant: Participant, pattern: str) -> bool:
+    """Whether ``pattern`` names ``participant``, by name or by module.
+
+    Examples
+    --------
+    >>> task = Participant(4, "Task-4 (start)", "task", "aiohttp.web_protocol")
+    >>> matches(task, "aiohttp"), matches(task, "aiohttp.web*"), matches(task, "Task-*")
+    (True, True, True)
+    >>> matches(task, "aio"), matches(task, "asyncio")
+    (False, False)
+    """
+    if fnmatch.fnmatchcase(participant.name, pattern):
+        return True
+    module = participant.module
+    if not module:
+        return False
+    return (
+        module == pattern
+        or module.startswith(pattern + ".")
+        or fnmatch.fnmatchcase(module, pattern)
+    )
+
+
+def check_patterns(option: str, value: object) -> tuple[str, ...] | None:
+    """Return the patterns of ``participants=`` or ``exclude=`` as a tuple.
+
+    A single string is one pattern.  Anything but a string or an iterable
+    of strings raises ``ValueError`` naming the option and the value.
+
+    Examples
+    --------
+    >>> check_patterns("exclude", "asyncio"), check_patterns("exclude", ["a*", "b"])
+    (('asyncio',), ('a*', 'b'))
+    >>> check_patterns("exclude", 3)
+    Traceback (most recent call last):
+    ...
+    ValueError: expected exclude to be a pattern or a list of patterns (str), got 3
+    """
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return (value,)
+    patterns: tuple[object, ...] | None
+    try:
+        patterns = tuple(value) if isinstance(value, Iterable) else None
+    except TypeError:
+        patterns = None
+    if patterns is None or not all(isinstance(p, str) for p in patterns):
+        raise ValueError(
+            f"expected {option} to be a pattern or a list of patterns (str), got {value!r}"
+        )
+    return patterns  # type: ignore[return-value]  # all str, checked above
+
+
+def check_collapse(value: object) -> dict[str, str] | None:
+    """Return ``collapse=`` as a mapping of pattern to participant name.
+
+    A pattern, or a list of them, names its own group.
+
+    Examples
+    --------
+    >>> check_collapse("aiohttp"), check_collapse({"aiohttp.web*": "server"})
+    ({'aiohttp': 'aiohttp'}, {'aiohttp.web*': 'server'})
+    >>> check_collapse({"aiohttp": 1})
+    Traceback (most recent call last):
+    ...
+    ValueError: expected collapse to map patterns to names (str to str), got {'aiohttp': 1}
+    """
+    if value is None:
+        return None
+    if isinstance(value, Mapping):
+        if not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+            raise ValueError(
+                f"expected collapse to map patterns to names (str to str), got {value!r}"
+            )
+        return dict(value)
+    patterns = check_patterns("collapse", value)
+    assert patterns is not None  # noqa: S101 - value is not None
+    return {p: p for p in patterns}
+
+
+class Narrowing:
+    """Apply ``participants=``, ``exclude=`` and ``collapse=`` to events.
+
+    Parameters
+    ----------
+    participants
+        Patterns: only the participants they match are drawn (the caller
+        always is).  None draws every participant.
+    exclude
+        Patterns: the participants they match are not drawn.  What one
+        that a drawn participant started does is drawn as its starter's
+        (a library's helper task writing a request for the caller); the
+        messages between the two are not drawn.
+    collapse
+        Pattern to name: the participants a pattern matches are drawn as
+        one participant of that name (the first pattern that matches
+        wins, over ``exclude`` and ``participants`` too).  Messages
+        between them are not drawn, nor are their starts and ends: a
+        library's inside stays inside.
+    new_key
+        Gives the key of each group's participant (the recorder's counter).
+    """
+
+    def __init__(
+        self,
+        *,
+        participants: str | Iterable[str] | None = None,
+        exclude: str | Iterable[str] | None = None,
+        collapse: Mapping[str, str] | str | Iterable[str] | None = None,
+        new_key: Callable[[], int],
+    ) -> None:
+        self._only = check_patterns("participants", participants)
+        self._exclude = check_patterns("exclude", exclude) or ()
+        self._collapse = check_collapse(collapse) or {}
+        self._new_key = new_key
+        self._groups: dict[str, Participant] = {}
+        self._views: dict[int, Participant | None] = {}
+
+    @property
+    def active(self) -> bool:
+        """Whether any option narrows the trace at all."""
+        return self._only is not None or bool(self._exclude) or bool(self._collapse)
+
+    def view(self, participant: Participant) -> Participant | None:
+        """How ``participant`` is drawn: itself, its group, or None (not at all)."""
+        # By key: hashing a frozen dataclass runs Python code, an int does not.
+        try:
+            return self._views[participant.key]
+        except KeyError:
+            pass
+        found = self._views[participant.key] = self._view(participant)
+        return found
+
+    def _view(self, participant: Participant) -> Participant | None:
+        if participant.kind in ("caller", "group"):
+            return participant
+        # A group is named on purpose: it wins over an exclude pattern that
+        # also matches (exclude "aiohttp", collapse "aiohttp.web*").
+        for pattern, name in self._collapse.items():
+            if matches(participant, pattern):
+                group = self._groups.get(name)
+                if group is None:
+                    group = self._groups[name] = Participant(self._new_key(), name, "group")
+                return group
+        if self.excluded(participant):
+            return None
+        if self._only is not None and not any(matches(participant, p) for p in self._only):
+            return None
+        return participant
+
+    def excluded(self, participant: Participant) -> bool:
+        """Whether an ``exclude=`` pattern matches ``participant``."""
+        return any(matches(participant, p) for p in self._exclude)
+
+    def event(self, event: Event) -> Event | None:
+        """``event`` as drawn, or None when it is not drawn."""
+        if isinstance(event, Message):
+            return self._message(event)
+        if isinstance(event, Spawn):
+            return self._spawn(event)
+        # Keys, not identity: a task renamed at the end is a new object.
+        who = self.view(event.who)
+        if who is None or who.key != event.who.key:
+            return None  # a group's member, or folded into its parent, or hidden
+        return event
+
+    def _message(self, event: Message) -> Message | None:
+        sender, receiver = self.view(event.sender), self.view(event.receiver)
+        if sender is None or receiver is None:
+            return None
+        if sender.key == receiver.key and event.sender.key != event.receiver.key:
+            return None  # inside a collapsed library, or with a folded helper
+        if sender.key == event.sender.key and receiver.key == event.receiver.key:
+            return event
+        # Not dataclasses.replace: it costs ten times as much, on every arrow.
+        return Message(sender, receiver, event.label, event.kind, event.time, event.sent)
+
+    def _spawn(self, event: Spawn) -> Spawn | None:
+        parent = self.view(event.parent)
+        key = event.child.key
+        if key not in self._views:
+            child = self._view(event.child)
+            if child is None and parent is not None and self.excluded(event.child):
+                # An excluded helper's work is drawn as its starter's: a
+                # library's task that writes a request for the caller.
+                child = parent
+            self._views[key] = child
+        child = self._views[key]
+        if parent is None or child is None or child.key != key:
+            return None
+        if parent.key == event.parent.key:
+            return event
+        return Spawn(parent, event.child, event.time)
+
+    def events(self, events: Iterable[Event]) -> list[Event]:
+        """Every event of ``events`` as drawn, leaving out those not drawn.
+
+        Examples
+        --------
+        >>> from livekit.trace.events import Exit
+        >>> a = Participant(0, "caller (MainThread)", "caller")
+        >>> b, c = Participant(1, "worker", "thread"), Participant(2, "logger", "thread")
+        >>> keep = Narrowing(exclude="log*", new_key=iter([]).__next__)
+        >>> [str(e) for e in keep.events([Spawn(a, b), Spawn(a, c), Exit(c, "normal")])]
+        ['caller (MainThread) -> worker: SPAWN']
+        """
+        out = []
+        for event in events:
+            kept = self.event(event)
+            if kept is not None:
+                out.append(kept)
+        return out

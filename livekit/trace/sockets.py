@@ -1,0 +1,827 @@
+"""Sockets: the bytes a traced thread or task sends or receives, as arrows.
+
+What is watched
+---------------
+``socket.socket``'s ``send``, ``sendall``, ``sendto``, ``sendmsg``,
+``recv``, ``recv_into``, ``recvfrom``, ``recvfrom_into`` and ``recvmsg``.
+They are C methods of ``_socket.socket``, which ``sys.monitoring`` sees
+neither called with their arguments nor returning their results, so both
+backends do the same thing for them: for the length of a trace,
+``socket.socket`` (a Python subclass) gets wrappers of its own that shadow
+the inherited C methods; when the trace ends the attributes are deleted
+and every socket calls C directly again.
+
+asyncio's selector transports (``transport.write``, and the reads that end
+in ``protocol.data_received``), hence asyncio streams
+(``StreamWriter.write``, ``StreamReader.read*``), aiohttp and uvicorn, all
+go through these methods: one set of wrappers sees them all.  What does
+not: uvloop (libuv writes to the file descriptor itself), ``ssl.SSLSocket``
+in threads (it overrides these methods), ``os.write`` on a socket's file
+descriptor, and unnamed Unix sockets not made by ``socket.socketpair()``
+during the trace (asyncio's own wake-up pipe is one, and is left out).
+
+How bytes become arrows
+-----------------------
+A connection is two byte streams.  Each end of a socket is named by its
+``(local address, peer address)``; the stream it writes to is keyed by
+that pair and the stream it reads from by the reverse, so the two ends of
+one TCP connection in this process meet on the same keys.  A write by a
+traced participant reserves its arrow's place at once (the diagram reads
+in the order things were done) and waits in its stream with its byte
+count; a read takes bytes from the front of the stream, and the first
+read of a write names the arrow's receiver.  Writes by the same sender
+that follow each other with no reply read in between are one arrow (an
+HTTP request's headers and body), however the reader's reads fall between
+them.  Bytes read that no traced participant wrote come from outside: the arrow starts
+at a participant named by the peer address (``127.0.0.1:8080``); a write
+that nobody in the trace read goes to it.
+
+asyncio reads in a loop callback, outside any task.  Such a read is
+received by the task or thread that last wrote on the same socket; if
+none has, by the next one that does (the server task that answers a
+request); if none ever does, by the loop's thread.
+
+A write by a task that the trace never saw start (Python 3.12+ can start
+a task eagerly, without ``create_task``: aiohttp's client writes a request
+body so) is drawn as that of the traced participant that last wrote on the
+socket, or else of the traced task whose call started it.
+
+A label is the byte count, and the first line when the bytes are text:
+``GET /items HTTP/1.1 (83 bytes)``.
+
+>>> label(b"GET /items HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n", 33)
+'GET /items HTTP/1.1 (33 bytes)'
+>>> label(bytes([0, 159, 146, 150]), 4)
+'4 bytes'
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import socket
+import sys
+import threading
+import time
+import weakref
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+from livekit.trace.events import MAX_LABEL, Message, Participant
+from livekit.trace.format import shorten
+from livekit.trace.recorder import UNCOUNTED, Recorder
+
+__all__ = ["PATCHES", "SocketTracker", "label", "peer_name"]
+
+_get_running_loop = asyncio.events._get_running_loop
+_current_task = asyncio.current_task
+_get_ident = threading.get_ident
+_SOCKET = socket.socket
+# How many bytes of a write are kept to find its first line.
+_HEAD = 256
+_WAKE_UP_PIPE = "_make_self_pipe"  # BaseSelectorEventLoop's, asyncio's own
+_PLUMBING = "multiprocessing."
+
+Address = Any  # what getsockname() returns, made hashable
+
+
+def label(head: bytes, total: int) -> str:
+    """The label of ``total`` bytes that begin with ``head``.
+
+    Examples
+    --------
+    >>> label(b"HTTP/1.1 200 OK\\r\\nContent-Length: 2\\r\\n\\r\\nhi", 40)
+    'HTTP/1.1 200 OK (40 bytes)'
+    >>> label(b"x", 1)
+    'x (1 byte)'
+    >>> label(b"\\r\\n", 2)
+    '2 bytes'
+    """
+    count = f"{total} {'byte' if total == 1 else 'bytes'}"
+    line = head.split(b"\n", 1)[0].rstrip(b"\r")
+    try:
+        text = line.decode("utf-8")
+    except UnicodeDecodeError:
+        return count
+    if not text or not text.isprintable():
+        return count
+    suffix = f" ({count})"
+    return shorten(text, MAX_LABEL - len(suffix)) + suffix
+
+
+def peer_name(address: Address) -> str:
+    """The readable name of a socket address (the participant of a peer outside).
+
+    Examples
+    --------
+    >>> peer_name(("127.0.0.1", 8080))
+    '127.0.0.1:8080'
+    >>> peer_name(("::1", 8080, 0, 0))
+    '[::1]:8080'
+    >>> peer_name("/run/app.sock")
+    '/run/app.sock'
+    """
+    if isinstance(address, tuple) and len(address) >= 2:
+        host, port = address[0], address[1]
+        if isinstance(host, str) and ":" in host:
+            return f"[{host}]:{port}"
+        return f"{host}:{port}"
+    if address is None:
+        return "unknown peer"
+    if isinstance(address, bytes):
+        return address.decode("utf-8", "backslashreplace") or "unnamed socket"
+    return str(address) or "unnamed socket"
+
+
+def _hashable(address: Any) -> Address:
+    if isinstance(address, tuple):
+        return address[:2]  # IPv6 flow info and scope id do not name the stream
+    if isinstance(address, bytearray | list):
+        return bytes(address)
+    return address
+
+
+class _Arrow:
+    """One arrow in the making: bytes written, and who read them."""
+
+    __slots__ = (
+        "head",
+        "key",
+        "open",
+        "place",
+        "read_at",
+        "receiver",
+        "sender",
+        "sent",
+        "total",
+        "unread",
+        "waiting",
+    )
+
+    def __init__(
+        self, sender: Participant, key: tuple[Address, Address], place: int, total: int
+    ) -> None:
+        self.sender = sender
+        self.key = key
+        self.place = place
+        self.total = total
+        self.unread = total
+        self.head = b""
+        self.sent = time.monotonic()
+        self.read_at = 0.0
+        self.receiver: Participant | None = None
+        # Read in a loop callback: who takes it is decided later; the last
+        # resorts are the end's last writer, then the loop's thread.
+        self.waiting: tuple[Participant | None, _End] | None = None
+        self.open = True  # more writes of its sender may still join it
+
+
+class _End:
+    """What the trace knows of one socket object."""
+
+    __slots__ = (
+        "fast_in",
+        "fast_out",
+        "ignored",
+        "in_key",
+        "last_in",
+        "last_out",
+        "local",
+        "orphan",
+        "out_key",
+        "owner",
+        "peer",
+        "ref",
+        "spoke_first",
+        "waiting",
+    )
+
+    def __init__(self, sock: socket.socket, local: Address, peer: Address, ignored: bool) -> None:
+        self.ref = weakref.ref(sock)
+        self.local = local
+        self.peer = peer
+        # The streams it writes to and reads from (connected sockets).
+        self.out_key = (local, peer)
+        self.in_key = (peer, local)
+        self.ignored = ignored
+        self.owner: Participant | None = None  # the last task or thread that wrote on it
+        self.last_out: _Arrow | None = None  # its latest write, which a next one may join
+        self.last_in: _Arrow | None = None  # its latest read from outside
+        self.waiting: list[_Arrow] = []  # reads in loop callbacks, receiver not known yet
+        # Whether this end wrote before it read (a client's) or not (a server's).
+        self.spoke_first: bool | None = None
+        # Once the diagram is full: the thread whose writes on it are only
+        # counted, and whose reads are only of counted writes (see _fast).
+        self.fast_out = 0
+        self.fast_in = 0
+        self.orphan = False  # written by untraced tasks only, so far
+
+
+class SocketTracker:
+    """The socket part of one trace: streams, their ends, and peers outside.
+
+    Parameters
+    ----------
+    recorder
+        The trace's recorder: it says who is running, keeps the arrows'
+        places and counts what ``max_messages`` leaves out.
+    """
+
+    def __init__(self, recorder: Recorder) -> None:
+        self._recorder = recorder
+        self._lock = threading.Lock()
+        self._ends: dict[int, _End] = {}
+        self._streams: dict[tuple[Address, Address], deque[_Arrow]] = {}
+        # Streams that a traced participant wrote to: once the diagram is
+        # full, bytes read from them are counted where they were written.
+        self._written: set[tuple[Address, Address]] = set()
+        self._peers: dict[str, Participant] = {}
+        self._pairs = 0
+        self._arrows: list[_Arrow] = []
+        #: Writes counted by the wrappers' fast path (``next`` is atomic).
+        self.counted = itertools.count()
+        self.ends = self._ends
+
+    # -- the two ends ----------------------------------------------------
+
+    def _end(self, sock: socket.socket) -> _End:
+        end = self._ends.get(id(sock))
+        if end is not None and end.ref() is sock:
+            return end
+        try:
+            local = _hashable(sock.getsockname())
+        except OSError:
+            local = None
+        try:
+            peer = _hashable(sock.getpeername())
+        except OSError:  # not connected: a datagram socket, say
+            peer = None
+        # An unnamed Unix socket cannot be told from another: only the
+        # pairs made during the trace (see paired) are followed.
+        unnamed = sock.family == getattr(socket, "AF_UNIX", None) and not local and not peer
+        # multiprocessing's own sockets (the forkserver's) are plumbing, as
+        # its threads are.  Frames: this, sending/received, the wrapper, its caller.
+        user = str(sys._getframe(3).f_globals.get("__name__", ""))
+        end = _End(sock, local, peer, ignored=unnamed or user.startswith(_PLUMBING))
+        port = local[1] if isinstance(local, tuple) and len(local) == 2 else None
+        if port != 0:  # an unbound socket gets its port at its first send
+            self._ends[id(sock)] = end
+        return end
+
+    def paired(self, ends: tuple[socket.socket, socket.socket]) -> None:
+        """``socket.socketpair()`` returned ``ends``: name them after each other."""
+        self._pairs += 1
+        a, b = ("socketpair", self._pairs, "a"), ("socketpair", self._pairs, "b")
+        first, second = ends
+        with self._lock:
+            self._ends[id(first)] = _End(first, a, b, ignored=False)
+            self._ends[id(second)] = _End(second, b, a, ignored=False)
+
+    def _peer(self, address: Address) -> Participant:
+        name = peer_name(address)
+        found = self._peers.get(name)
+        if found is None:
+            found = self._peers[name] = self._recorder.new_participant(name, "peer")
+        return found
+
+    # -- what the wrappers report ----------------------------------------
+
+    def sending(self, sock: socket.socket, data: Any, address: Any = None) -> _Arrow | None:
+        """``data`` is about to be written (before it is, so no read can overtake it)."""
+        end = self._ends.get(id(sock))
+        if end is None or end.ref() is not sock:
+            end = self._end(sock)
+        if end.ignored:
+            return None
+        recorder = self._recorder
+        loop = _get_running_loop()
+        if loop is None:  # a thread: the cheapest case, asked first
+            in_callback = False
+            sender = recorder.thread_participant()
+        else:
+            in_callback = _current_task(loop) is None
+            sender = end.owner if in_callback else recorder.who()
+        if (
+            recorder.arrows >= recorder.max_messages
+            and end.last_out is None
+            and address is None
+            and not end.waiting
+            and not recorder.narrowed
+        ):
+            self._count_only(end, sender, thread=loop is None)
+            return None
+        if sender is None and end.waiting and not in_callback:
+            sender = recorder.adopt()  # it answers bytes a traced participant sent
+        if sender is None and loop is not None:
+            # A task the trace never saw start (Python 3.12+ starts some
+            # eagerly, without create_task): a helper of the socket's user,
+            # or of the traced task whose call started it.
+            sender = end.owner
+            if sender is None and not end.orphan:
+                sender = recorder.task_on_stack()
+                end.orphan = sender is None  # an untraced program's: ask once
+        size = len(data)
+        if sender is None or size == 0:
+            return None
+        return self._write(end, sender, data, size, address, in_callback=in_callback)
+
+    def _count_only(self, end: _End, sender: Participant | None, *, thread: bool) -> None:
+        """The diagram is full: a traced write is only counted.  (The common
+        case of a long exchange, so it is kept short.)"""
+        if sender is not None:
+            self._written.add(end.out_key)
+            self._recorder.count()
+            if thread:
+                end.fast_out = _get_ident()  # its next writes: see the wrappers
+
+    def _write(
+        self,
+        end: _End,
+        sender: Participant,
+        data: Any,
+        size: int,
+        address: Any,
+        *,
+        in_callback: bool,
+    ) -> _Arrow | None:
+        recorder = self._recorder
+        peer = _hashable(address) if address is not None else end.peer
+        key = (end.local, peer)
+        with self._lock:
+            if end.spoke_first is None:
+                end.spoke_first = True
+            if not in_callback:
+                end.owner = sender
+            if end.last_in is not None:
+                end.last_in.open = False
+            if end.waiting:
+                for arrow in end.waiting:
+                    arrow.receiver = sender
+                    self._fill(arrow)
+                end.waiting.clear()
+            last = end.last_out
+            if last is not None and last.open and last.key == key and last.sender is sender:
+                self._join(last, data, size)
+                return last
+            self._written.add(key)
+            place = recorder.reserve()
+            if place == -1:  # the diagram is full, and the write counted
+                end.last_out = None
+                return None
+            arrow = _Arrow(sender, key, place, size)
+            arrow.head = bytes(data[:_HEAD])
+            self._streams.setdefault(key, deque()).append(arrow)
+            self._arrows.append(arrow)
+            end.last_out = arrow
+            return arrow
+
+    def _join(self, last: _Arrow, data: Any, size: int) -> None:
+        """The same sender wrote again, no reply read in between: one arrow,
+        however the reader's reads interleave with the writes."""
+        last.total += size
+        if last.unread <= 0 and _gone(self._streams.get(last.key), last):
+            self._streams.setdefault(last.key, deque()).append(last)
+        last.unread += size
+        if b"\n" not in last.head and len(last.head) < _HEAD:
+            last.head += bytes(data[: _HEAD - len(last.head)])
+        self._fill(last)
+
+    def unsent(self, arrow: _Arrow, size: int) -> None:
+        """``size`` of the bytes reported to :meth:`sending` were not written after all."""
+        if size <= 0:
+            return
+        with self._lock:
+            arrow.total -= size
+            arrow.unread -= size
+            self._fill(arrow)
+
+    def received(self, sock: socket.socket, size: int, data: Any, address: Any = None) -> None:
+        """``size`` bytes were read; ``data`` starts with them."""
+        if size <= 0:
+            return  # the end of the stream
+        end = self._ends.get(id(sock))
+        if end is None or end.ref() is not sock:
+            end = self._end(sock)
+        if end.ignored:
+            return
+        recorder = self._recorder
+        if (
+            address is None
+            and end.last_out is None
+            and recorder.arrows >= recorder.max_messages
+            and end.in_key in self._written
+            and not self._streams.get(end.in_key)
+            and not recorder.narrowed
+        ):
+            # Bytes of writes the full diagram counted where they were written.
+            if _get_running_loop() is None:
+                end.fast_in = _get_ident()  # its next reads: see _fast
+            return
+        loop = _get_running_loop()
+        self._read(
+            end, size, data, address, in_callback=loop is not None and _current_task(loop) is None
+        )
+
+    def _read(self, end: _End, size: int, data: Any, address: Any, *, in_callback: bool) -> None:
+        peer = _hashable(address) if address is not None else end.peer
+        key = (peer, end.local)
+        with self._lock:
+            if end.spoke_first is None:
+                end.spoke_first = False
+            if end.last_out is not None:
+                end.last_out.open = False  # a reply came: the next write is a new arrow
+            stream = self._streams.get(key)
+            if stream is None and peer is None:
+                stream = self._stream_to(end.local)
+            left = size
+            taken: list[_Arrow] = []
+            while stream and left > 0:
+                arrow = stream[0]
+                share = min(arrow.unread, left)
+                arrow.unread -= share
+                left -= share
+                if arrow.receiver is None and arrow.waiting is None:
+                    taken.append(arrow)
+                if arrow.unread <= 0:
+                    stream.popleft()
+            if not taken and left <= 0:
+                return
+        # Outside the lock: adopting a participant takes the recorder's.
+        receiver, waiting = self._receiver(end, in_callback, bool(taken))
+        with self._lock:
+            for arrow in taken:
+                arrow.read_at = time.monotonic()
+                self._receive(end, arrow, receiver, waiting)
+            if left > 0 and (receiver is not None or waiting is not None):
+                self._from_outside(
+                    end, key=key, size=left, data=data, receiver=receiver, waiting=waiting
+                )
+
+    def _stream_to(self, local: Address) -> deque[_Arrow] | None:
+        """A stream with bytes waiting for ``local``: a datagram socket read
+        without asking who sent (``recv`` on an unconnected socket)."""
+        for (_, to), stream in self._streams.items():
+            if to == local and stream:
+                return stream
+        return None
+
+    def _receiver(
+        self, end: _End, in_callback: bool, traced_bytes: bool
+    ) -> tuple[Participant | None, tuple[Participant | None, _End] | None]:
+        """Who reads, or (None, the last resort) when it is decided later."""
+        recorder = self._recorder
+        if in_callback:
+            # A client's end: the task that asked reads the answer.  A
+            # server's: the task that answers it read it (known later).
+            if end.owner is not None and end.spoke_first:
+                return end.owner, None
+            loop_thread = recorder.thread_participant()
+            if loop_thread is None and not traced_bytes:
+                return None, None  # an untraced loop reading from outside
+            return None, (loop_thread, end)
+        found = recorder.who()
+        if found is None and traced_bytes:
+            found = recorder.adopt()  # Erlang's token: it received a traced message
+        return found, None
+
+    def _receive(
+        self,
+        end: _End,
+        arrow: _Arrow,
+        receiver: Participant | None,
+        waiting: tuple[Participant | None, _End] | None,
+    ) -> None:
+        if receiver is not None:
+            arrow.receiver = receiver
+            self._fill(arrow)
+        else:
+            arrow.waiting = waiting
+            end.waiting.append(arrow)
+
+    def _from_outside(
+        self,
+        end: _End,
+        *,
+        key: tuple[Address, Address],
+        size: int,
+        data: Any,
+        receiver: Participant | None,
+        waiting: tuple[Participant | None, _End] | None,
+    ) -> None:
+        last = end.last_in
+        if last is not None and last.open and last.key == key:
+            last.total += size
+            self._fill(last)
+            return
+        if self._recorder.full and key in self._written:
+            return  # bytes of a write already counted as not shown
+        place = self._recorder.reserve()
+        if place == -1:
+            end.last_in = None
+            return
+        arrow = _Arrow(self._peer(key[0] if key[0] is not None else end.local), key, place, size)
+        arrow.head = bytes(data[:_HEAD])
+        arrow.unread = 0
+        arrow.read_at = time.monotonic()
+        self._arrows.append(arrow)
+        end.last_in = arrow
+        self._receive(end, arrow, receiver, waiting)
+
+    def _fill(self, arrow: _Arrow) -> None:
+        if arrow.receiver is None or arrow.total <= 0:
+            return
+        when = arrow.read_at or arrow.sent
+        message = Message(
+            arrow.sender, arrow.receiver, label(arrow.head, arrow.total), "send", when, arrow.sent
+        )
+        self._recorder.fill(arrow.place, message)
+        if arrow.place == UNCOUNTED:
+            arrow.place = -1  # counted now: its later growth is not another message
+
+    def finish(self) -> None:
+        """The trace ends: give every arrow still open its receiver."""
+        counted = next(self.counted)
+        if counted:
+            self._recorder.count(counted)
+        with self._lock:
+            for arrow in self._arrows:
+                if arrow.receiver is not None:
+                    continue
+                if arrow.waiting is not None:
+                    loop_thread, end = arrow.waiting
+                    arrow.receiver = end.owner or loop_thread
+                if arrow.receiver is None:
+                    # Never read in the trace, or read by a loop nobody
+                    # traced: the other end is known by its address.
+                    arrow.receiver = self._peer(arrow.key[1])
+                self._fill(arrow)
+
+    def close(self) -> None:
+        """Drop every reference to the traced program's sockets."""
+        with self._lock:
+            self._ends.clear()
+            self._streams.clear()
+            self._arrows.clear()
+
+
+def _gone(stream: deque[_Arrow] | None, arrow: _Arrow) -> bool:
+    """Whether ``arrow`` left its stream (all read): more bytes put it back."""
+    return stream is None or not stream or stream[-1] is not arrow
+
+
+# -- the wrappers --------------------------------------------------------
+#
+# Rows of (class or module, attribute, make(tracker) -> wrapper).  Every
+# wrapper passes on whatever else it is given, and calls the C method it
+# shadows; ``original`` is looked up on ``_socket.socket``, since
+# ``socket.socket`` only inherits these.
+
+_C: Any = socket.socket.__mro__[1]  # _socket.socket
+
+
+# The fast path.  Once the diagram is full, a long exchange between threads
+# (the usual way a trace fills up) only needs counting: a socket whose
+# thread was found to need nothing else is marked, and its wrappers then
+# check the mark and count, without a call into the tracker.
+
+
+def _send(tracker: SocketTracker) -> Callable[..., Any]:
+    original = _C.send
+    ends, counted = tracker.ends, tracker.counted
+
+    def send(self: Any, data: Any, *args: Any, **kwargs: Any) -> int:
+        end = ends.get(id(self))
+        fast = end is not None and end.fast_out == _get_ident() and end.ref() is self
+        if fast and data and _get_running_loop() is None:
+            next(counted)
+            return original(self, data, *args, **kwargs)  # type: ignore[no-any-return]
+        arrow = tracker.sending(self, data)
+        if arrow is None:
+            return original(self, data, *args, **kwargs)  # type: ignore[no-any-return]
+        try:
+            sent: int = original(self, data, *args, **kwargs)
+        except BaseException:
+            tracker.unsent(arrow, len(data))
+            raise
+        tracker.unsent(arrow, len(data) - sent)
+        return sent
+
+    return send
+
+
+def _sendall(tracker: SocketTracker) -> Callable[..., Any]:
+    original = _C.sendall
+    ends, counted = tracker.ends, tracker.counted
+
+    def sendall(self: Any, data: Any, *args: Any, **kwargs: Any) -> None:
+        end = ends.get(id(self))
+        fast = end is not None and end.fast_out == _get_ident() and end.ref() is self
+        if fast and data and _get_running_loop() is None:
+            next(counted)
+            original(self, data, *args, **kwargs)
+            return
+        arrow = tracker.sending(self, data)
+        if arrow is None:
+            original(self, data, *args, **kwargs)
+            return
+        try:
+            original(self, data, *args, **kwargs)
+        except BaseException:
+            tracker.unsent(arrow, len(data))  # how much went is not known: none is drawn
+            raise
+
+    return sendall
+
+
+def _sendto(tracker: SocketTracker) -> Callable[..., Any]:
+    original = _C.sendto
+
+    def sendto(self: Any, data: Any, *args: Any) -> int:
+        arrow = tracker.sending(self, data, args[-1]) if args else None
+        if arrow is None:
+            return original(self, data, *args)  # type: ignore[no-any-return]
+        try:
+            sent: int = original(self, data, *args)
+        except BaseException:
+            tracker.unsent(arrow, len(data))
+            raise
+        tracker.unsent(arrow, len(data) - sent)
+        return sent
+
+    return sendto
+
+
+def _sendmsg(tracker: SocketTracker) -> Callable[..., Any]:
+    original = _C.sendmsg
+
+    def sendmsg(self: Any, buffers: Any, *args: Any) -> int:
+        buffers = list(buffers)
+        address = args[2] if len(args) > 2 else None
+        data = b"".join(bytes(b[:_HEAD]) for b in buffers[:4])
+        size = sum(memoryview(b).nbytes for b in buffers)
+        arrow = tracker.sending(self, _Sized(data, size), address)
+        if arrow is None:
+            return original(self, buffers, *args)  # type: ignore[no-any-return]
+        try:
+            sent: int = original(self, buffers, *args)
+        except BaseException:
+            tracker.unsent(arrow, size)
+            raise
+        tracker.unsent(arrow, size - sent)
+        return sent
+
+    return sendmsg
+
+
+class _Sized:
+    """The head of several buffers, with the length of them all."""
+
+    __slots__ = ("data", "size")
+
+    def __init__(self, data: bytes, size: int) -> None:
+        self.data, self.size = data, size
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __getitem__(self, index: slice) -> bytes:
+        return self.data[index]
+
+
+def _recv(tracker: SocketTracker) -> Callable[..., Any]:
+    original = _C.recv
+    ends = tracker.ends
+
+    def recv(self: Any, *args: Any, **kwargs: Any) -> bytes:
+        data: bytes = original(self, *args, **kwargs)
+        end = ends.get(id(self))
+        if end is not None and end.fast_in == _get_ident() and end.ref() is self:
+            return data
+        tracker.received(self, len(data), data)
+        return data
+
+    return recv
+
+
+def _recv_into(tracker: SocketTracker) -> Callable[..., Any]:
+    original = _C.recv_into
+    ends = tracker.ends
+
+    def recv_into(self: Any, buffer: Any, *args: Any, **kwargs: Any) -> int:
+        size: int = original(self, buffer, *args, **kwargs)
+        end = ends.get(id(self))
+        if end is not None and end.fast_in == _get_ident() and end.ref() is self:
+            return size
+        tracker.received(self, size, _Head(buffer, size))
+        return size
+
+    return recv_into
+
+
+class _Head:
+    """The first bytes read into a buffer, copied only if they are looked at."""
+
+    __slots__ = ("buffer", "size")
+
+    def __init__(self, buffer: Any, size: int) -> None:
+        self.buffer, self.size = buffer, size
+
+    def __getitem__(self, index: slice) -> bytes:
+        try:
+            view = memoryview(self.buffer).cast("B")
+        except TypeError:  # not a contiguous buffer: no first line to show
+            return b""
+        return bytes(view[: min(self.size, index.stop or self.size)])
+
+
+def _recvfrom(tracker: SocketTracker) -> Callable[..., Any]:
+    original = _C.recvfrom
+
+    def recvfrom(self: Any, *args: Any, **kwargs: Any) -> tuple[bytes, Any]:
+        data, address = original(self, *args, **kwargs)
+        tracker.received(self, len(data), data, address)
+        return data, address
+
+    return recvfrom
+
+
+def _recvfrom_into(tracker: SocketTracker) -> Callable[..., Any]:
+    original = _C.recvfrom_into
+
+    def recvfrom_into(self: Any, buffer: Any, *args: Any, **kwargs: Any) -> tuple[int, Any]:
+        size, address = original(self, buffer, *args, **kwargs)
+        tracker.received(self, size, _Head(buffer, size), address)
+        return size, address
+
+    return recvfrom_into
+
+
+def _recvmsg(tracker: SocketTracker) -> Callable[..., Any]:
+    original = _C.recvmsg
+
+    def recvmsg(self: Any, *args: Any) -> tuple[bytes, Any, int, Any]:
+        data, ancdata, flags, address = original(self, *args)
+        tracker.received(self, len(data), data, address)
+        return data, ancdata, flags, address
+
+    return recvmsg
+
+
+def _socketpair(tracker: SocketTracker) -> Callable[..., Any]:
+    original = socket.socketpair
+
+    def socketpair(*args: Any, **kwargs: Any) -> tuple[socket.socket, socket.socket]:
+        ends: tuple[socket.socket, socket.socket] = original(*args, **kwargs)
+        # asyncio's wake-up pipe carries no message of the program's.
+        if sys._getframe(1).f_code.co_name != _WAKE_UP_PIPE:
+            tracker.paired(ends)
+        return ends
+
+    return socketpair
+
+
+#: What a trace installs, for either backend (see the module docstring).
+PATCHES: list[tuple[Any, str, Callable[[SocketTracker], Callable[..., Any]]]] = [
+    (_SOCKET, "send", _send),
+    (_SOCKET, "sendall", _sendall),
+    (_SOCKET, "sendto", _sendto),
+    (_SOCKET, "recv", _recv),
+    (_SOCKET, "recv_into", _recv_into),
+    (_SOCKET, "recvfrom", _recvfrom),
+    (_SOCKET, "recvfrom_into", _recvfrom_into),
+    (socket, "socketpair", _socketpair),
+]
+if hasattr(_C, "sendmsg"):  # not on Windows
+    PATCHES += [(_SOCKET, "sendmsg", _sendmsg), (_SOCKET, "recvmsg", _recvmsg)]
+
+
+class SocketPatches:
+    """Install the wrappers of :data:`PATCHES` for one tracker, and take them out."""
+
+    def __init__(self, tracker: SocketTracker) -> None:
+        self._tracker = tracker
+        self._saved: list[tuple[Any, str, Any]] = []
+
+    def install(self) -> None:
+        try:
+            for owner, name, make in PATCHES:
+                wrapper = make(self._tracker)
+                # A class's own attribute, if any, comes back as it was; a
+                # shadowed C method comes back by deleting the shadow.
+                self._saved.append((owner, name, owner.__dict__.get(name, _MISSING)))
+                setattr(owner, name, wrapper)
+        except BaseException:
+            self.uninstall()
+            raise
+
+    def uninstall(self) -> None:
+        while self._saved:
+            owner, name, original = self._saved.pop()
+            if original is _MISSING:
+                delattr(owner, name)
+            else:
+                setattr(owner, name, original)
+
+
+_MISSING = object()
