@@ -123,7 +123,7 @@ class SequenceTrace:
         self._events: tuple[Event, ...] = ()
         self._omitted = 0
         self._caller: Participant | None = None
-        self._started: list[_sources.Source] = []
+        self._started: _sources.Running | None = None
 
     def __enter__(self) -> SequenceTrace:
         global _running  # noqa: PLW0603 - one trace per process, on purpose
@@ -144,7 +144,13 @@ class SequenceTrace:
             backend = _make_backend(self._backend_name, recorder)
             # Sources start before the hooks go in, and end after they come
             # out, so that their own round trips are not traced.
-            started = _sources.start_all(recorder.new_participant, recorder.caller)
+            started = _sources.start_all(
+                recorder.new_participant,
+                recorder.caller,
+                who=recorder.who,
+                label=recorder.label,
+                max_messages=self._max_messages,
+            )
             try:
                 backend.install()
             except BaseException:
@@ -175,6 +181,7 @@ class SequenceTrace:
                 events, self._omitted = recorder.finish()
                 # Messages seen outside this interpreter (livekit.clusters).
                 room = self._max_messages - sum(not isinstance(e, Exit) for e in events)
+                assert self._started is not None  # noqa: S101 - __enter__ ran
                 events, overflow = _sources.finish_all(self._started, events, room)
                 self._omitted += overflow
                 self._events = tuple(events)

@@ -51,9 +51,10 @@ _get_running_loop = asyncio.events._get_running_loop
 _current_task = asyncio.current_task
 _get_ident = threading.get_ident
 
-# Threads that the standard library starts for its own plumbing: they carry
-# messages, they are not participants.
-_PLUMBING_MODULES = ("multiprocessing.", "concurrent.futures.process")
+# Threads that the standard library (and livekit's nodes, which read a
+# spawn's output) start for their own plumbing: they carry messages, they
+# are not participants.
+_PLUMBING_MODULES = ("multiprocessing.", "concurrent.futures.process", "livekit.nodes.")
 _ASYNCIO_DIR = os.path.dirname(asyncio.__file__)
 _ASYNCIO_CLEANUP = {"BaseEventLoop.shutdown_asyncgens", "BaseEventLoop.shutdown_default_executor"}
 
