@@ -233,6 +233,12 @@ def participants_in_order(caller: Participant, events: Iterable[Event]) -> list[
     """
     seen: dict[int, Participant] = {caller.key: caller}
     for event in events:
+        if type(event) is Message:  # most events: no tuple of participants made
+            if event.sender.key not in seen:
+                seen[event.sender.key] = event.sender
+            if event.receiver.key not in seen:
+                seen[event.receiver.key] = event.receiver
+            continue
         for participant in participants_of(event):
             seen.setdefault(participant.key, participant)
     return list(seen.values())
@@ -273,8 +279,17 @@ def sequence_diagram(caller: Participant, events: Sequence[Event], omitted: int 
     order = participants_in_order(caller, events)
     lines = ["sequenceDiagram", *(participant_line(p) for p in order)]
     active: set[int] = set()
+    append = lines.append
     for event in events:
-        if isinstance(event, Spawn):
+        if type(event) is Message:
+            # message_line, written out: a trace that keeps every message
+            # makes one line per message.
+            kind = event.kind
+            append(
+                f"{_INDENT}p{event.sender.key}{_ARROWS[kind]}p{event.receiver.key}: "
+                f"{_PREFIXES[kind]}{event.label.translate(_ESCAPES)}"
+            )
+        elif isinstance(event, Spawn):
             active.add(event.child.key)
             lines.extend(spawn_lines(event))
         elif isinstance(event, Message):

@@ -23,19 +23,15 @@ import multiprocessing.process
 import multiprocessing.queues
 import pickle
 import shutil
-import sys
 import tempfile
 import threading
 import time
 from bisect import bisect_right
-from collections.abc import Callable
 from pathlib import Path
-from types import CodeType
 from typing import Any
 
-from livekit.trace import monitoring as monitoring_hooks
-from livekit.trace import patching
 from livekit.trace.events import Event, Exit, Message, Participant, Spawn, participants_of
+from livekit.trace.hooks import RETURN, Hook
 from livekit.trace.recorder import Recorder
 
 #: (kind, label, time, participant key, channel): one half of a message.
@@ -50,7 +46,11 @@ _CONNECTION = multiprocessing.connection._ConnectionBase
 
 
 class ProcessTracker:
-    """The multiprocessing part of one trace (in the parent, or in a child)."""
+    """The multiprocessing part of one trace (in the parent, or in a child).
+
+    The sink ``"processes"`` of the hook table: the rows of :data:`HOOKS`
+    name its methods.
+    """
 
     def __init__(self, recorder: Recorder) -> None:
         self._recorder = recorder
@@ -83,7 +83,7 @@ class ProcessTracker:
         name = process.name
         if target is not None and getattr(target, "__name__", None):
             name = f"{name} ({target.__name__})"
-        child = Participant(next(recorder._keys), name, "process")
+        child = recorder.new_participant(name, "process")
         self._processes[process] = child
         self._by_key[child.key] = child
         recorder.emit(Spawn(parent, child, time.monotonic()))
@@ -94,6 +94,14 @@ class ProcessTracker:
         self._pipe_ends.append(ends)  # keep the ids from being reused
         for end in ends:
             self._pipes[id(end)] = channel
+
+    def sent(self, endpoint: object, value: object) -> None:
+        """``value`` was put into a queue or sent on a pipe's end."""
+        self.half("send", endpoint, value)
+
+    def received(self, endpoint: object, value: object) -> None:
+        """``value`` came out of a queue or a pipe's end."""
+        self.half("recv", endpoint, value)
 
     def half(self, kind: str, endpoint: object, value: object) -> None:
         """A ``put``/``send`` (kind "send") or ``get``/``recv`` ("recv")."""
@@ -113,7 +121,9 @@ class ProcessTracker:
         with self._lock:
             self._halves.append(half)
 
-    def finish(self, events: list[Event], room: int, shown: set[int]) -> tuple[list[Event], int]:
+    def finish(
+        self, events: list[Event], room: int, shown: frozenset[int]
+    ) -> tuple[list[Event], int]:
         """Merge the children's reports into ``events``; return them and the overflow.
 
         ``room`` is how many more arrows fit under ``max_messages``;
@@ -285,122 +295,22 @@ def _watch_process_run(tracker: ProcessTracker, process: Any) -> None:
 
 # -- the hooks, for both backends ----------------------------------------
 
+#: What processes, pipes and multiprocessing queues mean to the tracker.
+HOOKS: tuple[Hook, ...] = (
+    Hook(multiprocessing.connection, "Pipe", "return", (RETURN,), "processes.pipe_made"),
+    Hook(_PROCESS, "start", "start", ("self",), "processes.starting"),
+    Hook(_PROCESS, "_bootstrap", "start", ("self",), "processes.bootstrapping"),
+    Hook(_PROCESS, "_bootstrap", "return", (), "processes.bootstrapped"),
+    Hook(_CONNECTION, "send", "start", ("self", "obj"), "processes.sent"),
+    Hook(_CONNECTION, "recv", "return", ("self", RETURN), "processes.received"),
+    *(
+        row
+        for queue_class in _QUEUES
+        for row in (
+            Hook(queue_class, "put", "start", ("self", "obj"), "processes.sent"),
+            Hook(queue_class, "get", "return", ("self", RETURN), "processes.received"),
+        )
+    ),
+)
 
-def _tracker(recorder: Recorder) -> ProcessTracker:
-    return recorder.processes
-
-
-def _patches() -> None:
-    def start(recorder: Recorder) -> Callable[[Any], Any]:
-        def make(original: Any) -> Any:
-            def start(self: Any, *args: Any, **kwargs: Any) -> None:
-                _tracker(recorder).starting(self)
-                original(self, *args, **kwargs)
-
-            return start
-
-        return make
-
-    def bootstrap(recorder: Recorder) -> Callable[[Any], Any]:
-        def make(original: Any) -> Any:
-            def _bootstrap(self: Any, *args: Any, **kwargs: Any) -> Any:
-                _tracker(recorder).bootstrapping(self)
-                code = original(self, *args, **kwargs)
-                _tracker(recorder).bootstrapped()
-                return code
-
-            return _bootstrap
-
-        return make
-
-    def sender(recorder: Recorder) -> Callable[[Any], Any]:
-        def make(original: Any) -> Any:
-            def put(self: Any, obj: Any, *args: Any, **kwargs: Any) -> Any:
-                _tracker(recorder).half("send", self, obj)
-                return original(self, obj, *args, **kwargs)
-
-            return put
-
-        return make
-
-    def receiver(recorder: Recorder) -> Callable[[Any], Any]:
-        def make(original: Any) -> Any:
-            def get(self: Any, *args: Any, **kwargs: Any) -> Any:
-                value = original(self, *args, **kwargs)
-                _tracker(recorder).half("recv", self, value)
-                return value
-
-            return get
-
-        return make
-
-    def pipe(recorder: Recorder) -> Callable[[Any], Any]:
-        def make(original: Any) -> Any:
-            def Pipe(*args: Any, **kwargs: Any) -> Any:  # noqa: N802 - the name it replaces
-                ends = original(*args, **kwargs)
-                _tracker(recorder).pipe_made(ends)
-                return ends
-
-            return Pipe
-
-        return make
-
-    patching.EXTRA_PATCHES.extend(
-        [
-            (multiprocessing.connection, "Pipe", pipe),
-            (_PROCESS, "start", start),
-            (_PROCESS, "_bootstrap", bootstrap),
-            (_CONNECTION, "send", sender),
-            (_CONNECTION, "recv", receiver),
-        ]
-    )
-    for queue_class in _QUEUES:
-        patching.EXTRA_PATCHES.append((queue_class, "put", sender))
-        patching.EXTRA_PATCHES.append((queue_class, "get", receiver))
-
-
-def _monitoring(
-    recorder: Recorder,
-) -> list[
-    tuple[CodeType, monitoring_hooks.StartHandler | None, monitoring_hooks.ReturnHandler | None]
-]:
-    tracker = _tracker(recorder)
-    getframe = sys._getframe
-
-    # Handlers run two calls below the watched frame (see monitoring.py).
-    def sent() -> None:
-        local = getframe(2).f_locals
-        tracker.half("send", local["self"], local["obj"])
-
-    def received(value: Any) -> None:
-        tracker.half("recv", getframe(2).f_locals["self"], value)
-
-    def starting() -> None:
-        tracker.starting(getframe(2).f_locals["self"])
-
-    def bootstrapping() -> None:
-        tracker.bootstrapping(getframe(2).f_locals["self"])
-
-    hooks: list[
-        tuple[CodeType, monitoring_hooks.StartHandler | None, monitoring_hooks.ReturnHandler | None]
-    ] = [
-        (_PROCESS.start.__code__, starting, None),
-        (
-            _PROCESS._bootstrap.__code__,  # type: ignore[attr-defined]
-            bootstrapping,
-            lambda _: tracker.bootstrapped(),
-        ),
-        (_CONNECTION.send.__code__, sent, None),
-        (_CONNECTION.recv.__code__, None, received),
-        (multiprocessing.connection.Pipe.__code__, None, tracker.pipe_made),
-    ]
-    for queue_class in _QUEUES:
-        hooks.append((queue_class.put.__code__, sent, None))
-        hooks.append((queue_class.get.__code__, None, received))
-    return hooks
-
-
-_patches()
-monitoring_hooks.EXTRA_HOOKS.append(_monitoring)
-
-__all__ = ["ProcessTracker", "merge_by_time", "pair_halves"]
+__all__ = ["HOOKS", "ProcessTracker", "merge_by_time", "pair_halves"]
