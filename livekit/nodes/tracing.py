@@ -518,7 +518,19 @@ _current: NodeCalls | None = None
 
 
 def calls_for(trace: Running) -> NodeCalls | None:
-    """The source of node calls of the running ``trace``, joining it on first use."""
+    """The source of node calls of the running ``trace``, joining it on first use.
+
+    Examples
+    --------
+    >>> import livekit
+    >>> from livekit.trace import sources
+    >>> with livekit.tracing() as trace:
+    ...     calls = calls_for(sources.running())
+    ...     calls is calls_for(sources.running()), calls.node("beta@host").name
+    (True, 'beta@host')
+    >>> trace.events
+    ()
+    """
     global _current  # noqa: PLW0603 - one trace per process
     current = _current
     if current is not None and current.trace is trace:
