@@ -55,3 +55,10 @@ def tracing_state() -> dict[str, object]:
             for tool in range(6)  # type: ignore[attr-defined,unused-ignore]
         ]
     return state
+
+
+def relay(node: str, message: str) -> str:
+    """Pass ``message`` on to :func:`ping_pong` on yet another node."""
+    from livekit import rpc
+
+    return rpc.call(node, "node_targets", "ping_pong", (message,))  # type: ignore[no-any-return]

@@ -374,3 +374,32 @@ def test_a_caller_that_dies_mid_call_leaves_nothing_traced_on_the_node(
         if caller.poll() is None:
             caller.kill()
         caller.communicate(timeout=30)
+
+
+def test_a_call_the_node_makes_to_a_third_node_is_drawn_with_that_nodes_names(
+    beta: Node, start: Callable[..., Node]
+) -> None:
+    gamma = start("gamma")
+    result, diagram = livekit.seq_trace(
+        lambda: rpc.call(beta.name, "node_targets", "relay", (gamma.name, "on"))
+    )
+    assert result == "ON"
+    assert str(diagram).splitlines() == [
+        "sequenceDiagram",
+        "    participant p0 as caller (MainThread)",
+        f"    participant p1 as beta@{HOST}",
+        f"    participant p2 as gamma@{HOST}",
+        f"    participant p3 as pong@gamma@{HOST}",
+        f"    p0->>p1: CALL: node_targets.relay('gamma@{HOST}', 'on')",
+        "    p1->>p2: CALL: node_targets.ping_pong('on')",
+        "    p2->>p3: SPAWN",
+        "    activate p3",
+        "    p2->>p3: 'on'",
+        "    p3->>p2: 'ON'",
+        "    Note over p3: EXIT: normal",
+        "    deactivate p3",
+        "    p2-->>p1: REPLY: 'ON'",
+        "    p1-->>p0: REPLY: 'ON'",
+    ]
+    assert nothing_installed(beta.state())
+    assert nothing_installed(gamma.state())
