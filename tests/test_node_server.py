@@ -260,7 +260,7 @@ def test_a_request_the_node_does_not_know_is_answered_and_the_link_kept(
             "cannot answer the request ('reboot', 'now')",
         )
         link.send(protocol.dumps(("hello", "test")))
-        assert link.recv() == ("welcome", "test@localhost", os.getpid())
+        assert link.recv() == ("welcome", "test@localhost", os.getpid(), {"trace": 1})
     finally:
         link.close()
 
@@ -309,7 +309,7 @@ def test_a_serve_loop_that_fails_leaves_the_node_open_for_a_restart(
     try:
         protocol.client_handshake(link, COOKIE)
         link.send(protocol.dumps(("hello", "test")))
-        assert link.recv() == ("welcome", "test@localhost", os.getpid())
+        assert link.recv() == ("welcome", "test@localhost", os.getpid(), {"trace": 1})
     finally:
         link.close()
         other.close()

@@ -18,10 +18,12 @@ import threading
 import time
 from typing import Any, TextIO
 
-from livekit.nodes import protocol, registry
+from livekit.nodes import protocol, registry, tracing
 from livekit.nodes.cookie import cookie_for
 from livekit.nodes.errors import NodeError, RemoteError, RemoteTraceback, SerializationError
 from livekit.nodes.protocol import Link
+from livekit.trace import sources
+from livekit.trace.events import Exit, Message, Participant, Spawn
 
 #: Seconds to wait for a node to accept a link and authenticate.
 CONNECT_TIMEOUT = 5.0
@@ -396,8 +398,10 @@ def call(
 
         return core.call(node, module, function, args, kwargs, timeout=timeout)
     what = f"{module}.{function}()"
+    request = ("call", module, function, tuple(args), dict(kwargs or {}))
+    traced = _tracer()
     try:
-        payload = protocol.dumps(("call", module, function, tuple(args), dict(kwargs or {})))
+        payload = protocol.dumps(request)
     except Exception as error:
         raise SerializationError(
             f"cannot send the arguments of {what} to node {node}: {error}"
@@ -405,10 +409,99 @@ def call(
     deadline = None if timeout is None else time.monotonic() + timeout
     pool = _pool(node)
     link = pool.take(CONNECT_TIMEOUT if timeout is None else min(timeout, CONNECT_TIMEOUT))
+    if traced is not None:
+        calls, sender = traced
+        target = calls.node(node)
+        label = tracing.call_label(module, function, request[3], request[4])
+        # An older node is drawn from this side only: it takes no context.
+        understood = _understands_traces(pool, link, what)
+        if understood:
+            # The request pickled once more, inside its context: only while a trace runs.
+            payload = protocol.dumps(("traced", calls.context(), request))
+        started = time.monotonic()
+        calls.emit(Message(sender, target, label, "call", started))
+        followed = calls.begin(link, sender, node, started, target, follow=understood)
+        answer = _traced_exchange(pool, link, payload, deadline, what, followed=followed)
+        if answer is None:
+            raise TimeoutError(f"node {node} did not answer {what} within {timeout:g} s")
+        reply, back = answer
+        text, _ = tracing.reply_label(reply, calls.trace.label)
+        calls.emit(Message(target, sender, text, "reply", back))
+        return reply_value(reply, node, what)
     raw = _exchange(pool, link, payload, deadline, what)
     if raw is None:
         raise TimeoutError(f"node {node} did not answer {what} within {timeout:g} s")
     return unwrap(raw, node, what)
+
+
+def _tracer() -> tuple[tracing.NodeCalls, Participant] | None:
+    """The running trace's node calls and the traced caller, or None (the common case)."""
+    running = sources.running()
+    if running is None:
+        return None
+    sender = running.who()
+    if sender is None:  # a thread the trace does not follow
+        return None
+    calls = tracing.calls_for(running)
+    return None if calls is None else (calls, sender)
+
+
+def _understands_traces(pool: _Pool, link: Link, what: str) -> bool:
+    """Ask the node once per link whether it takes a trace context (an older one does not)."""
+    if link.features is None:
+        payload = pickle.dumps(("hello", _client_name()))
+        deadline = time.monotonic() + CONNECT_TIMEOUT
+        raw = _exchange(pool, link, payload, deadline, what, give_back=False)
+        if raw is None:
+            raise NodeError(
+                f"node {pool.node} did not answer its hello within {CONNECT_TIMEOUT:g} s"
+            )
+        welcome = pickle.loads(raw)  # noqa: S301 -- the node proved it holds the cookie
+        features = welcome[3] if isinstance(welcome, tuple) and len(welcome) > 3 else None
+        link.features = features if isinstance(features, dict) else {}
+    version = link.features.get("trace")
+    return isinstance(version, int) and version >= tracing.VERSION
+
+
+def _traced_exchange(
+    pool: _Pool,
+    link: Link,
+    payload: bytes,
+    deadline: float | None,
+    what: str,
+    *,
+    followed: tracing.Request,
+) -> tuple[Any, float] | None:
+    """:func:`_exchange` for a traced request: the node's ``trace`` frame comes first.
+
+    Returns the reply, unpickled, and when it came; None if the deadline passed.
+    """
+    try:
+        link.send(payload)
+        while True:
+            if deadline is not None and not link.poll(max(0.0, deadline - time.monotonic())):
+                followed.over()
+                pool.discard(link)
+                return None
+            raw = link.recv_bytes()
+            back = time.monotonic()
+            reply = _loads_reply(raw, pool.node, what)
+            if type(reply) is tuple and reply and reply[0] == "trace":
+                followed.trace_frame(reply)
+                continue
+            break
+    except (OSError, EOFError, protocol.ProtocolError) as error:
+        followed.over()
+        pool.discard(link)
+        reason = str(error) or "the node closed it"
+        raise NodeError(f"lost the link to node {pool.node} during {what}: {reason}") from error
+    except BaseException:
+        followed.over()
+        pool.discard(link)
+        raise
+    followed.over()  # before the link goes back: nothing more is sent on it for this request
+    pool.give(link)
+    return reply, back
 
 
 def _exchange(
@@ -445,12 +538,20 @@ def _exchange(
 
 def unwrap(raw: bytes, node: str, what: str) -> Any:
     """Return the value of a reply, or raise what it carries."""
+    return reply_value(_loads_reply(raw, node, what), node, what)
+
+
+def _loads_reply(raw: bytes, node: str, what: str) -> Any:
     try:
-        reply = pickle.loads(raw)  # noqa: S301 -- the node proved it holds the cookie
+        return pickle.loads(raw)  # noqa: S301 -- the node proved it holds the cookie
     except Exception as error:
         raise SerializationError(
             f"the result of {what} from node {node} cannot be unpickled here: {error}"
         ) from error
+
+
+def reply_value(reply: Any, node: str, what: str) -> Any:
+    """Return the value of an unpickled reply, or raise what it carries."""
     if type(reply) is tuple and len(reply) == 2 and reply[0] == "ok":
         return reply[1]  # the common case, before the slower pattern matching
     match reply:
@@ -522,6 +623,8 @@ class SpawnHandle:
         self._raw: bytes | None = None
         self._lost: NodeError | None = None
         self._reader: threading.Thread | None = None
+        #: The traced spawn this handle follows, or None.
+        self._followed: tracing.Request | None = None
 
     def _follow(self, pool: _Pool, link: Link, *, stdout: TextIO, stderr: TextIO) -> None:
         """Copy the function's output from ``link`` to the caller's streams until it ends."""
@@ -544,10 +647,19 @@ class SpawnHandle:
                     stream.write(message[1])
                     stream.flush()
                     continue
+                followed = self._followed
+                if followed is not None and message[0] == "trace":
+                    followed.trace_frame(message)
+                    continue
                 self._raw = raw
+                if followed is not None:
+                    followed.over()
+                    _spawn_ended(followed, message)
                 self._pool.give(link)
                 return
         except Exception as error:  # any failure is the handle's to report, never lost
+            if self._followed is not None:
+                self._followed.over()
             self._pool.discard(link)
             if isinstance(error, EOFError | ConnectionError):
                 # An EOFError says nothing: say what it means.
@@ -656,20 +768,51 @@ def spawn(node: str, fn: Any) -> SpawnHandle:
         from livekit.clusters import core
 
         return core.spawn(node, fn)
+    traced = _tracer()
     try:
         payload = protocol.dumps(("spawn", fn))
     except Exception as error:
         raise SerializationError(f"cannot send {fn!r:.60} to node {node}: {error}") from error
     pool = _pool(node)
     link = pool.take(CONNECT_TIMEOUT)
+    followed: tracing.Request | None = None
+    if traced is not None:
+        calls, sender = traced
+        understood = _understands_traces(pool, link, "spawn()")
+        if understood:
+            payload = protocol.dumps(("traced", calls.context(), ("spawn", fn)))
+        followed = calls.begin(link, sender, node, time.monotonic(), follow=understood)
     # The link stays the spawned function's until it ends; its handle gives it back.
-    raw = _exchange(pool, link, payload, None, "spawn()", give_back=False)
+    try:
+        raw = _exchange(pool, link, payload, None, "spawn()", give_back=False)
+    except BaseException:
+        if followed is not None:
+            followed.over()
+        raise
     assert raw is not None  # noqa: S101 -- no deadline, so a reply came
     reply = pickle.loads(raw)  # noqa: S301 -- from an authenticated node
     if isinstance(reply, tuple) and reply[0] == "spawned":
         handle = SpawnHandle(node, reply[1])
+        if followed is not None:
+            calls = followed.calls
+            followed.target = calls.participant(f"{reply[1]}@{node}", "thread")
+            calls.emit(Spawn(followed.sender, followed.target, followed.started))
+            handle._followed = followed
         handle._follow(pool, link, stdout=sys.stdout, stderr=sys.stderr)
         return handle
+    if followed is not None:
+        followed.over()
     pool.give(link)
     unwrap(raw, node, "spawn()")  # raises what the node reported
     raise NodeError(f"node {node} did not start {fn!r:.60}")
+
+
+def _spawn_ended(followed: tracing.Request, outcome: Any) -> None:
+    """A traced spawn's function ended: its REPLY to whoever spawned it, and its EXIT."""
+    if followed.target is None:
+        return
+    calls = followed.calls
+    now = time.monotonic()
+    text, reason = tracing.reply_label(outcome, calls.trace.label)
+    calls.emit(Message(followed.target, followed.sender, text, "reply", now))
+    calls.emit(Exit(followed.target, reason, now))

@@ -27,11 +27,15 @@ is unpickled before step 3; every handshake frame is plain ASCII.
 
 After the handshake every frame is a pickled tuple whose first item names
 its kind. Client to node: ``("hello", name)``, ``("call", module, function,
-args, kwargs)``, ``("spawn", fn)``. Node to client: ``("welcome", name, pid)``,
+args, kwargs)``, ``("spawn", fn)``, and for traces ``("traced", context,
+request)`` and ``("untrace", id)`` (:mod:`livekit.nodes.tracing`). Node to
+client: ``("welcome", name, pid, features)`` (older nodes: without
+``features``),
 ``("ok", value)``, ``("raise", pickled_exception, type_name, message,
 traceback_text)``, ``("unsendable", message)``, and for a spawn
 ``("spawned", thread_name)`` then ``("out", text)`` / ``("err", text)`` until
-its ``ok`` or ``raise``.
+its ``ok`` or ``raise``; a traced request's reply follows a ``("trace",
+...)`` frame.
 """
 
 from __future__ import annotations
@@ -101,6 +105,9 @@ class Link:
         self.sock = sock
         #: When the link was last given back to its pool (``time.monotonic()``).
         self.idle_since = 0.0
+        #: What the node at the other end said it understands, once asked
+        #: (see :mod:`livekit.nodes.tracing`); None until then.
+        self.features: dict[str, Any] | None = None
 
     def send(self, payload: bytes) -> None:
         send_frame(self.sock, payload)

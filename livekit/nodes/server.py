@@ -36,6 +36,7 @@ from typing import Any
 
 from livekit.nodes import _output, protocol
 from livekit.nodes.protocol import Link
+from livekit.nodes.tracing import FEATURES, NodeTrace
 
 #: The most links open at once, authenticated or not; more are closed unread.
 MAX_CONNECTIONS = 512
@@ -57,6 +58,29 @@ class _Pending:
     deadline: float
     handshake: protocol.ServerHandshake
     received: bytearray = field(default_factory=bytearray)
+
+
+@dataclass(eq=False)
+class _Watch:
+    """A link serving a traced request, watched by the accept loop meanwhile.
+
+    Nobody reads the link while its request runs, so anything readable on
+    it is the caller's ``untrace`` or the caller going away: either way the
+    loop ends the node's side of the trace, so that nothing stays installed
+    for a caller that no longer listens.  ``lock`` orders what is sent on
+    the link while the request runs (output, the ``trace`` frame, the reply).
+    """
+
+    link: Link
+    trace: NodeTrace
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    over: bool = False
+
+    def send_trace(self) -> None:
+        """End the trace and send its frame, unless that was done already (lock held)."""
+        frame = self.trace.stop()
+        if frame is not None:
+            self.link.send(pickle.dumps(frame, protocol=pickle.HIGHEST_PROTOCOL))
 
 
 class NodeServer:
@@ -116,6 +140,8 @@ class NodeServer:
         #: Per listener, its connections still in their handshake, oldest first.
         self._pending: dict[socket.socket, OrderedDict[socket.socket, _Pending]] = {}
         self._selector: selectors.BaseSelector | None = None
+        #: Links serving a traced request, by socket (see :class:`_Watch`).
+        self._watches: dict[socket.socket, _Watch] = {}
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         self._listener = socket.socket(family, socket.SOCK_STREAM)
         try:
@@ -161,11 +187,15 @@ class NodeServer:
                 self._selector = selector
                 for pending in self._all_pending():
                     selector.register(pending.sock, selectors.EVENT_READ, pending)
+                for watch in self._watches.values():
+                    selector.register(watch.link.sock, selectors.EVENT_READ, watch)
             while not (stop.is_set() or self._closed.is_set()):
                 # The timeout bounds how late the supervisor's ``stop`` is seen (the
                 # event cannot wake select); ten idle wake-ups a second cost nothing.
                 for key, _ in selector.select(timeout=0.1):
-                    if key.data is not None:
+                    if isinstance(key.data, _Watch):
+                        self._watched(key.data)
+                    elif key.data is not None:
                         self._advance(key.data)
                     elif key.fileobj is not self._wake_read:
                         self._accept(key.fileobj)  # type: ignore[arg-type]
@@ -209,6 +239,9 @@ class NodeServer:
                 pending.sock.close()
             self._pending = {}
             links = dict(self._links)
+            watches, self._watches = list(self._watches.values()), {}
+        for watch in watches:
+            watch.trace.stop()  # the node is going away: its traces end with it
         for link in links:
             link.abort()
         deadline = time.monotonic() + timeout
@@ -233,6 +266,7 @@ class NodeServer:
             pending.sock.close()
         self._links = {}
         self._pending = {}
+        self._watches = {}
         self._shutting_down = True
         self._finished.set()
 
@@ -403,7 +437,9 @@ class NodeServer:
         try:
             while True:
                 request = link.recv_bytes()
-                link.send(self._answer(link, request))
+                answer = self._answer(link, request, time.monotonic())
+                if answer is not None:
+                    link.send(answer)
         except protocol.FrameTooLargeError as error:
             _log.error("node %s closed the link from %s: %s", self.name, _peer(link), error)
         except MemoryError:
@@ -419,14 +455,19 @@ class NodeServer:
                 self._links.pop(link, None)
             link.close()
 
-    def _answer(self, link: Link, request: bytes) -> bytes:
+    def _answer(  # noqa: PLR0911 -- one return per kind of request
+        self, link: Link, request: bytes, received: float
+    ) -> bytes | None:
+        """The reply to one request; None for the one message that has none."""
         try:
             message = pickle.loads(request)  # noqa: S301 -- the peer holds the cookie
         except Exception as error:  # e.g. a class unknown on this node
             return protocol.unsendable(f"could not unpickle the request: {error}")
         match message:
             case ("hello", _):
-                return pickle.dumps(("welcome", self.name, os.getpid()))
+                # Without features, the welcome an older node sends.
+                features = (dict(self.features),) if self.features else ()
+                return pickle.dumps(("welcome", self.name, os.getpid(), *features))
             case ("call", str(module), str(function), tuple(args), dict(kwargs)):
                 try:
                     result = _resolve(module, function)(*args, **kwargs)
@@ -435,37 +476,151 @@ class NodeServer:
                 return protocol.reply_ok(result)
             case ("spawn", fn) if callable(fn):
                 return self._spawn(link, fn)
+            case ("traced", context, tuple(inner)) if self.features.get("trace"):
+                return self._traced(link, context, inner, received)
+            case ("untrace", str()) if self.features.get("trace"):
+                return None  # it came after its request ended: nothing left to stop
         return protocol.unsendable(f"cannot answer the request {message!r:.80}")
 
-    def _spawn(self, link: Link, fn: Callable[[], Any]) -> bytes:
+    #: What this node tells a client it understands, in its welcome.
+    features: dict[str, int] = FEATURES
+
+    def _traced(
+        self, link: Link, context: object, inner: tuple[Any, ...], received: float
+    ) -> bytes:
+        """Serve ``inner`` under a trace of this node's, sent back before the reply."""
+        try:
+            trace = NodeTrace(context, received=received)
+        except ValueError as error:  # a context this node does not understand
+            return protocol.unsendable(f"cannot trace the request: {error}")
+        match inner:
+            case ("call", str(module), str(function), tuple(args), dict(kwargs)):
+                watch = self._watch(link, trace)
+                try:
+                    trace.start()
+                    reply = _call(module, function, args, kwargs)
+                    with watch.lock:
+                        watch.over = True
+                        watch.send_trace()
+                finally:
+                    self._unwatch(watch)
+                return reply
+            case ("spawn", fn) if callable(fn):
+                return self._spawn(link, fn, trace)
+        return protocol.unsendable(f"cannot answer the request {inner!r:.80}")
+
+    def _watch(self, link: Link, trace: NodeTrace) -> _Watch:
+        watch = _Watch(link, trace)
+        with self._lock:
+            self._watches[link.sock] = watch
+            if self._selector is not None:
+                self._selector.register(link.sock, selectors.EVENT_READ, watch)
+        return watch
+
+    def _unwatch(self, watch: _Watch) -> None:
+        with watch.lock:
+            watch.over = True
+        watch.trace.stop()  # whatever happened, nothing stays installed
+        with self._lock:
+            if self._watches.get(watch.link.sock) is watch:
+                del self._watches[watch.link.sock]
+                if self._selector is not None:
+                    with contextlib.suppress(KeyError, ValueError, OSError):
+                        self._selector.unregister(watch.link.sock)
+
+    def _watched(self, watch: _Watch) -> None:
+        """A link with a traced request running has something to read: untrace, or its end."""
+        sock = watch.link.sock
+        with watch.lock:
+            if watch.over:
+                return
+            try:
+                peek = sock.recv(1, socket.MSG_PEEK)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                peek = b""
+            if not peek:  # the caller went away: end the trace, nobody is left to send it to
+                watch.over = True
+                watch.trace.stop()
+            else:
+                watch.over = True
+                try:
+                    frame = protocol.recv_frame(
+                        sock, protocol.HANDSHAKE_FRAME, time.monotonic() + 1.0
+                    )
+                    message = pickle.loads(frame)  # noqa: S301 -- the peer holds the cookie
+                except Exception:
+                    message = None
+                if message == ("untrace", watch.trace.id):
+                    with contextlib.suppress(OSError):
+                        watch.send_trace()
+                else:  # anything else breaks the protocol: drop this link only
+                    watch.trace.stop()
+                    watch.link.abort()
+        with self._lock:
+            if self._watches.get(sock) is watch:
+                del self._watches[sock]
+                if self._selector is not None:
+                    with contextlib.suppress(KeyError, ValueError, OSError):
+                        self._selector.unregister(sock)
+
+    def _spawn(self, link: Link, fn: Callable[[], Any], trace: NodeTrace | None = None) -> bytes:
         """Run ``fn`` in a new thread whose prints go back over ``link``.
 
         The link is the caller's for as long as ``fn`` runs: this thread sends
         ``spawned``, the new thread streams its output and its outcome, and
-        the link serves requests again once it has ended.
+        the link serves requests again once it has ended.  With a ``trace``,
+        the new thread runs under it, and sends it back before its outcome.
         """
         _output.install()
         outcome: list[bytes] = []
+        watch: _Watch | None = None
 
         def sink(kind: str, text: str) -> None:
             # OSError: the caller went away; its output has nowhere to go.
             with contextlib.suppress(OSError):
-                link.send(pickle.dumps((kind, text)))
+                if watch is None:
+                    link.send(pickle.dumps((kind, text)))
+                else:
+                    with watch.lock:
+                        link.send(pickle.dumps((kind, text)))
 
         def run() -> None:
             _output.route_current_thread(sink)
+            if trace is not None:
+                trace.start()
             try:
-                outcome.append(protocol.reply_ok(fn()))
+                result = protocol.reply_ok(fn())
             except BaseException as error:  # reported to the caller
-                outcome.append(protocol.reply_raise(error))
+                result = protocol.reply_raise(error)
             finally:
                 _output.route_current_thread(None)
+                if watch is not None:
+                    with watch.lock, contextlib.suppress(OSError):
+                        watch.send_trace()
+            outcome.append(result)
 
         thread = threading.Thread(target=run, name=f"livekit-spawn-{next(_spawn_ids)}", daemon=True)
         link.send(pickle.dumps(("spawned", thread.name)))
-        thread.start()
-        thread.join()
+        if trace is not None:
+            watch = self._watch(link, trace)
+        try:
+            thread.start()
+            thread.join()
+        finally:
+            if watch is not None:
+                self._unwatch(watch)
         return outcome[0]
+
+
+def _call(module: str, function: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> bytes:
+    """A traced call's reply (an untraced one is answered in ``_answer`` itself)."""
+    try:
+        result = _resolve(module, function)(*args, **kwargs)
+    except BaseException as error:  # report everything to the caller
+        return protocol.reply_raise(error)
+    return protocol.reply_ok(result)
 
 
 def _peer(link: Link) -> str:

@@ -165,7 +165,7 @@ class SequenceTrace:
         self._events: tuple[Event, ...] = ()
         self._omitted = 0
         self._caller: Participant | None = None
-        self._started: list[_sources.Source] = []
+        self._started: _sources.Running | None = None
         self._socket_patches: SocketPatches | None = None
         self._sockets: SocketTracker | None = None
 
@@ -203,7 +203,13 @@ class SequenceTrace:
             socket_patches = SocketPatches(sockets)
             # Sources start before the hooks go in, and end after they come
             # out, so that their own round trips are not traced.
-            started = _sources.start_all(recorder.new_participant, recorder.caller)
+            started = _sources.start_all(
+                recorder.new_participant,
+                recorder.caller,
+                who=recorder.who,
+                label=recorder.label,
+                max_messages=self._max_messages,
+            )
             try:
                 backend.install()
                 try:
@@ -253,6 +259,7 @@ class SequenceTrace:
                 self._omitted = recorder.omitted + overflow
                 # Messages seen outside this interpreter (livekit.clusters).
                 room = self._max_messages - sum(not isinstance(e, Exit) for e in events)
+                assert self._started is not None  # noqa: S101 - __enter__ ran
                 events, overflow = _sources.finish_all(self._started, events, room)
                 self._omitted += overflow
                 self._events = tuple(recorder.narrow(events))

@@ -76,9 +76,10 @@ _new_tuple = tuple.__new__
 # int's repr can: sys.set_int_max_str_digits).
 _BIG_INT = 10**40
 
-# Threads that the standard library starts for its own plumbing: they carry
-# messages, they are not participants.
-_PLUMBING_MODULES = ("multiprocessing.", "concurrent.futures.process")
+# Threads that the standard library (and livekit's nodes, which read a
+# spawn's output) start for their own plumbing: they carry messages, they
+# are not participants.
+_PLUMBING_MODULES = ("multiprocessing.", "concurrent.futures.process", "livekit.nodes.")
 _ASYNCIO_DIR = os.path.dirname(asyncio.__file__)
 _ASYNCIO_CLEANUP = {"BaseEventLoop.shutdown_asyncgens", "BaseEventLoop.shutdown_default_executor"}
 
