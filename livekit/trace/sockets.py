@@ -81,7 +81,10 @@ _SOCKET = socket.socket
 # How many bytes of a write are kept to find its first line.
 _HEAD = 256
 _WAKE_UP_PIPE = "_make_self_pipe"  # BaseSelectorEventLoop's, asyncio's own
-_PLUMBING = "multiprocessing."
+# Sockets that multiprocessing (its forkserver's) and livekit itself (a
+# node's links, whose calls a trace draws as CALL and REPLY) use are
+# plumbing, as their threads are.
+_PLUMBING = ("multiprocessing.", "livekit.")
 
 Address = Any  # what getsockname() returns, made hashable
 
@@ -260,8 +263,8 @@ class SocketTracker:
         # An unnamed Unix socket cannot be told from another: only the
         # pairs made during the trace (see paired) are followed.
         unnamed = sock.family == getattr(socket, "AF_UNIX", None) and not local and not peer
-        # multiprocessing's own sockets (the forkserver's) are plumbing, as
-        # its threads are.  Frames: this, sending/received, the wrapper, its caller.
+        # Plumbing (see _PLUMBING) is told by the module that uses the socket.
+        # Frames: this, sending/received, the wrapper, its caller.
         user = str(sys._getframe(3).f_globals.get("__name__", ""))
         end = _End(sock, local, peer, ignored=unnamed or user.startswith(_PLUMBING))
         port = local[1] if isinstance(local, tuple) and len(local) == 2 else None
