@@ -142,6 +142,8 @@ class SequenceTrace:
                 max_messages=self._max_messages,
             )
             backend = _make_backend(self._backend_name, recorder)
+            # A forked child takes the hooks out before it reports on its own.
+            recorder.processes.uninstall_in_child = backend.uninstall
             # Sources start before the hooks go in, and end after they come
             # out, so that their own round trips are not traced.
             started = _sources.start_all(recorder.new_participant, recorder.caller)

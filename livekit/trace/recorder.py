@@ -173,8 +173,13 @@ class Recorder:
                 return self._tasks.get(task)
         return self._threads.get(_get_ident())
 
-    def adopt(self) -> Participant:
-        """The participant running this code, traced from now on."""
+    def adopt(self) -> Participant | None:
+        """The participant running this code, traced from now on.
+
+        None in a thread of the standard library's plumbing (a
+        ``ProcessPoolExecutor``'s manager thread takes work from a queue):
+        it carries messages, it is not a participant.
+        """
         loop = _get_running_loop()
         if loop is not None:
             task = _current_task(loop)
@@ -186,7 +191,10 @@ class Recorder:
         ident = _get_ident()
         found = self._threads.get(ident)
         if found is None:
-            found = self._threads[ident] = self._new(threading.current_thread().name, "thread")
+            thread = threading.current_thread()
+            if _is_plumbing(thread):
+                return None
+            found = self._threads[ident] = self._new(thread.name, "thread")
         return found
 
     def label(self, value: object) -> str:
@@ -237,6 +245,8 @@ class Recorder:
             if not waiting:
                 del self._pending[key]
         receiver = self.adopt()
+        if receiver is None:
+            return
         label = self.label(item)
         self.fill(place, Message(sender, receiver, label, "send", time.monotonic(), sent))
 
@@ -267,7 +277,7 @@ class Recorder:
         """``executor.submit(fn, *args, **kwargs)`` made ``future`` (in the submitter)."""
         submitter = self.who()
         if submitter is not None:
-            self._calls[future] = (submitter, _call_label(fn, args, kwargs), time.monotonic())
+            self._calls[future] = (submitter, call_label(fn, args, kwargs), time.monotonic())
 
     def work_started(self, future: Any) -> None:
         """A worker thread picked up the work of ``future``: the CALL arrow.
@@ -280,6 +290,8 @@ class Recorder:
             return
         submitter, label, submitted = call
         worker = self.adopt()
+        if worker is None:
+            return
         place = self.reserve()
         self.fill(place, Message(submitter, worker, label, "call", time.monotonic(), submitted))
         self._running[future] = (worker, submitter, place >= 0)
@@ -359,22 +371,6 @@ class Recorder:
 
     # -- end -------------------------------------------------------------
 
-    def become_child(self, participant: Participant) -> None:
-        """In a forked child process: everything here is ``participant``.
-
-        The child reports only its multiprocessing messages and its end
-        (see :mod:`livekit.trace.processes`), so it keeps no events.
-        """
-        self._lock = threading.Lock()  # the parent's may have been held at fork
-        self.events = []
-        self.max_messages = 0
-        self._pending = {}
-        self._calls = {}
-        self._running = {}
-        self._tasks = {}
-        self.who = lambda: participant  # type: ignore[method-assign]
-        self.adopt = lambda: participant  # type: ignore[method-assign]
-
     def finish(self) -> tuple[list[Event], int]:
         """The final events (the children's messages merged in) and omitted count."""
         events, overflow = self.processes.finish(
@@ -439,7 +435,7 @@ def _task_name(task: asyncio.Task[Any]) -> str:
     return name
 
 
-def _call_label(fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
+def call_label(fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
     name = getattr(fn, "__name__", None) or describe(fn)
     parts = [describe(a) for a in args[:4]]
     parts += [f"{k}={describe(v)}" for k, v in list(kwargs.items())[:4]]
@@ -449,8 +445,9 @@ def _call_label(fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
 
 
 def _is_plumbing(thread: threading.Thread) -> bool:
+    # A thread of a subclass (3.13's executor manager thread) has no target.
     target = getattr(thread, "_target", None)
-    module = getattr(target, "__module__", None) or ""
+    module = getattr(target, "__module__", None) or type(thread).__module__
     return module.startswith(_PLUMBING_MODULES)
 
 
