@@ -11,6 +11,7 @@ import asyncio
 import concurrent.futures
 import queue
 import random
+import re
 import sys
 import threading
 import time
@@ -50,6 +51,11 @@ def traced(fn: Any, backend: str, **options: Any) -> tuple[Any, SequenceTrace]:
 
 def arrows(events: tuple[Event, ...]) -> list[tuple[str, str, str]]:
     return [(e.sender.name, e.receiver.name, e.label) for e in events if isinstance(e, Message)]
+
+
+def unnumbered(name: str) -> str:
+    """A task's name without asyncio's running number: ``Task-7 (main)`` is ``(main)``."""
+    return re.sub(r"^Task-\d+ ", "", name)
 
 
 def ping_pong() -> str:
@@ -582,3 +588,85 @@ def test_gathered_tasks_reply_to_the_task_that_created_them(backend: str) -> Non
         if isinstance(m, Message) and m.receiver.kind == "task"
     )
     assert replies == [("(double)", "(main)", "2"), ("(double)", "(main)", "4")]
+
+
+def test_executor_calls_are_drawn_where_submit_ran_not_in_lockstep_with_replies(
+    backend: str,
+) -> None:
+    release = threading.Event()
+
+    def step(i: int) -> int:
+        release.wait(5)
+        return i
+
+    def run() -> list[int]:
+        with concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="w") as pool:
+            futures = [pool.submit(step, i) for i in range(6)]
+            release.set()  # every submit has returned before any work ends
+            return [f.result() for f in futures]
+
+    result, trace = traced(run, backend)
+    assert result == [0, 1, 2, 3, 4, 5]
+    assert [str(e) for e in trace.events] == [
+        "caller (MainThread) -> w_0: CALL: step(0)",
+        "caller (MainThread) -> w_0: SPAWN",
+        *(f"caller (MainThread) -> w_0: CALL: step({i})" for i in range(1, 6)),
+        *(f"w_0 -> caller (MainThread): REPLY: {i}" for i in range(6)),
+        "w_0: EXIT: normal",
+    ]
+    calls = [e for e in trace.events if isinstance(e, Message) and e.kind == "call"]
+    # Each arrow keeps when it was submitted and when the worker took it.
+    assert all(c.sent is not None and c.sent <= c.time for c in calls)
+
+
+def test_a_task_started_by_a_loop_callback_is_the_loops_not_the_callers(backend: str) -> None:
+    async def handled() -> str:
+        await asyncio.sleep(0)  # main awaits it by the time it ends
+        return "done"
+
+    async def main() -> str:
+        loop = asyncio.get_running_loop()
+        started: asyncio.Future[asyncio.Task[str]] = loop.create_future()
+        loop.call_soon(lambda: started.set_result(loop.create_task(handled(), name="handler")))
+        return await (await started)
+
+    result, trace = traced(lambda: asyncio.run(main()), backend)
+    assert result == "done"
+    spawns = [
+        (e.parent.name, unnumbered(e.child.name)) for e in trace.events if isinstance(e, Spawn)
+    ]
+    assert spawns == [
+        ("caller (MainThread)", "(main)"),
+        ("event loop (MainThread)", "handler"),
+    ]
+    assert [(unnumbered(s), unnumbered(r), label) for s, r, label in arrows(trace.events)] == [
+        ("handler", "(main)", "'done'"),
+        ("(main)", "caller (MainThread)", "'done'"),
+    ]
+
+
+def test_a_connection_task_of_a_server_is_started_by_the_event_loop(backend: str) -> None:
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(await reader.readline())
+        await writer.drain()
+        writer.close()
+        await writer.wait_closed()
+
+    async def main() -> bytes:
+        server = await asyncio.start_server(serve, "127.0.0.1", 0)
+        async with server:
+            port = server.sockets[0].getsockname()[1]
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(b"hello\n")
+            answer = await reader.readline()
+            writer.close()
+            await writer.wait_closed()
+        return answer
+
+    result, trace = traced(lambda: asyncio.run(main()), backend)
+    assert result == b"hello\n"
+    spawns = [
+        (e.parent.name, unnumbered(e.child.name)) for e in trace.events if isinstance(e, Spawn)
+    ]
+    assert spawns[0] == ("caller (MainThread)", "(main)")
+    assert [parent for parent, child in spawns if child == "(serve)"] == ["event loop (MainThread)"]

@@ -17,19 +17,34 @@ from __future__ import annotations
 import os
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Protocol, TypeVar
 
 from livekit import _display
 from livekit.mermaid import Mermaid
+from livekit.trace import channels as _channels
 from livekit.trace import format as _format
+from livekit.trace import hooks as _hooks
 from livekit.trace import sources as _sources
+from livekit.trace.channels import channel
 from livekit.trace.events import Event, Exit, Participant
+from livekit.trace.hooks import Hook, register, unregister
+from livekit.trace.processes import HOOKS as _PROCESS_HOOKS
+from livekit.trace.processes import ProcessTracker
 from livekit.trace.recorder import Recorder
 
-__all__ = ["SequenceTrace", "render_seq_trace", "seq_trace", "tracing"]
+__all__ = [
+    "Hook",
+    "SequenceTrace",
+    "channel",
+    "register",
+    "render_seq_trace",
+    "seq_trace",
+    "tracing",
+    "unregister",
+]
 
 T = TypeVar("T")
 
@@ -53,18 +68,17 @@ class _Backend(Protocol):
     def uninstall(self) -> None: ...
 
 
-def _make_backend(name: str | None, recorder: Recorder) -> _Backend:
-    from livekit.trace import processes  # noqa: F401 - registers the multiprocessing hooks
+def _make_backend(name: str | None, rows: Sequence[Hook], sinks: Mapping[str, object]) -> _Backend:
     from livekit.trace.patching import PatchingBackend
 
     if name is None:
         name = "monitoring" if sys.version_info >= (3, 12) else "patching"
     if name == "patching":
-        return PatchingBackend(recorder)
+        return PatchingBackend(rows, sinks)
     if name == "monitoring" and sys.version_info >= (3, 12):
         from livekit.trace.monitoring import MonitoringBackend
 
-        return MonitoringBackend(recorder)
+        return MonitoringBackend(rows, sinks)
     raise ValueError(f"expected backend 'monitoring' (Python 3.12+) or 'patching', got {name!r}")
 
 
@@ -119,6 +133,7 @@ class SequenceTrace:
         self._target = target
         self._backend_name = backend
         self._recorder: Recorder | None = None
+        self._processes: ProcessTracker | None = None
         self._backend: _Backend | None = None
         self._events: tuple[Event, ...] = ()
         self._omitted = 0
@@ -141,9 +156,19 @@ class SequenceTrace:
                 message_label=self._message_label,
                 max_messages=self._max_messages,
             )
-            backend = _make_backend(self._backend_name, recorder)
+            processes = ProcessTracker(recorder)
+            # The trace builds its sinks and hands them, with the table of
+            # hooks that name them, to the backend.
+            rows = (
+                *_hooks.STANDARD,
+                *_PROCESS_HOOKS,
+                *_channels.library_rows(),
+                *_hooks.registered(),
+            )
+            sinks = {"recorder": recorder, "processes": processes}
+            backend = _make_backend(self._backend_name, rows, sinks)
             # A forked child takes the hooks out before it reports on its own.
-            recorder.processes.uninstall_in_child = backend.uninstall
+            processes.uninstall_in_child = backend.uninstall
             # Sources start before the hooks go in, and end after they come
             # out, so that their own round trips are not traced.
             started = _sources.start_all(recorder.new_participant, recorder.caller)
@@ -153,6 +178,7 @@ class SequenceTrace:
                 _sources.finish_all(started, [], 0)  # undo what they installed
                 raise
             self._recorder, self._backend, self._caller = recorder, backend, recorder.caller
+            self._processes = processes
             self._started = started
             _running = self
         return self
@@ -166,15 +192,21 @@ class SequenceTrace:
         global _running  # noqa: PLW0603
         assert self._recorder is not None  # noqa: S101 - __enter__ ran
         assert self._backend is not None  # noqa: S101
+        assert self._processes is not None  # noqa: S101
         # Put the standard library back before anything else, whatever the
         # traced code did: other threads keep running through these methods.
         try:
             self._backend.uninstall()
         finally:
-            recorder = self._recorder
+            recorder, processes = self._recorder, self._processes
             recorder.active = False
             try:
-                events, self._omitted = recorder.finish()
+                # The children's messages, then tasks under their final names.
+                events, overflow = processes.finish(
+                    recorder.recorded(), recorder.room, recorder.shown
+                )
+                events = recorder.finish(events)
+                self._omitted = recorder.omitted + overflow
                 # Messages seen outside this interpreter (livekit.clusters).
                 room = self._max_messages - sum(not isinstance(e, Exit) for e in events)
                 events, overflow = _sources.finish_all(self._started, events, room)
@@ -182,6 +214,7 @@ class SequenceTrace:
                 self._events = tuple(events)
             finally:
                 recorder.close()
+                processes.close()
             with _running_lock:
                 _running = None
 

@@ -22,7 +22,7 @@ pong: EXIT: normal
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, NamedTuple
 
 #: The longest label kept, in characters; a longer one is cut with "…".
 MAX_LABEL = 40
@@ -63,8 +63,7 @@ class Spawn:
         return f"{self.parent.name} -> {self.child.name}: SPAWN"
 
 
-@dataclass(frozen=True, slots=True)
-class Message:
+class Message(NamedTuple):
     """``sender`` passed something to ``receiver``.
 
     ``kind`` is ``"send"`` for a queue or pipe message, ``"call"`` for work
@@ -73,6 +72,11 @@ class Message:
     ellipsis) but not yet escaped for Mermaid.  ``time`` is when the
     receiver took the message; ``sent``, when known and earlier, is when the
     sender let it go (a queue message waits in its queue in between).
+
+    A message is the one record made for every message a trace sees, so it
+    is a named tuple: as immutable as the other records, and made about
+    five times faster than a frozen dataclass, which sets each field
+    through ``object.__setattr__``.
     """
 
     sender: Participant

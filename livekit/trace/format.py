@@ -12,6 +12,7 @@ https://mermaid.js.org/syntax/sequenceDiagram.html#entity-codes-to-escape-charac
 from __future__ import annotations
 
 import builtins
+import re
 import reprlib
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
@@ -47,6 +48,10 @@ _ESCAPES = {
     **{ord(char): entity for char, entity in _ENTITIES.items()},
 }
 
+# Most labels need no escape at all, and finding that out is cheaper than
+# str.translate, which looks every character up.
+_UNSAFE = re.compile("[" + re.escape("".join(map(chr, _ESCAPES))) + "]")
+
 _INDENT = "    "
 
 _ARROWS = {"send": "->>", "call": "->>", "reply": "-->>"}
@@ -73,6 +78,9 @@ _repr.maxlong = MAX_LABEL
 # messages (ints, short strings) skip reprlib's slower dispatch.
 _SIMPLE = (int, float, bool, type(None))
 
+# `` at 0x7ff7c0a1b2c0`` in a default repr (``<Context object at 0x…>``).
+_ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
+
 
 def escape(text: str) -> str:
     """Return ``text`` written so that Mermaid shows it as it is.
@@ -89,7 +97,7 @@ def escape(text: str) -> str:
     >>> escape("héllo 日本")
     'héllo 日本'
     """
-    return text.translate(_ESCAPES)
+    return text.translate(_ESCAPES) if _UNSAFE.search(text) else text
 
 
 def shorten(text: str, limit: int = MAX_LABEL) -> str:
@@ -127,6 +135,8 @@ def describe(value: object, message_label: Callable[[Any], str | None] | None = 
     ...         raise ValueError("no")
     >>> describe(Broken())
     '<Broken: repr raised ValueError>'
+    >>> describe(object())
+    '<object object>'
     """
     if message_label is not None:
         try:
@@ -144,6 +154,9 @@ def describe(value: object, message_label: Callable[[Any], str | None] | None = 
             text = _repr.repr(value)
     except Exception as error:  # same reason
         text = f"<{type(value).__name__}: repr raised {type(error).__name__}>"
+    if " at 0x" in text:
+        # An address changes on every run and says nothing to a reader.
+        text = _ADDRESS.sub("", text)
     return shorten(text)
 
 
@@ -233,6 +246,12 @@ def participants_in_order(caller: Participant, events: Iterable[Event]) -> list[
     """
     seen: dict[int, Participant] = {caller.key: caller}
     for event in events:
+        if type(event) is Message:  # most events: no tuple of participants made
+            if event.sender.key not in seen:
+                seen[event.sender.key] = event.sender
+            if event.receiver.key not in seen:
+                seen[event.receiver.key] = event.receiver
+            continue
         for participant in participants_of(event):
             seen.setdefault(participant.key, participant)
     return list(seen.values())
@@ -273,8 +292,23 @@ def sequence_diagram(caller: Participant, events: Sequence[Event], omitted: int 
     order = participants_in_order(caller, events)
     lines = ["sequenceDiagram", *(participant_line(p) for p in order)]
     active: set[int] = set()
+    append = lines.append
+    # message_line, written out: a trace that keeps every message makes one
+    # line per message, and its start depends only on the two ends and kind.
+    starts: dict[tuple[int, int, str], str] = {}
+    unsafe = _UNSAFE.search
     for event in events:
-        if isinstance(event, Spawn):
+        if type(event) is Message:
+            kind = event.kind
+            key = (event.sender.key, event.receiver.key, kind)
+            start = starts.get(key)
+            if start is None:
+                start = starts[key] = (
+                    f"{_INDENT}p{key[0]}{_ARROWS[kind]}p{key[1]}: {_PREFIXES[kind]}"
+                )
+            label = event.label
+            append(start + (label.translate(_ESCAPES) if unsafe(label) else label))
+        elif isinstance(event, Spawn):
             active.add(event.child.key)
             lines.extend(spawn_lines(event))
         elif isinstance(event, Message):

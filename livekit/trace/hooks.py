@@ -1,10 +1,20 @@
-"""The Python-level functions a trace watches, shared by both backends.
+"""The functions a trace watches, as one table that both backends read.
 
-Each hook names a function of the standard library and what it means for
-the :class:`~livekit.trace.recorder.Recorder`.  Only pure-Python functions
-can be watched: ``_queue.SimpleQueue`` (the work queue of
-``ThreadPoolExecutor``) and ``_asyncio.Task`` are C, which is why executor
-work is seen through ``Future``'s public methods and tasks through
+Each row (a :class:`Hook`) says, in data, one fact such as "when
+``Queue._put`` starts, its ``self`` and ``item`` are a message put by the
+current participant": the function (an attribute of a class or module),
+whether it is watched at its start or at its return, which values to read
+(arguments by name, the value returned, the caller's locals), and which
+event of which *sink* receives them.  The sinks are objects the trace
+builds for itself: ``"recorder"`` (a :class:`~livekit.trace.recorder.Recorder`)
+and ``"processes"`` (a :class:`~livekit.trace.processes.ProcessTracker`).
+:mod:`livekit.trace.patching` turns each row into a wrapper,
+:mod:`livekit.trace.monitoring` into a ``sys.monitoring`` handler; neither
+knows what any row means.
+
+Only pure-Python functions can be watched: ``_queue.SimpleQueue`` (the work
+queue of ``ThreadPoolExecutor``) and ``_asyncio.Task`` are C, which is why
+executor work is seen through ``Future``'s public methods and tasks through
 ``loop.create_task``.
 
 Executor work is read only through public names, so that it reads the
@@ -19,6 +29,20 @@ A queue is watched at its ``_put``/``_get`` methods, which run under the
 queue's own lock: the sender is on record before any receiver can take the
 item, and a thread that was already blocked in ``get()`` when the trace
 began is seen too.
+
+Other modules, and users, add rows of their own with :func:`register`:
+
+>>> import queue
+>>> class Mailbox(queue.Queue):
+...     def _put(self, item):
+...         super()._put(item)
+>>> rows = [Hook(Mailbox, "_put", "start", ("<gate>", "self", "item"),
+...              "recorder.put_by", gate="recorder.sending")]
+>>> register(rows)
+>>> rows[0] in registered()
+True
+>>> unregister(rows), unregister(rows)
+(True, False)
 """
 
 from __future__ import annotations
@@ -27,9 +51,173 @@ import asyncio
 import asyncio.base_events
 import asyncio.queues
 import concurrent.futures
+import inspect
 import queue
 import threading
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from types import CodeType, FunctionType
+from typing import Any, Literal
+
+__all__ = [
+    "CALLER",
+    "GATE",
+    "RETURN",
+    "STANDARD",
+    "Hook",
+    "code_of",
+    "register",
+    "registered",
+    "resolve",
+    "unregister",
+]
+
+#: A read that names the value the function returned (rows ``at="return"``).
+RETURN = "<return>"
+#: A read that names the value the row's gate returned.
+GATE = "<gate>"
+#: Prefix of a read that names a local variable of the caller's frame.
+CALLER = "<caller>."
+
+When = Literal["start", "return"]
+
+
+@dataclass(frozen=True)
+class Hook:
+    """One watched function and what a call of it means.
+
+    Parameters
+    ----------
+    owner
+        The class or module that holds the function.
+    name
+        The attribute of ``owner`` that is the function (in its own
+        ``__dict__``: a method inherited is watched on the class that
+        defines it).
+    at
+        ``"start"``: when the function is entered, before its body runs;
+        ``"return"``: when it returns normally.
+    reads
+        The values the event receives, in order: names of the function's
+        parameters (``"self"``, ``"item"``), ``"<return>"`` (``RETURN``)
+        for the value returned, ``"<gate>"`` (``GATE``) for what the gate
+        returned, and ``"<caller>." + name`` for a local of the calling
+        frame.
+    event
+        ``"sink.method"``: what receives the values, such as
+        ``"recorder.put_by"``.
+    gate
+        ``"sink.method"`` called with no arguments before anything is read;
+        None or False means the call is of no interest (reading the values
+        is the dearest step).  None: always read.
+    called_from
+        Only calls made directly by this code object count.
+    not_from
+        Calls made directly by this code object do not count (another row,
+        of that code, counts them).
+    adapt
+        ``adapt(*values)`` returns the values the event receives instead:
+        how a channel of another library is read (see
+        :func:`livekit.trace.channel`).
+
+    Examples
+    --------
+    >>> import threading
+    >>> Hook(threading.Thread, "start", "start", ("self",), "recorder.thread_starting")
+    Hook(Thread.start at start: recorder.thread_starting(self))
+    """
+
+    owner: Any
+    name: str
+    at: When
+    reads: tuple[str, ...]
+    event: str
+    gate: str | None = None
+    called_from: CodeType | None = None
+    not_from: CodeType | None = None
+    adapt: Callable[..., tuple[Any, ...]] | None = None
+
+    def __post_init__(self) -> None:
+        if self.at not in ("start", "return"):
+            raise ValueError(f"expected at 'start' or 'return', got {self.at!r}")
+        for what, value in (("event", self.event), ("gate", self.gate)):
+            if value is not None and value.count(".") != 1:
+                raise ValueError(f"expected {what} 'sink.method', got {value!r}")
+        if RETURN in self.reads and self.at != "return":
+            raise ValueError(f"{RETURN} can be read only at return, in {self!r}")
+        if GATE in self.reads and self.gate is None:
+            raise ValueError(f"{GATE} is read but the row has no gate, in {self!r}")
+        if any(r.startswith(CALLER) for r in self.reads) and self.called_from is None:
+            raise ValueError(f"a caller's locals are read without called_from, in {self!r}")
+        # A function wrapped by a running trace names what it wraps.
+        function = inspect.unwrap(self.function)
+        if not isinstance(function, FunctionType):
+            raise ValueError(
+                f"expected a Python function at {_owner_name(self.owner)}.{self.name}, "
+                f"got {type(function).__name__}"
+            )
+        names = _parameters(function.__code__)
+        for read in self.reads:
+            if read not in (RETURN, GATE) and not read.startswith(CALLER) and read not in names:
+                raise ValueError(
+                    f"expected a parameter of {_owner_name(self.owner)}.{self.name} "
+                    f"({', '.join(names)}), got {read!r}"
+                )
+
+    @property
+    def function(self) -> Any:
+        """The function as it is now (the original, outside a trace)."""
+        try:
+            return vars(self.owner)[self.name]
+        except KeyError:
+            raise ValueError(
+                f"expected {_owner_name(self.owner)} to define {self.name!r} itself"
+            ) from None
+
+    def __repr__(self) -> str:
+        reads = ", ".join(self.reads)
+        gate = f" if {self.gate}" if self.gate else ""
+        return (
+            f"Hook({_owner_name(self.owner)}.{self.name} at {self.at}{gate}: {self.event}({reads}))"
+        )
+
+
+def code_of(hook: Hook) -> CodeType:
+    """The code object of the function ``hook`` watches."""
+    code: CodeType = hook.function.__code__
+    return code
+
+
+def resolve(reference: str, sinks: Mapping[str, object]) -> Any:
+    """The bound method that ``"sink.method"`` names among ``sinks``.
+
+    >>> resolve("text.upper", {"text": "abc"})()
+    'ABC'
+    """
+    sink_name, method = reference.split(".")
+    try:
+        sink = sinks[sink_name]
+    except KeyError:
+        raise ValueError(
+            f"expected a sink among {sorted(sinks)}, got {sink_name!r} (in {reference!r})"
+        ) from None
+    found = getattr(sink, method, None)
+    if not callable(found):
+        raise ValueError(f"expected {type(sink).__name__} to have a method {method!r}")
+    return found
+
+
+def _parameters(code: CodeType) -> tuple[str, ...]:
+    count = code.co_argcount + code.co_kwonlyargcount
+    count += bool(code.co_flags & 0x04) + bool(code.co_flags & 0x08)  # *args, **kwargs
+    return code.co_varnames[:count]
+
+
+def _owner_name(owner: Any) -> str:
+    return str(getattr(owner, "__qualname__", None) or getattr(owner, "__name__", owner))
+
+
+# -- the standard library's rows --------------------------------------------
 
 #: Queue classes watched at ``_put``/``_get``; LIFO ones hand out the newest.
 QUEUE_CLASSES: tuple[tuple[type[Any], bool], ...] = (
@@ -41,8 +229,144 @@ QUEUE_CLASSES: tuple[tuple[type[Any], bool], ...] = (
     (asyncio.queues.PriorityQueue, False),
 )
 
-THREAD = threading.Thread
-FUTURE = concurrent.futures.Future
+_FUTURE = concurrent.futures.Future
 #: The code of ``submit``: a Future made by it is executor work.
 SUBMIT_CODE = concurrent.futures.ThreadPoolExecutor.submit.__code__
-EVENT_LOOP = asyncio.base_events.BaseEventLoop
+
+
+def _queue_rows() -> list[Hook]:
+    rows = []
+    for cls, newest_first in QUEUE_CLASSES:
+        rows.append(
+            Hook(
+                cls, "_put", "start", (GATE, "self", "item"), "recorder.put_by", "recorder.sending"
+            )
+        )
+        got = "recorder.got_newest" if newest_first else "recorder.got"
+        rows.append(Hook(cls, "_get", "return", ("self", RETURN), got, "recorder.waiting"))
+    return rows
+
+
+#: What threads, queues, executors and asyncio tasks mean to the recorder.
+STANDARD: tuple[Hook, ...] = (
+    *_queue_rows(),
+    Hook(threading.Thread, "start", "start", ("self",), "recorder.thread_starting"),
+    Hook(
+        _FUTURE,
+        "__init__",
+        "return",
+        ("self", CALLER + "fn", CALLER + "args", CALLER + "kwargs"),
+        "recorder.work_submitted",
+        called_from=SUBMIT_CODE,
+    ),
+    Hook(
+        _FUTURE,
+        "set_running_or_notify_cancel",
+        "return",
+        ("self", RETURN),
+        "recorder.work_running",
+    ),
+    Hook(_FUTURE, "set_result", "start", ("self", "result"), "recorder.future_result"),
+    Hook(_FUTURE, "set_exception", "start", ("self", "exception"), "recorder.future_exception"),
+    Hook(
+        asyncio.base_events.BaseEventLoop,
+        "create_task",
+        "return",
+        (RETURN,),
+        "recorder.task_created",
+    ),
+)
+
+
+# -- rows added by others -----------------------------------------------------
+
+_lock = threading.Lock()
+_registered: list[Hook] = []
+
+
+def register(rows: Iterable[Hook]) -> None:
+    """Have every later trace watch ``rows`` too (each row once).
+
+    Parameters
+    ----------
+    rows
+        Rows of the hook table, such as those :func:`livekit.trace.channel` makes.
+
+    Raises
+    ------
+    TypeError
+        If one of ``rows`` is not a :class:`Hook`.
+
+    Examples
+    --------
+    >>> register(["queue.Queue.put"])
+    Traceback (most recent call last):
+    ...
+    TypeError: expected a Hook, got str: 'queue.Queue.put'
+    """
+    rows = list(rows)
+    for row in rows:
+        if not isinstance(row, Hook):
+            raise TypeError(f"expected a Hook, got {type(row).__name__}: {row!r}")
+    with _lock:
+        for row in rows:
+            if row not in _registered:
+                _registered.append(row)
+
+
+def unregister(rows: Iterable[Hook]) -> bool:
+    """Stop watching ``rows``; return True if any of them was registered.
+
+    Examples
+    --------
+    >>> unregister([])
+    False
+    """
+    found = False
+    with _lock:
+        for row in rows:
+            if row in _registered:
+                _registered.remove(row)
+                found = True
+    return found
+
+
+def registered() -> tuple[Hook, ...]:
+    """The rows added with :func:`register`, oldest first."""
+    with _lock:
+        return tuple(_registered)
+
+
+# -- what both backends need to interpret a row ------------------------------
+
+#: One step of reading a row's values: (kind, name); kind is "local" (a
+#: parameter of the watched function), "return", "gate" or "caller".
+Read = tuple[Literal["local", "return", "gate", "caller"], str]
+
+
+def plan(hook: Hook) -> tuple[Read, ...]:
+    """How to read ``hook``'s values, one step per value.
+
+    >>> import threading
+    >>> plan(STANDARD[-1]), plan(Hook(threading.Thread, "start", "start", ("self",), "a.b"))
+    ((('return', ''),), (('local', 'self'),))
+    """
+    steps: list[Read] = []
+    for read in hook.reads:
+        if read == RETURN:
+            steps.append(("return", ""))
+        elif read == GATE:
+            steps.append(("gate", ""))
+        elif read.startswith(CALLER):
+            steps.append(("caller", read[len(CALLER) :]))
+        else:
+            steps.append(("local", read))
+    return tuple(steps)
+
+
+def grouped(rows: Iterable[Hook]) -> dict[tuple[int, str], list[Hook]]:
+    """The rows by watched function (``(id(owner), name)``), in table order."""
+    groups: dict[tuple[int, str], list[Hook]] = {}
+    for row in rows:
+        groups.setdefault((id(row.owner), row.name), []).append(row)
+    return groups

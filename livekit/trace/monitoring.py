@@ -1,8 +1,8 @@
 """Capture with ``sys.monitoring`` (PEP 669): Python 3.12 and later.
 
 livekit takes a free monitoring tool id and turns on *local* events
-(``PY_START``, ``PY_RETURN``) on just the code objects listed in
-:mod:`livekit.trace.hooks`.  Every other function runs exactly as fast
+(``PY_START``, ``PY_RETURN``) on just the code objects that the rows of the hook table
+(:mod:`livekit.trace.hooks`) name.  Every other function runs exactly as fast
 as without a trace (``sys.setprofile`` would slow every call about ten
 times), and a function that was already running when the trace began,
 such as a worker blocked in ``Queue.get``, is seen when it next calls
@@ -12,41 +12,45 @@ when the trace ends.
 
 from __future__ import annotations
 
+import operator
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from types import CodeType
 from typing import Any
 
 from livekit.trace import hooks
-from livekit.trace.recorder import Recorder
+from livekit.trace.hooks import Hook
 
 # Ids 0-2 and 5 are named for debuggers, coverage, profilers, optimizers;
 # 3 and 4 are unclaimed, so livekit asks for those first.
 _PREFERRED_TOOL_IDS = (4, 3, 2, 1, 0, 5)
 _TOOL_NAME = "livekit.seq_trace"
 
-# A handler that needs the watched function's locals reads them from
-# ``sys._getframe(2)`` (itself, the callback, then the watched frame): most
-# calls need none, and fetching a frame costs.
-StartHandler = Callable[[], None]
-ReturnHandler = Callable[[Any], None]
-
-#: (code, on_start, on_return) added by other capture modules (multiprocessing).
-EXTRA_HOOKS: list[
-    Callable[[Recorder], list[tuple[CodeType, StartHandler | None, ReturnHandler | None]]]
-] = []
+# A handler reads the watched function's locals from ``sys._getframe(2)``
+# (itself, the callback, then the watched frame), and only after the row's
+# gate let it: most calls need nothing, and fetching a frame costs.
+Handler = Callable[[Any], None]
 
 
 class MonitoringBackend:
-    """Register local monitoring events for one recorder."""
+    """Register local monitoring events for the rows of the hook table.
+
+    Parameters
+    ----------
+    rows
+        The hook table.
+    sinks
+        What the rows' events name: ``{"recorder": recorder, ...}``.
+    """
 
     name = "monitoring"
 
-    def __init__(self, recorder: Recorder) -> None:
-        self._recorder = recorder
+    def __init__(self, rows: Sequence[Hook], sinks: Mapping[str, object]) -> None:
+        self._rows = tuple(rows)
+        self._sinks = sinks
         self._tool: int | None = None
-        self._starts: dict[CodeType, StartHandler] = {}
-        self._returns: dict[CodeType, ReturnHandler] = {}
+        self._starts: dict[CodeType, Handler] = {}
+        self._returns: dict[CodeType, Handler] = {}
 
     def install(self) -> None:
         monitoring = sys.monitoring  # type: ignore[attr-defined,unused-ignore]
@@ -66,7 +70,7 @@ class MonitoringBackend:
             starts, returns = self._starts, self._returns
 
             def on_start(code: CodeType, offset: int) -> None:
-                starts[code]()
+                starts[code](None)
 
             def on_return(code: CodeType, offset: int, value: Any) -> None:
                 returns[code](value)
@@ -95,66 +99,123 @@ class MonitoringBackend:
         self._tool = None
 
     def _collect(self) -> None:
-        recorder = self._recorder
-        getframe = sys._getframe
+        rows: dict[tuple[CodeType, str], list[Hook]] = {}
+        for row in self._rows:
+            rows.setdefault((hooks.code_of(row), row.at), []).append(row)
+        for (code, at), group in rows.items():
+            table = self._starts if at == "start" else self._returns
+            if len(group) == 1:
+                table[code] = _handler(group[0], self._sinks, 2)
+            else:
+                table[code] = _together([_handler(row, self._sinks, 3) for row in group])
 
-        # Reading a frame's locals is the dearest step on 3.12 (it builds
-        # a dict): do it only for a message that will be drawn.
-        def put() -> None:
-            sender = recorder.who()
-            if sender is None:
+
+def _together(handlers: list[Handler]) -> Handler:
+    """One handler for several rows of one function (each reads one frame deeper)."""
+
+    def together(returned: Any) -> None:
+        for handler in handlers:
+            handler(returned)
+
+    return together
+
+
+def _handler(row: Hook, sinks: Mapping[str, object], depth: int) -> Handler:
+    """The handler that reads ``row``'s values from the watched frame.
+
+    ``depth`` is how far up the watched frame is: this, the callback (and
+    :func:`_together`), then the watched frame.
+    """
+    event = hooks.resolve(row.event, sinks)
+    gate = hooks.resolve(row.gate, sinks) if row.gate else None
+    called_from, not_from, adapt = row.called_from, row.not_from, row.adapt
+    steps = hooks.plan(row)
+    getframe = sys._getframe
+    plain = called_from is None and not_from is None and adapt is None
+    quick = _quick_handler(steps, event, gate, depth) if plain else None
+    if quick is not None:
+        return quick
+
+    def handler(returned: Any) -> None:
+        passed = None
+        if gate is not None:
+            passed = gate()
+            if passed is None or passed is False:
                 return
-            if recorder.arrows >= recorder.max_messages:
-                recorder.count()
+        frame = getframe(depth)
+        caller = frame.f_back
+        if called_from is not None and (caller is None or caller.f_code is not called_from):
+            return
+        if not_from is not None and caller is not None and caller.f_code is not_from:
+            return
+        values = []
+        local = None
+        for kind, name in steps:
+            if kind == "local":
+                if local is None:
+                    local = frame.f_locals
+                values.append(local[name])
+            elif kind == "return":
+                values.append(returned)
+            elif kind == "gate":
+                values.append(passed)
+            else:
+                assert caller is not None  # noqa: S101 - checked with called_from
+                values.append(caller.f_locals[name])
+        event(*(values if adapt is None else adapt(*values)))
+
+    return handler
+
+
+def _quick_handler(
+    steps: tuple[hooks.Read, ...],
+    event: Callable[..., Any],
+    gate: Callable[[], Any] | None,
+    depth: int,
+) -> Handler | None:
+    """A handler for rows that read [gate], locals, [returned], as the queue rows do.
+
+    They run for every message: reading the frame's locals (a dict built on
+    3.12, a proxy on 3.13) is their dearest step, and happens once.
+    """
+    kinds = [kind for kind, _ in steps]
+    with_gate = kinds[:1] == ["gate"]
+    with_return = kinds[-1:] == ["return"]
+    middle = steps[with_gate : len(steps) - with_return]
+    if not middle or any(kind != "local" for kind, _ in middle) or (with_gate and with_return):
+        return None
+    if with_gate and gate is None:
+        return None
+    names = [name for _, name in middle]
+    pick = operator.itemgetter(*names)
+    single = len(names) == 1
+    getframe = sys._getframe
+
+    if with_gate:
+        assert gate is not None  # noqa: S101 - checked above
+
+        def gated(returned: Any) -> None:
+            passed = gate()
+            if passed is None or passed is False:
                 return
-            local = getframe(2).f_locals
-            recorder.put_by(sender, local["self"], local["item"])
+            local = getframe(depth).f_locals
+            if single:
+                event(passed, pick(local))
+            else:
+                event(passed, *pick(local))
 
-        def getter(newest_first: bool) -> ReturnHandler:
-            def got(item: Any) -> None:
-                if recorder._pending:
-                    recorder.got(getframe(2).f_locals["self"], item, newest_first)
+        return gated
 
-            return got
+    def plain(returned: Any) -> None:
+        if gate is not None:
+            passed = gate()
+            if passed is None or passed is False:
+                return
+        local = getframe(depth).f_locals
+        values = (pick(local),) if single else pick(local)
+        if with_return:
+            event(*values, returned)
+        else:
+            event(*values)
 
-        def this() -> Any:
-            return getframe(3).f_locals["self"]
-
-        for cls, newest_first in hooks.QUEUE_CLASSES:
-            self._starts[cls._put.__code__] = put
-            self._returns[cls._get.__code__] = getter(newest_first)
-        self._starts[hooks.THREAD.start.__code__] = lambda: recorder.thread_starting(this())
-
-        def future_made(_: None) -> None:
-            frame = getframe(2)
-            caller = frame.f_back
-            if caller is not None and caller.f_code is hooks.SUBMIT_CODE:
-                local = caller.f_locals
-                recorder.work_submitted(
-                    frame.f_locals["self"], local["fn"], local["args"], local["kwargs"]
-                )
-
-        def work_running(running: bool) -> None:
-            if running:
-                recorder.work_started(getframe(2).f_locals["self"])
-
-        self._returns[hooks.FUTURE.__init__.__code__] = future_made
-        self._returns[hooks.FUTURE.set_running_or_notify_cancel.__code__] = work_running
-
-        def set_result() -> None:
-            local = getframe(2).f_locals
-            recorder.future_settled(local["self"], local["result"], None)
-
-        def set_exception() -> None:
-            local = getframe(2).f_locals
-            recorder.future_settled(local["self"], None, local["exception"])
-
-        self._starts[hooks.FUTURE.set_result.__code__] = set_result
-        self._starts[hooks.FUTURE.set_exception.__code__] = set_exception
-        self._returns[hooks.EVENT_LOOP.create_task.__code__] = recorder.task_created
-        for extra in EXTRA_HOOKS:
-            for code, on_start, on_return in extra(recorder):
-                if on_start is not None:
-                    self._starts[code] = on_start
-                if on_return is not None:
-                    self._returns[code] = on_return
+    return plain

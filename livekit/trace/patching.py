@@ -1,24 +1,32 @@
 """Capture by scoped patching: Python 3.11 (and a fallback on newer ones).
 
-While a trace runs, a handful of methods of the standard library's
-classes (listed in :mod:`livekit.trace.hooks`) are replaced by thin
-wrappers that report to the recorder and call the original.  Unrelated
-code runs at full speed; the classes get their own methods back when the
-trace ends, even when the traced code raised.
+While a trace runs, each function named by a row of the hook table
+(:mod:`livekit.trace.hooks`) is replaced by a thin wrapper that reads the
+row's values, hands them to the row's event, and calls the original.
+Unrelated code runs at full speed; the classes get their own functions
+back when the trace ends, even when the traced code raised.
 """
 
 from __future__ import annotations
 
 import functools
+import inspect
+import operator
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
+from types import CodeType
 from typing import Any
 
 from livekit.trace import hooks
-from livekit.trace.recorder import Recorder
+from livekit.trace.hooks import Hook
 
 # (class or module, attribute name, original value)
 Patch = tuple[Any, str, Any]
+
+# Reads (args, kwargs, returned, gate value, caller frame) -> the row's values.
+Fire = Callable[[tuple[Any, ...], dict[str, Any], Any], None]
+
+_MISSING = object()
 
 
 # Every wrapper passes on whatever else it is given: signatures grow
@@ -28,140 +36,243 @@ Patch = tuple[Any, str, Any]
 
 
 class PatchingBackend:
-    """Install and remove the wrappers for one recorder."""
+    """Install and remove the wrappers that the rows ask for.
+
+    Parameters
+    ----------
+    rows
+        The hook table.
+    sinks
+        What the rows' events name: ``{"recorder": recorder, ...}``.
+    """
 
     name = "patching"
 
-    def __init__(self, recorder: Recorder) -> None:
-        self._recorder = recorder
+    def __init__(self, rows: Sequence[Hook], sinks: Mapping[str, object]) -> None:
+        self._rows = tuple(rows)
+        self._sinks = sinks
         self._saved: list[Patch] = []
 
     def install(self) -> None:
-        recorder = self._recorder
         try:
-            for cls, newest_first in hooks.QUEUE_CLASSES:
-                self._wrap(cls, "_put", _put_wrapper(recorder))
-                self._wrap(cls, "_get", _get_wrapper(recorder, newest_first))
-            self._wrap(hooks.THREAD, "start", _start_wrapper(recorder))
-            self._wrap(hooks.FUTURE, "__init__", _future_init_wrapper(recorder))
-            self._wrap(hooks.FUTURE, "set_running_or_notify_cancel", _running_wrapper(recorder))
-            self._wrap(hooks.FUTURE, "set_result", _set_result_wrapper(recorder))
-            self._wrap(hooks.FUTURE, "set_exception", _set_exception_wrapper(recorder))
-            self._wrap(hooks.EVENT_LOOP, "create_task", _create_task_wrapper(recorder))
-            for cls, name, make in EXTRA_PATCHES:
-                self._wrap(cls, name, make(recorder))
+            for group in hooks.grouped(self._rows).values():
+                first = group[0]
+                original = vars(first.owner)[first.name]
+                made = _quick_wrapper(group[0], original, self._sinks) if len(group) == 1 else None
+                if made is None:
+                    starts = [
+                        _fire(row, original, self._sinks) for row in group if row.at == "start"
+                    ]
+                    returns = [
+                        _fire(row, original, self._sinks) for row in group if row.at == "return"
+                    ]
+                    made = _wrapper(original, starts, returns)
+                wrapper = functools.wraps(original)(made)
+                self._saved.append((first.owner, first.name, original))
+                setattr(first.owner, first.name, wrapper)
         except BaseException:
             self.uninstall()
             raise
 
     def uninstall(self) -> None:
-        # Newest first, so that a method patched twice ends as it began.
+        # Newest first, so that a function patched twice ends as it began.
         while self._saved:
-            cls, name, original = self._saved.pop()
-            setattr(cls, name, original)
-
-    def _wrap(self, cls: Any, name: str, make: Callable[[Any], Any]) -> None:
-        original = cls.__dict__[name]
-        wrapper = functools.wraps(original)(make(original))
-        self._saved.append((cls, name, original))
-        setattr(cls, name, wrapper)
+            owner, name, original = self._saved.pop()
+            setattr(owner, name, original)
 
 
-#: (class, method, make(recorder) -> make(original) -> wrapper) added by
-#: other capture modules (multiprocessing).
-EXTRA_PATCHES: list[tuple[Any, str, Callable[[Recorder], Callable[[Any], Any]]]] = []
+def _wrapper(original: Any, starts: list[Fire], returns: list[Fire]) -> Callable[..., Any]:
+    if returns and inspect.iscoroutinefunction(original):
+        # What a coroutine function returns is its coroutine: read the value
+        # the coroutine returns.
+        async def around_coroutine(*args: Any, **kwargs: Any) -> Any:
+            for fire in starts:
+                fire(args, kwargs, None)
+            result = await original(*args, **kwargs)
+            for fire in returns:
+                fire(args, kwargs, result)
+            return result
+
+        return around_coroutine
+    # The common shapes get a wrapper of their own: it runs on every call.
+    if len(starts) == 1 and not returns:
+        start = starts[0]
+
+        def at_one_start(*args: Any, **kwargs: Any) -> Any:
+            start(args, kwargs, None)
+            return original(*args, **kwargs)
+
+        return at_one_start
+    if len(returns) == 1 and not starts:
+        end = returns[0]
+
+        def at_one_return(*args: Any, **kwargs: Any) -> Any:
+            result = original(*args, **kwargs)
+            end(args, kwargs, result)
+            return result
+
+        return at_one_return
+    if not returns:
+
+        def at_start(*args: Any, **kwargs: Any) -> Any:
+            for fire in starts:
+                fire(args, kwargs, None)
+            return original(*args, **kwargs)
+
+        return at_start
+
+    def around(*args: Any, **kwargs: Any) -> Any:
+        for fire in starts:
+            fire(args, kwargs, None)
+        result = original(*args, **kwargs)
+        for fire in returns:
+            fire(args, kwargs, result)
+        return result
+
+    return around
 
 
-def _put_wrapper(recorder: Recorder) -> Callable[[Any], Any]:
-    def make(original: Any) -> Any:
-        def _put(self: Any, item: Any, *args: Any, **kwargs: Any) -> None:
-            original(self, item, *args, **kwargs)
-            recorder.put(self, item)
+def _fire(row: Hook, original: Any, sinks: Mapping[str, object]) -> Fire:
+    """The function that reads ``row``'s values from a call and hands them on."""
+    event = hooks.resolve(row.event, sinks)
+    gate = hooks.resolve(row.gate, sinks) if row.gate else None
+    called_from, not_from, adapt = row.called_from, row.not_from, row.adapt
+    steps = hooks.plan(row)
+    getters = [_getter(kind, name, original.__code__, original) for kind, name in steps]
+    getframe = sys._getframe
 
-        return _put
+    def fire(args: tuple[Any, ...], kwargs: dict[str, Any], result: Any) -> None:
+        passed = None
+        if gate is not None:
+            passed = gate()
+            if passed is None or passed is False:
+                return
+        caller = None
+        if called_from is not None or not_from is not None:
+            caller = getframe(2)  # this, the wrapper, its caller
+            if called_from is not None and caller.f_code is not called_from:
+                return
+            if caller.f_code is not_from:
+                return
+        values = [get(args, kwargs, result, passed, caller) for get in getters]
+        event(*(values if adapt is None else adapt(*values)))
 
-    return make
-
-
-def _get_wrapper(recorder: Recorder, newest_first: bool) -> Callable[[Any], Any]:
-    def make(original: Any) -> Any:
-        def _get(self: Any, *args: Any, **kwargs: Any) -> Any:
-            item = original(self, *args, **kwargs)
-            recorder.got(self, item, newest_first)
-            return item
-
-        return _get
-
-    return make
-
-
-def _start_wrapper(recorder: Recorder) -> Callable[[Any], Any]:
-    def make(original: Any) -> Any:
-        def start(self: Any, *args: Any, **kwargs: Any) -> None:
-            recorder.thread_starting(self)
-            original(self, *args, **kwargs)
-
-        return start
-
-    return make
+    return fire
 
 
-def _future_init_wrapper(recorder: Recorder) -> Callable[[Any], Any]:
-    def make(original: Any) -> Any:
-        def __init__(self: Any, *args: Any, **kwargs: Any) -> None:  # noqa: N807 - the name it replaces
-            original(self, *args, **kwargs)
-            caller = sys._getframe(1)
-            if caller.f_code is hooks.SUBMIT_CODE:
-                local = caller.f_locals
-                recorder.work_submitted(self, local["fn"], local["args"], local["kwargs"])
-
-        return __init__
-
-    return make
+def _getter(kind: str, name: str, code: CodeType, function: Any) -> Callable[..., Any]:
+    """Read one value from ``(args, kwargs, result, gate value, caller frame)``."""
+    if kind == "return":
+        return lambda args, kwargs, result, passed, caller: result
+    if kind == "gate":
+        return lambda args, kwargs, result, passed, caller: passed
+    if kind == "caller":
+        return lambda args, kwargs, result, passed, caller: caller.f_locals[name]
+    return _argument(name, code, function)
 
 
-def _running_wrapper(recorder: Recorder) -> Callable[[Any], Any]:
-    def make(original: Any) -> Any:
-        def set_running_or_notify_cancel(self: Any, *args: Any, **kwargs: Any) -> bool:
-            running: bool = original(self, *args, **kwargs)
-            if running:
-                recorder.work_started(self)
-            return running
+def _argument(name: str, code: CodeType, function: Any) -> Callable[..., Any]:
+    """Read the argument ``name`` of a call of ``function`` from its ``args``, ``kwargs``."""
+    positional = code.co_varnames[: code.co_argcount]
+    varargs_at = code.co_argcount + code.co_kwonlyargcount
+    has_varargs = bool(code.co_flags & 0x04)
+    if has_varargs and code.co_varnames[varargs_at] == name:
+        count = code.co_argcount
+        return lambda args, kwargs, result, passed, caller: args[count:]
+    if code.co_flags & 0x08 and code.co_varnames[varargs_at + has_varargs] == name:
+        named = set(code.co_varnames[:varargs_at])
+        return lambda args, kwargs, result, passed, caller: {
+            k: v for k, v in kwargs.items() if k not in named
+        }
+    defaults = dict(function.__kwdefaults__ or {})
+    if function.__defaults__:
+        defaults.update(
+            zip(positional[-len(function.__defaults__) :], function.__defaults__, strict=True)
+        )
+    default = defaults.get(name, _MISSING)
+    if name in positional:
+        index = positional.index(name)
 
-        return set_running_or_notify_cancel
+        def positional_value(
+            args: tuple[Any, ...], kwargs: dict[str, Any], result: Any, passed: Any, caller: Any
+        ) -> Any:
+            if index < len(args):
+                return args[index]
+            return kwargs.get(name, default)
 
-    return make
-
-
-def _set_result_wrapper(recorder: Recorder) -> Callable[[Any], Any]:
-    def make(original: Any) -> Any:
-        def set_result(self: Any, result: Any, *args: Any, **kwargs: Any) -> None:
-            recorder.future_settled(self, result, None)
-            original(self, result, *args, **kwargs)
-
-        return set_result
-
-    return make
-
-
-def _set_exception_wrapper(recorder: Recorder) -> Callable[[Any], Any]:
-    def make(original: Any) -> Any:
-        def set_exception(self: Any, exception: Any, *args: Any, **kwargs: Any) -> None:
-            recorder.future_settled(self, None, exception)
-            original(self, exception, *args, **kwargs)
-
-        return set_exception
-
-    return make
+        return positional_value
+    return lambda args, kwargs, result, passed, caller: kwargs.get(name, default)
 
 
-def _create_task_wrapper(recorder: Recorder) -> Callable[[Any], Any]:
-    def make(original: Any) -> Any:
-        def create_task(self: Any, *args: Any, **kwargs: Any) -> Any:
-            task = original(self, *args, **kwargs)
-            recorder.task_created(task)
-            return task
+def _quick_wrapper(row: Hook, original: Any, sinks: Mapping[str, object]) -> Any:
+    """A wrapper for a row that reads [gate], positional arguments, [returned].
 
-        return create_task
+    Such are the queue rows, which run for every message: the wrapper
+    calls the gate and the event itself and picks the arguments from
+    ``args`` by index; only a call that passes one of them by keyword takes
+    the general way.  None for a row of another shape.
+    """
+    steps = hooks.plan(row)
+    kinds = [kind for kind, _ in steps]
+    with_gate = kinds[:1] == ["gate"]
+    with_return = kinds[-1:] == ["return"]
+    middle = steps[with_gate : len(steps) - with_return]
+    code = original.__code__
+    positional = code.co_varnames[: code.co_argcount]
+    other_shape = (
+        row.called_from is not None
+        or row.not_from is not None
+        or row.adapt is not None
+        or not middle
+        or inspect.iscoroutinefunction(original)
+        or any(kind != "local" or name not in positional for kind, name in middle)
+        or with_return != (row.at == "return")
+        or (with_gate and with_return)
+        or (with_gate and row.gate is None)
+    )
+    if other_shape:
+        return None
+    event = hooks.resolve(row.event, sinks)
+    gate = hooks.resolve(row.gate, sinks) if row.gate else None
+    indices = [positional.index(name) for _, name in middle]
+    need = max(indices) + 1
+    single = len(indices) == 1
+    pick = operator.itemgetter(*indices)
+    general = _fire(row, original, sinks)
 
-    return make
+    if row.at == "start":
+
+        def at_start(*args: Any, **kwargs: Any) -> Any:
+            if len(args) < need:
+                general(args, kwargs, None)
+                return original(*args, **kwargs)
+            passed = None
+            if gate is not None:
+                passed = gate()
+                if passed is None or passed is False:
+                    return original(*args, **kwargs)
+            values = (pick(args),) if single else pick(args)
+            if with_gate:
+                event(passed, *values)
+            else:
+                event(*values)
+            return original(*args, **kwargs)
+
+        return at_start
+
+    def at_return(*args: Any, **kwargs: Any) -> Any:
+        result = original(*args, **kwargs)
+        if len(args) < need:
+            general(args, kwargs, result)
+            return result
+        if gate is not None:
+            passed = gate()
+            if passed is None or passed is False:
+                return result
+        if single:
+            event(pick(args), result)
+        else:
+            event(*pick(args), result)
+        return result
+
+    return at_return

@@ -19,7 +19,8 @@ exceptions, both threads of ``multiprocessing``'s own:
   worker process that took the task) and REPLY (that worker to the
   caller), with the caller known from the job or work id in the task.
 
-The hooks are the rows of :data:`ROWS`; both capture backends read them.
+The hooks are the rows :data:`HOOKS` adds to the table of
+:mod:`livekit.trace.hooks`.
 """
 
 from __future__ import annotations
@@ -28,7 +29,6 @@ import collections
 import concurrent.futures.process
 import contextlib
 import functools
-import inspect
 import logging
 import multiprocessing.connection
 import multiprocessing.pool
@@ -37,20 +37,18 @@ import multiprocessing.queues
 import os
 import select
 import socket
-import sys
 import time
 from bisect import bisect_right
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import CodeType
 from typing import Any
 
-from livekit.trace import _child, patching
-from livekit.trace import monitoring as monitoring_hooks
+from livekit.trace import _child
 from livekit.trace._child import Channel, Half, channel_of
 from livekit.trace._rebuild import Placeholder, name_of, rebuild
 from livekit.trace.events import Event, Exit, Message, Participant, Spawn, participants_of
+from livekit.trace.hooks import RETURN, Hook
 from livekit.trace.recorder import Recorder, call_label
 
 log = logging.getLogger("livekit.trace")
@@ -273,7 +271,9 @@ class ProcessTracker:
 
     # -- the end ---------------------------------------------------------
 
-    def finish(self, events: list[Event], room: int, shown: set[int]) -> tuple[list[Event], int]:
+    def finish(
+        self, events: list[Event], room: int, shown: frozenset[int]
+    ) -> tuple[list[Event], int]:
         """Merge the children's reports into ``events``; return them and the overflow.
 
         ``room`` is how many more arrows fit under ``max_messages``;
@@ -576,144 +576,29 @@ def _exit_reason(code: int) -> str:
     return f"exit code {code}"
 
 
-# -- the hooks, one row each, read by both backends ----------------------
+# -- the rows of the hook table -------------------------------------------
 
-#: Stands for the watched function's return value among the values a row reads.
-RETURN = "return value"
-
-#: (owner, function, "start" or "return", values read, ProcessTracker method):
-#: at the start of (or on return from) ``owner.function``, call the method
-#: with those values (arguments of the function, or :data:`RETURN`).
-ROWS: list[tuple[Any, str, str, tuple[str, ...], str]] = [
-    (_PROCESS, "start", "start", ("self",), "starting"),
-    (_PROCESS, "start", "return", ("self",), "started"),
-    (_PROCESS, "_bootstrap", "start", ("self",), "bootstrapping"),
-    (_CONNECTION, "_send_bytes", "start", ("self", "buf"), "sent"),
-    (_CONNECTION, "_recv_bytes", "return", ("self", RETURN), "received"),
-    (multiprocessing.queues.Queue, "put", "start", ("self",), "queued"),
-    (multiprocessing.queues.JoinableQueue, "put", "start", ("self",), "queued"),
-    (multiprocessing.connection, "Pipe", "return", (RETURN,), "pipe_made"),
-    (multiprocessing.pool.ApplyResult, "__init__", "return", ("self",), "job_made"),
-    (multiprocessing.pool.IMapIterator, "__init__", "return", ("self",), "job_made"),
-    (_EXECUTOR, "submit", "start", ("self",), "executor_used"),
-    (
+#: What processes, pipes, queues and pools mean to the :class:`ProcessTracker`
+#: (the sink ``"processes"``).
+HOOKS: tuple[Hook, ...] = (
+    Hook(_PROCESS, "start", "start", ("self",), "processes.starting"),
+    Hook(_PROCESS, "start", "return", ("self",), "processes.started"),
+    Hook(_PROCESS, "_bootstrap", "start", ("self",), "processes.bootstrapping"),
+    Hook(_CONNECTION, "_send_bytes", "start", ("self", "buf"), "processes.sent"),
+    Hook(_CONNECTION, "_recv_bytes", "return", ("self", RETURN), "processes.received"),
+    Hook(multiprocessing.queues.Queue, "put", "start", ("self",), "processes.queued"),
+    Hook(multiprocessing.queues.JoinableQueue, "put", "start", ("self",), "processes.queued"),
+    Hook(multiprocessing.connection, "Pipe", "return", (RETURN,), "processes.pipe_made"),
+    Hook(multiprocessing.pool.ApplyResult, "__init__", "return", ("self",), "processes.job_made"),
+    Hook(multiprocessing.pool.IMapIterator, "__init__", "return", ("self",), "processes.job_made"),
+    Hook(_EXECUTOR, "submit", "start", ("self",), "processes.executor_used"),
+    Hook(
         _EXECUTOR,
         "submit",
         "return",
         ("self", RETURN, "fn", "args", "kwargs"),
-        "work_submitted",
+        "processes.work_submitted",
     ),
-]
+)
 
-
-def _grouped() -> dict[tuple[Any, str], list[tuple[str, tuple[str, ...], str]]]:
-    groups: dict[tuple[Any, str], list[tuple[str, tuple[str, ...], str]]] = {}
-    for owner, name, when, reads, method in ROWS:
-        groups.setdefault((owner, name), []).append((when, reads, method))
-    return groups
-
-
-def _call(method: Callable[..., None], reads: tuple[str, ...], local: Any, value: Any) -> None:
-    try:
-        method(*[value if name == RETURN else local[name] for name in reads])
-    except Exception:  # tracing must never break the traced code
-        log.warning("a multiprocessing hook failed; the trace may miss a message", exc_info=True)
-
-
-def _binder(function: Any) -> Callable[[tuple[Any, ...], dict[str, Any]], dict[str, Any]]:
-    """``(args, kwargs) -> {parameter: value}`` for calls of ``function``."""
-    code = function.__code__
-    positional = code.co_varnames[: code.co_argcount]
-    simple = not code.co_flags & (inspect.CO_VARARGS | inspect.CO_VARKEYWORDS)
-    signature = inspect.signature(function)
-
-    def bind(args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
-        if simple and not kwargs:
-            return dict(zip(positional, args, strict=False))
-        bound = signature.bind(*args, **kwargs)
-        bound.apply_defaults()  # an empty *args or **kwargs too
-        return dict(bound.arguments)
-
-    return bind
-
-
-def _patch_maker(
-    rows: list[tuple[str, tuple[str, ...], str]],
-) -> Callable[[Recorder], Callable[[Any], Any]]:
-    def for_recorder(recorder: Recorder) -> Callable[[Any], Any]:
-        tracker = recorder.processes
-        starts = [(reads, getattr(tracker, m)) for when, reads, m in rows if when == "start"]
-        returns = [(reads, getattr(tracker, m)) for when, reads, m in rows if when == "return"]
-
-        def make(original: Any) -> Any:
-            bind = _binder(original)
-
-            def wrapper(*args: Any, **kwargs: Any) -> Any:
-                if not tracker.active:
-                    return original(*args, **kwargs)
-                if starts:
-                    local = bind(args, kwargs)
-                    for reads, method in starts:
-                        _call(method, reads, local, None)
-                value = original(*args, **kwargs)
-                if returns and tracker.active:
-                    local = bind(args, kwargs)
-                    for reads, method in returns:
-                        _call(method, reads, local, value)
-                return value
-
-            return wrapper
-
-        return make
-
-    return for_recorder
-
-
-def _monitoring(
-    recorder: Recorder,
-) -> list[
-    tuple[CodeType, monitoring_hooks.StartHandler | None, monitoring_hooks.ReturnHandler | None]
-]:
-    tracker = recorder.processes
-    getframe = sys._getframe
-    hooks: list[
-        tuple[CodeType, monitoring_hooks.StartHandler | None, monitoring_hooks.ReturnHandler | None]
-    ] = []
-    for (owner, name), rows in _grouped().items():
-        function = owner.__dict__[name] if isinstance(owner, type) else getattr(owner, name)
-        starts = [(reads, getattr(tracker, m)) for when, reads, m in rows if when == "start"]
-        returns = [(reads, getattr(tracker, m)) for when, reads, m in rows if when == "return"]
-
-        # Handlers run two calls below the watched frame (see monitoring.py).
-        def on_start(starts: Any = starts) -> None:
-            if tracker.active:
-                local = getframe(2).f_locals
-                for reads, method in starts:
-                    _call(method, reads, local, None)
-
-        def on_return(value: Any, returns: Any = returns) -> None:
-            if tracker.active:
-                local = getframe(2).f_locals
-                for reads, method in returns:
-                    _call(method, reads, local, value)
-
-        hooks.append(
-            (function.__code__, on_start if starts else None, on_return if returns else None)
-        )
-    return hooks
-
-
-def register() -> None:
-    """Add the rows to both backends (once; :func:`livekit.trace.seq_trace` calls it)."""
-    if _registered:
-        return
-    _registered.append(True)
-    for (owner, name), rows in _grouped().items():
-        patching.EXTRA_PATCHES.append((owner, name, _patch_maker(rows)))
-    monitoring_hooks.EXTRA_HOOKS.append(_monitoring)
-
-
-_registered: list[bool] = []
-register()
-
-__all__ = ["ROWS", "ProcessTracker", "merge_by_time", "pair_halves"]
+__all__ = ["HOOKS", "ProcessTracker", "merge_by_time", "pair_halves"]

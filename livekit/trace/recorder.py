@@ -2,9 +2,10 @@
 
 The capture backends (:mod:`livekit.trace.monitoring` on Python 3.12+,
 :mod:`livekit.trace.patching` on 3.11) only notice that a queue received an
-item or that a thread is starting; they call the :class:`Recorder` methods
-below, which decide who the participants are and append plain events
-(:mod:`livekit.trace.events`).
+item or that a thread is starting; the rows of the hook table
+(:mod:`livekit.trace.hooks`) name the :class:`Recorder` methods below that
+they then call, which decide who the participants are and append plain
+events (:mod:`livekit.trace.events`).
 
 Who is traced follows Erlang's ``seq_trace`` token: the caller is traced;
 a thread, task or process it starts is traced; anyone who receives a
@@ -13,7 +14,7 @@ untraced threads are ignored.
 
 Memory: each recorded event holds two references to shared participants,
 a float and a label of at most :data:`~livekit.trace.events.MAX_LABEL`
-characters: about 190 bytes with an ASCII label, at most about 350 with
+characters: about 210 bytes with a short ASCII label, at most about 370 with
 four-byte characters (``sys.getsizeof`` of its parts); and at most ``max_messages`` arrows
 (and the EXIT notes of the participants they started) are kept.  A message
 put but not yet taken is held (a strong reference, so that its identity
@@ -32,7 +33,15 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
-from livekit.trace.events import Event, Exit, Message, Participant, ParticipantKind, Spawn
+from livekit.trace.events import (
+    MAX_LABEL,
+    Event,
+    Exit,
+    Message,
+    Participant,
+    ParticipantKind,
+    Spawn,
+)
 from livekit.trace.format import describe, shorten
 
 
@@ -47,9 +56,17 @@ class _Unreceived:
 
 UNRECEIVED = _Unreceived()
 
+#: A message put and not yet taken: (channel, item, sender, place, when sent).
+_Waiting = tuple[Any, Any, Participant, int, float]
+
 _get_running_loop = asyncio.events._get_running_loop
 _current_task = asyncio.current_task
 _get_ident = threading.get_ident
+_monotonic = time.monotonic
+_new_tuple = tuple.__new__
+# An int below this has a short repr, and one that never raises (a huge
+# int's repr can: sys.set_int_max_str_digits).
+_BIG_INT = 10**40
 
 # Threads that the standard library starts for its own plumbing: they carry
 # messages, they are not participants.
@@ -95,16 +112,16 @@ class Recorder:
         self._threads: dict[int, Participant] = {_get_ident(): self.caller}
         self._tasks: dict[asyncio.Task[Any], Participant] = {}
         self._task_parents: dict[asyncio.Task[Any], Participant] = {}
+        # Event loops whose callbacks were seen -> their participant.
+        self._loops: dict[Any, Participant] = {}
         # (id(queue), id(item)) -> [(queue, item, sender, place in events)]:
         # the strong references keep both ids from being reused meanwhile.
-        self._pending: dict[tuple[int, int], list[tuple[Any, Any, Participant, int, float]]] = {}
-        # Executor work submitted, not yet started: Future -> (submitter, label, when).
-        self._calls: dict[Any, tuple[Participant, str, float]] = {}
+        self._pending: dict[tuple[int, int], _Waiting | list[_Waiting]] = {}
+        # Executor work submitted, not yet started: Future -> (submitter,
+        # label, when, place of its CALL).
+        self._calls: dict[Any, tuple[Participant, str, float, int]] = {}
         # Futures being run: Future -> (worker, submitter, shown).
         self._running: dict[Any, tuple[Participant, Participant, bool]] = {}
-        from livekit.trace.processes import ProcessTracker
-
-        self.processes = ProcessTracker(self)
         # In a notebook the caller is itself a task of the kernel's loop.
         loop = _get_running_loop()
         if loop is not None:
@@ -165,13 +182,32 @@ class Recorder:
         return self._new(name, kind)
 
     def who(self) -> Participant | None:
-        """The traced participant running this code, or None."""
+        """The traced participant running this code, or None.
+
+        Code that an event loop runs outside any task (a callback of
+        ``call_soon``, a protocol's ``connection_made``) is the loop's.
+        """
         loop = _get_running_loop()
-        if loop is not None and self._tasks:
+        if loop is not None:
             task = _current_task(loop)
-            if task is not None:
+            if task is None:
+                return self._loop(loop, adopt=False)
+            if self._tasks:
                 return self._tasks.get(task)
         return self._threads.get(_get_ident())
+
+    def _loop(self, loop: object, *, adopt: bool) -> Participant | None:
+        """The participant of ``loop``'s callbacks, in a traced thread (or adopted)."""
+        found = self._loops.get(loop)
+        if found is None:
+            ident = _get_ident()
+            thread = self._threads.get(ident)
+            if thread is None:
+                if not adopt:
+                    return None
+                thread = self._threads[ident] = self._new(threading.current_thread().name, "thread")
+            found = self._loops[loop] = self._new(f"event loop ({_thread_name(thread)})", "thread")
+        return found
 
     def adopt(self) -> Participant | None:
         """The participant running this code, traced from now on.
@@ -183,11 +219,14 @@ class Recorder:
         loop = _get_running_loop()
         if loop is not None:
             task = _current_task(loop)
-            if task is not None:
-                found = self._tasks.get(task)
-                if found is None:
-                    found = self._tasks[task] = self._new(_task_name(task), "task")
-                return found
+            if task is None:
+                loop_participant = self._loop(loop, adopt=True)
+                assert loop_participant is not None  # noqa: S101 - adopt=True makes one
+                return loop_participant
+            found = self._tasks.get(task)
+            if found is None:
+                found = self._tasks[task] = self._new(_task_name(task), "task")
+            return found
         ident = _get_ident()
         found = self._threads.get(ident)
         if found is None:
@@ -208,14 +247,53 @@ class Recorder:
         if sender is not None:
             self.put_by(sender, queue, item)
 
+    def sending(self) -> Participant | None:
+        """The gate of a put: the traced sender, if its message will be drawn.
+
+        None when the code running is not traced, or when the diagram is
+        full (the message is then counted): the put need not be read.
+        """
+        # who(), written out: this runs for every message put.
+        loop = _get_running_loop()
+        sender = self.who() if loop is not None else self._threads.get(_get_ident())
+        if sender is None:
+            return None
+        if self.arrows >= self.max_messages:
+            self.count()
+            return None
+        return sender
+
     def put_by(self, sender: Participant, queue: object, item: object) -> None:
-        place = self.reserve()
-        if place < 0:
-            # The diagram is full: the message is counted, not followed.
-            return
-        key = (id(queue), id(item))
+        """``sender`` put ``item`` into ``queue``.
+
+        The place of its arrow is reserved (see :meth:`reserve`) and the
+        message waits.  This runs for every message of the traced program,
+        so it takes the lock once, to reserve the place; the message waits
+        outside it: a put and a get of one channel are serialized by the
+        channel's own lock (the hook rows watch ``Queue._put``/``_get``,
+        which run under it), and one dict operation is atomic.
+        """
+        events = self.events
         with self._lock:
-            self._pending.setdefault(key, []).append((queue, item, sender, place, time.monotonic()))
+            if self.arrows >= self.max_messages:
+                # The diagram is full: the message is counted, not followed.
+                self.omitted += 1
+                return
+            self.arrows += 1
+            place = len(events)
+            events.append(UNRECEIVED)
+        entry = (queue, item, sender, place, _monotonic())
+        key = (id(queue), id(item))
+        pending = self._pending
+        # One waiting message is the entry itself; the same object put again
+        # before it was taken makes a list.
+        waiting = pending.get(key)
+        if waiting is None:
+            pending[key] = entry
+        elif isinstance(waiting, list):
+            waiting.append(entry)
+        else:
+            pending[key] = [waiting, entry]
 
     @property
     def full(self) -> bool:
@@ -226,29 +304,48 @@ class Recorder:
         with self._lock:
             self.omitted += 1
 
-    @property
     def waiting(self) -> bool:
-        """Whether any sent message waits for its receiver."""
+        """The gate of a get: whether any sent message waits for its receiver."""
         return bool(self._pending)
+
+    def got_newest(self, queue: object, item: object) -> None:
+        """``item`` came out of a LIFO ``queue``, which hands out the newest."""
+        self.got(queue, item, newest_first=True)
 
     def got(self, queue: object, item: object, newest_first: bool = False) -> None:
         """``item`` came out of ``queue``: one arrow from whoever put it."""
         if not self._pending:
             return
         key = (id(queue), id(item))
-        with self._lock:
-            waiting = self._pending.get(key)
-            if not waiting:
-                return
+        pending = self._pending
+        waiting = pending.pop(key, None)  # see put_by: no lock needed
+        if waiting is None:
+            return
+        if isinstance(waiting, list):
             # The same object put twice: a LIFO queue hands out the newest.
-            _, _, sender, place, sent = waiting.pop() if newest_first else waiting.pop(0)
-            if not waiting:
-                del self._pending[key]
+            entry = waiting.pop() if newest_first else waiting.pop(0)
+            pending[key] = waiting[0] if len(waiting) == 1 else waiting
+        else:
+            entry = waiting
+        _, _, sender, place, sent = entry
+        kind = type(item)
+        if self.message_label is None and (
+            (kind is str and len(item) <= MAX_LABEL)  # type: ignore[arg-type]
+            or (kind is int and -_BIG_INT < item < _BIG_INT)  # type: ignore[operator]
+        ):
+            # describe(), written out for the commonest messages.
+            label = repr(item)
+            if len(label) > MAX_LABEL:
+                label = shorten(label)
+        else:
+            label = describe(item, self.message_label)
         receiver = self.adopt()
         if receiver is None:
             return
-        label = self.label(item)
-        self.fill(place, Message(sender, receiver, label, "send", time.monotonic(), sent))
+        # tuple.__new__ skips the named tuple's Python-level __new__.
+        self.events[place] = _new_tuple(
+            Message, (sender, receiver, label, "send", _monotonic(), sent)
+        )
 
     # -- threads ---------------------------------------------------------
 
@@ -277,24 +374,40 @@ class Recorder:
         """``executor.submit(fn, *args, **kwargs)`` made ``future`` (in the submitter)."""
         submitter = self.who()
         if submitter is not None:
-            self._calls[future] = (submitter, call_label(fn, args, kwargs), time.monotonic())
+            # The CALL is drawn here, where submit() ran; the worker that
+            # picks it up fills in its receiver (see work_started).
+            place = self.reserve()
+            label = call_label(fn, args, kwargs)
+            self._calls[future] = (submitter, label, time.monotonic(), place)
+
+    def work_running(self, future: Any, running: bool) -> None:
+        """``future.set_running_or_notify_cancel()`` returned ``running``."""
+        if running:
+            self.work_started(future)
 
     def work_started(self, future: Any) -> None:
-        """A worker thread picked up the work of ``future``: the CALL arrow.
+        """A worker thread picked up the work of ``future``: the CALL's receiver.
 
-        It is drawn when the work starts rather than when it was submitted:
-        the executor starts its worker threads after queueing the work.
+        The arrow stands where ``submit()`` ran; its ``time`` is the
+        pick-up, its ``sent`` the submit.
         """
         call = self._calls.pop(future, None)
         if call is None:
             return
-        submitter, label, submitted = call
+        submitter, label, submitted, place = call
         worker = self.adopt()
         if worker is None:
             return
-        place = self.reserve()
         self.fill(place, Message(submitter, worker, label, "call", time.monotonic(), submitted))
         self._running[future] = (worker, submitter, place >= 0)
+
+    def future_result(self, future: object, result: object) -> None:
+        """``future.set_result(result)``."""
+        self.future_settled(future, result, None)
+
+    def future_exception(self, future: object, exception: BaseException) -> None:
+        """``future.set_exception(exception)``."""
+        self.future_settled(future, None, exception)
 
     def future_settled(self, future: object, result: object, error: BaseException | None) -> None:
         """``set_result`` or ``set_exception``: the REPLY arrow."""
@@ -371,12 +484,23 @@ class Recorder:
 
     # -- end -------------------------------------------------------------
 
-    def finish(self) -> tuple[list[Event], int]:
-        """The final events (the children's messages merged in) and omitted count."""
-        events, overflow = self.processes.finish(
-            self.recorded(), self.max_messages - self.arrows, self._shown
-        )
-        return _renamed(events, self._task_renames()), self.omitted + overflow
+    @property
+    def room(self) -> int:
+        """How many more arrows fit under ``max_messages``."""
+        return self.max_messages - self.arrows
+
+    @property
+    def shown(self) -> frozenset[int]:
+        """The keys of the participants whose SPAWN is kept."""
+        with self._lock:
+            return frozenset(self._shown)
+
+    def finish(self, events: list[Event]) -> list[Event]:
+        """The final form of ``events``: tasks renamed after they were made.
+
+        ``events`` are :meth:`recorded`, with what others saw merged in.
+        """
+        return _renamed(events, self._task_renames())
 
     def _task_renames(self) -> dict[int, Participant]:
         """Tasks named after they were created (``create_task(name=...)`` on 3.11)."""
@@ -395,7 +519,7 @@ class Recorder:
         self._running.clear()
         self._tasks.clear()
         self._task_parents.clear()
-        self.processes.close()
+        self._loops.clear()
 
 
 def _renamed(events: list[Event], renames: dict[int, Participant]) -> list[Event]:
@@ -410,7 +534,7 @@ def _renamed(events: list[Event], renames: dict[int, Participant]) -> list[Event
         if isinstance(event, Spawn):
             out.append(replace(event, parent=new(event.parent), child=new(event.child)))
         elif isinstance(event, Message):
-            out.append(replace(event, sender=new(event.sender), receiver=new(event.receiver)))
+            out.append(event._replace(sender=new(event.sender), receiver=new(event.receiver)))
         else:
             out.append(replace(event, who=new(event.who)))
     return out
@@ -477,3 +601,10 @@ def _watch_run(recorder: Recorder, thread: threading.Thread, participant: Partic
             recorder.thread_ended(participant, reason)
 
     thread.run = run  # type: ignore[method-assign]
+
+
+def _thread_name(participant: Participant) -> str:
+    """The thread's own name: ``caller (MainThread)`` is ``MainThread``."""
+    if participant.kind == "caller" and participant.name.startswith("caller ("):
+        return participant.name[len("caller (") : -1]
+    return participant.name
