@@ -22,13 +22,15 @@ A child started during a trace gets this module one of two ways:
   of livekit costs about 0.3 s, more than a spawn), and nothing of it is
   left in ``sys.modules``.
 
-The child reports to the parent over a socket pair made for it, with
-plain system calls (no multiprocessing connection, so the report is not
-itself traced).  It reports when the parent says the trace
-ended, or when the process ends, whichever comes first; then it puts
-back every function it wrapped and closes the socket: after the trace
-the child runs exactly the standard library's code, with no extra file
-descriptor or thread.
+The child reports to the parent with plain system calls (no
+multiprocessing connection, so the report is not itself traced).  As it
+starts, it passes the parent a file with no name (a ``memfd``) over a
+socket pair made for it, and appends each half to that file as it
+happens, so that a child killed later still told its part.  When the
+parent says the trace ended, or when the process ends, whichever comes
+first, it appends how it ended, puts back every function it wrapped and
+closes the file and the socket: after the trace the child runs exactly
+the standard library's code, with no extra file descriptor or thread.
 """
 
 from __future__ import annotations
@@ -79,49 +81,53 @@ def half(kind: str, key: int | None, connection: Any, data: Any) -> Half:
     return (kind, now, key, channel_of(connection), digest, payload)
 
 
-def send_report(sock: socket.socket, report: object) -> None:
-    """Hand ``report`` to the parent as a file with no name, passed over ``sock``.
+def report_file() -> int:
+    """A file with no name on any file system, for the child's report.
 
-    Only a descriptor travels on the socket, so sending never waits for
-    the parent to read, however large the report: a child can end, and
-    be joined, before its parent's trace does.  The file has no name on
-    any file system (``memfd_create``; elsewhere an unlinked temporary
-    file), so nothing is left behind when the last descriptor closes.
+    It is ``memfd_create`` on Linux (an unlinked temporary file
+    elsewhere): nothing is left behind once its last descriptor closes.
     """
-    data = pickle.dumps(report)
-    blob = _LENGTH.pack(len(data)) + data
     if hasattr(os, "memfd_create"):
-        fd = os.memfd_create("livekit-trace-report", os.MFD_CLOEXEC)
-    else:  # pragma: no cover - macOS
-        import tempfile
+        return os.memfd_create("livekit-trace-report", os.MFD_CLOEXEC)
+    import tempfile  # pragma: no cover - macOS
 
-        with tempfile.TemporaryFile() as file:
-            fd = os.dup(file.fileno())
-    try:
-        view = memoryview(blob)
-        while view:
-            view = view[os.write(fd, view) :]
-        socket.send_fds(sock, [b"r"], [fd])
-    except OSError:
-        pass  # the parent stopped listening: its trace is over
-    finally:
-        os.close(fd)
+    with tempfile.TemporaryFile() as file:  # pragma: no cover
+        return os.dup(file.fileno())
 
 
-def read_report(fd: int) -> Any:
-    """The report in the file ``fd`` that a child sent, or None if it is incomplete."""
+def write_record(fd: int, record: object) -> None:
+    """Append one record (its length, then its pickle) in one ``write``."""
+    data = pickle.dumps(record)
+    os.write(fd, _LENGTH.pack(len(data)) + data)
+
+
+def read_report(fd: int) -> tuple[list[Half], tuple[Any, ...] | None]:
+    """The halves a child recorded in the file ``fd``, and its end record if it wrote one.
+
+    A child killed while writing leaves its last record cut short: it is
+    left out, and so is the end.
+    """
     chunks = []
     os.lseek(fd, 0, os.SEEK_SET)
     while chunk := os.read(fd, 1 << 20):
         chunks.append(chunk)
     data = b"".join(chunks)
-    if len(data) < _LENGTH.size:
-        return None
-    (size,) = _LENGTH.unpack_from(data)
-    if len(data) < _LENGTH.size + size:
-        return None
-    # Written by our own child, passed over a socket pair only it and we hold.
-    return pickle.loads(data[_LENGTH.size : _LENGTH.size + size])  # noqa: S301
+    halves: list[Half] = []
+    end = None
+    offset = 0
+    while offset + _LENGTH.size <= len(data):
+        (size,) = _LENGTH.unpack_from(data, offset)
+        start = offset + _LENGTH.size
+        if start + size > len(data):
+            break
+        # Written by our own child, in a file only it and we hold.
+        record = pickle.loads(data[start : start + size])  # noqa: S301
+        if record[0] == "end":
+            end = record
+        else:
+            halves.append(record)
+        offset = start + size
+    return halves, end
 
 
 class Child:
@@ -145,7 +151,8 @@ class Child:
         self._fd = fd
         self._key = key
         self._cap = cap
-        self._halves: list[Half] = []
+        self._count = 0
+        self._file = -1
         self._reason: str | None = None
         self._lock = threading.Lock()
         self._done = False
@@ -176,6 +183,13 @@ class Child:
         process.run = run
 
     def _begin(self) -> None:
+        # Every half goes to the report file as it happens, and the file
+        # goes to the parent at once: the halves of a child killed later
+        # (Pool.terminate) still reach it.
+        self._file = report_file()
+        with contextlib.suppress(OSError):
+            socket.send_fds(self._socket, [b"f"], [self._file])
+
         # Wrap the two functions every message goes through.
         def _send_bytes(connection: Any, buf: Any, *args: Any, **kwargs: Any) -> Any:
             self._record("send", connection, buf)
@@ -201,10 +215,11 @@ class Child:
         self._thread.start()
 
     def _record(self, kind: str, connection: Any, data: Any) -> None:
-        if len(self._halves) < self._cap and not self._done:
+        if self._count < self._cap and not self._done:
+            self._count += 1
             # Recording must never break the traced code.
             with contextlib.suppress(Exception):
-                self._halves.append(half(kind, self._key, connection, data))
+                write_record(self._file, half(kind, self._key, connection, data))
 
     def _wait(self) -> None:
         with contextlib.suppress(OSError):
@@ -227,9 +242,11 @@ class Child:
             # lets the parent wait until it has (see processes.py).
             helper = threading.current_thread() is self._thread
             tid = threading.get_native_id() if helper else None
-            report = (self._halves, self._reason if ended else None, time.monotonic(), tid)
-            self._halves = []
-            send_report(self._socket, report)
+            if self._file >= 0:
+                end = ("end", self._reason if ended else None, time.monotonic(), tid)
+                with contextlib.suppress(OSError):
+                    write_record(self._file, end)
+                os.close(self._file)
         # Outside the lock: the waiting thread wakes up and finds us done.
         if threading.current_thread() is not self._thread:
             with contextlib.suppress(OSError):

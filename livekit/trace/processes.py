@@ -315,9 +315,11 @@ class ProcessTracker:
     def _collect_reports(self) -> None:
         """Tell every child the trace ended, and read what each reported.
 
-        A child sends its report once it has put everything back, then
-        closes its end: waiting for that end to close means that when the
-        trace is over, so is the child's part in it.
+        A child passed its report file as it started, and closes its end of
+        the socket once it has written how it ended and put everything
+        back: waiting for that end to close means that when the trace is
+        over, so is the child's part in it.  A child killed meanwhile
+        closes it too, its halves written up to then.
         """
         waiting = {}
         for link in self._links.values():
@@ -325,26 +327,32 @@ class ProcessTracker:
                 os.write(link.ours.fileno(), b"s")
             waiting[link.ours.fileno()] = link
         deadline = time.monotonic() + REPORT_TIMEOUT
-        while waiting:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                log.warning("%d traced processes did not report in time", len(waiting))
-                return
-            ready, _, _ = select.select(list(waiting), [], [], left)
-            for fd in ready:
-                link = waiting[fd]
-                try:
-                    data, fds, _, _ = socket.recv_fds(link.ours, 1, 1)
-                except OSError:
-                    data, fds = b"", []
-                for passed in fds:
+        files: dict[int, int] = {}  # socket fd -> report file
+        try:
+            while waiting:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    log.warning("%d traced processes did not report in time", len(waiting))
+                    break
+                ready, _, _ = select.select(list(waiting), [], [], left)
+                for fd in ready:
                     try:
-                        link.report = _child.read_report(passed)
-                    finally:
-                        os.close(passed)
-                if not data:  # the child closed its end
-                    del waiting[fd]
-                    _wait_for_thread(link, deadline)
+                        data, fds, _, _ = socket.recv_fds(waiting[fd].ours, 1, 1)
+                    except OSError:
+                        data, fds = b"", []
+                    for passed in fds:
+                        files.setdefault(fd, passed)
+                    if not data:  # the child closed its end
+                        link = waiting.pop(fd)
+                        if fd in files:
+                            link.report = _child.read_report(files[fd])
+                        _wait_for_thread(link, deadline)
+            for fd, link in waiting.items():  # late: what they wrote so far
+                if fd in files:
+                    link.report = _child.read_report(files[fd])
+        finally:
+            for passed in files.values():
+                os.close(passed)
 
     def _messages(
         self, pairs: list[tuple[Half, Half]], participants: dict[int, Participant]
@@ -423,8 +431,9 @@ class ProcessTracker:
 
 def _ending(link: _Link) -> Exit | None:
     """How a child ended: as it reported, or by its exit code; None if it runs on."""
-    if link.report is not None and link.report[1] is not None:
-        return Exit(link.participant, link.report[1], link.report[2])
+    end = link.report[1] if link.report is not None else None
+    if end is not None and end[1] is not None:
+        return Exit(link.participant, end[1], end[2])
     code = link.process.exitcode
     if code is not None:
         return Exit(link.participant, _exit_reason(code), time.monotonic())
@@ -433,7 +442,8 @@ def _ending(link: _Link) -> Exit | None:
 
 def _wait_for_thread(link: _Link, deadline: float) -> None:
     """Wait until the child's helper thread, which sent the report, has ended."""
-    tid = link.report[3] if link.report is not None else None
+    end = link.report[1] if link.report is not None else None
+    tid = end[3] if end is not None else None
     task = Path(f"/proc/{link.process.pid}/task/{tid}")
     while tid is not None and task.exists() and time.monotonic() < deadline:
         time.sleep(0.001)
