@@ -129,8 +129,8 @@ class ProcessTracker:
         self._halves: list[Half] = []
         # Halves kept: each arrow needs two, and memory stays bounded.
         self._cap = 2 * recorder.max_messages
-        # id(writer Connection) -> (the writer, keys of the put() calls not yet written).
-        self._feeds: dict[int, tuple[Any, collections.deque[int | None]]] = {}
+        # id(writer Connection) -> (the writer, (key, time) of each put() not yet written).
+        self._feeds: dict[int, tuple[Any, collections.deque[tuple[int | None, float]]]] = {}
         # The two ends of a socket pair made during the trace are one channel.
         self._peers: dict[Channel, Channel] = {}
         self._roles: dict[Channel, str] = {}
@@ -185,7 +185,8 @@ class ProcessTracker:
 
     def sent(self, connection: Any, buf: Any) -> None:
         """``Connection._send_bytes(buf)``: a message leaves this process."""
-        self._record("send", connection, buf, self._sender(connection))
+        key, when = self._sender(connection)
+        self._record("send", connection, buf, key, when)
 
     def received(self, connection: Any, data: Any) -> None:
         """``Connection._recv_bytes()`` returned ``data`` (a BytesIO)."""
@@ -203,7 +204,7 @@ class ProcessTracker:
             feed = self._feeds[id(writer)] = (writer, collections.deque())
         if participant is not None:
             self._known[participant.key] = participant
-        feed[1].append(None if participant is None else participant.key)
+        feed[1].append((None if participant is None else participant.key, time.monotonic()))
 
     def pipe_made(self, ends: tuple[Any, Any]) -> None:
         """``multiprocessing.Pipe()`` returned: both ends are one channel."""
@@ -246,21 +247,26 @@ class ProcessTracker:
 
     # -- recording -------------------------------------------------------
 
-    def _sender(self, connection: Any) -> int | None:
+    def _sender(self, connection: Any) -> tuple[int | None, float | None]:
+        """Who sends on ``connection``, and when if it was earlier (a queue's put)."""
         participant = self._recorder.who()
         if participant is not None:
-            return participant.key
+            return participant.key, None
         feed = self._feeds.get(id(connection))
         if feed is not None and feed[1]:
             return feed[1].popleft()
-        return None
+        return None, None
 
-    def _record(self, kind: str, connection: Any, data: Any, key: int | None) -> None:
+    def _record(
+        self, kind: str, connection: Any, data: Any, key: int | None, when: float | None = None
+    ) -> None:
         if not self.active or len(self._halves) >= self._cap:
             return
         if key is None and not self._roles:
             return
         recorded = _child.half(kind, key, connection, data)
+        if when is not None:  # sent by a queue's feeder thread: drawn at the put
+            recorded = (kind, when, *recorded[2:])
         if key is None and recorded[3] not in self._roles:
             return
         if key is not None and key not in self._known:
