@@ -201,6 +201,8 @@ class SequenceTrace:
             # Socket methods are C, which no row of the table can name: both
             # backends shadow them the same way (livekit.trace.sockets).
             socket_patches = SocketPatches(sockets)
+            # A forked child takes the hooks out before it reports on its own.
+            processes.uninstall_in_child = backend.uninstall
             # Sources start before the hooks go in, and end after they come
             # out, so that their own round trips are not traced.
             started = _sources.start_all(

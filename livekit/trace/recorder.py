@@ -289,8 +289,13 @@ class Recorder:
             found = self._loops[loop] = self._new(f"event loop ({_thread_name(thread)})", "thread")
         return found
 
-    def adopt(self) -> Participant:
-        """The participant running this code, traced from now on."""
+    def adopt(self) -> Participant | None:
+        """The participant running this code, traced from now on.
+
+        None in a thread of the standard library's plumbing (a
+        ``ProcessPoolExecutor``'s manager thread takes work from a queue):
+        it carries messages, it is not a participant.
+        """
         loop = _get_running_loop()
         if loop is not None:
             task = _current_task(loop)
@@ -306,6 +311,8 @@ class Recorder:
         found = self._threads.get(ident)
         if found is None:
             thread = threading.current_thread()
+            if _is_plumbing(thread):
+                return None
             found = self._threads[ident] = self._new(thread.name, "thread", _thread_module(thread))
         return found
 
@@ -427,8 +434,11 @@ class Recorder:
                 label = shorten(label)
         else:
             label = describe(item, self.message_label)
+        receiver = self.adopt()
+        if receiver is None:
+            return
         # tuple.__new__ skips the named tuple's Python-level __new__.
-        message = _new_tuple(Message, (sender, self.adopt(), label, "send", _monotonic(), sent))
+        message = _new_tuple(Message, (sender, receiver, label, "send", _monotonic(), sent))
         if self._narrowing is None:
             self.events[place] = message
         else:
@@ -464,7 +474,7 @@ class Recorder:
             # The CALL is drawn here, where submit() ran; the worker that
             # picks it up fills in its receiver (see work_started).
             place = self.reserve()
-            label = _call_label(fn, args, kwargs)
+            label = call_label(fn, args, kwargs)
             self._calls[future] = (submitter, label, time.monotonic(), place)
 
     def work_running(self, future: Any, running: bool) -> None:
@@ -483,6 +493,8 @@ class Recorder:
             return
         submitter, label, submitted, place = call
         worker = self.adopt()
+        if worker is None:
+            return
         self.fill(place, Message(submitter, worker, label, "call", time.monotonic(), submitted))
         self._running[future] = (worker, submitter, place >= 0)
 
@@ -575,22 +587,6 @@ class Recorder:
         return sorted(found, key=lambda p: p.key)
 
     # -- end -------------------------------------------------------------
-
-    def become_child(self, participant: Participant) -> None:
-        """In a forked child process: everything here is ``participant``.
-
-        The child reports only its multiprocessing messages and its end
-        (see :mod:`livekit.trace.processes`), so it keeps no events.
-        """
-        self._lock = threading.Lock()  # the parent's may have been held at fork
-        self.events = []
-        self.max_messages = 0
-        self.pending.clear()
-        self._calls = {}
-        self._running = {}
-        self._tasks = {}
-        self.who = lambda: participant  # type: ignore[method-assign]
-        self.adopt = lambda: participant  # type: ignore[method-assign]
 
     @property
     def room(self) -> int:
@@ -693,7 +689,7 @@ def _task_name(task: asyncio.Task[Any]) -> str:
     return name
 
 
-def _call_label(fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
+def call_label(fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
     name = getattr(fn, "__name__", None) or describe(fn)
     parts = [describe(a) for a in args[:4]]
     parts += [f"{k}={describe(v)}" for k, v in list(kwargs.items())[:4]]
@@ -703,8 +699,9 @@ def _call_label(fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
 
 
 def _is_plumbing(thread: threading.Thread) -> bool:
+    # A thread of a subclass (3.13's executor manager thread) has no target.
     target = getattr(thread, "_target", None)
-    module = getattr(target, "__module__", None) or ""
+    module = getattr(target, "__module__", None) or type(thread).__module__
     return module.startswith(_PLUMBING_MODULES)
 
 
