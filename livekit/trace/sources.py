@@ -87,7 +87,7 @@ class Running:
     ...         return []
     >>> late = Late()
     >>> trace.join(late), late.far
-    (True, Participant(key=1, name='far away', kind='process'))
+    (True, Participant(key=1, name='far away', kind='process', module=''))
     >>> trace.end() == [late], trace.join(Late())
     (True, False)
     """
