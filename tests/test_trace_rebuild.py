@@ -55,3 +55,29 @@ def test_a_pickle_that_would_run_code_runs_nothing(tmp_path: Path) -> None:
 def test_bytes_that_are_no_pickle_stay_bytes() -> None:
     assert rebuild(b"hello") == b"hello"
     assert rebuild(pickle.dumps("complete") + b"trailing") == pickle.dumps("complete") + b"trailing"
+
+
+class _PickledByTblib:
+    """Pickles as tblib does once Dask has installed it for a class."""
+
+    def __init__(self, error: BaseException, with_attrs: bool) -> None:
+        self.error, self.with_attrs = error, with_attrs
+
+    def __reduce__(self) -> tuple[object, tuple[object, ...]]:
+        from tblib import pickling_support
+
+        error = self.error
+        if self.with_attrs:
+            attrs = {"args": error.args, "__dict__": {}}
+            return (
+                pickling_support.unpickle_exception_with_attrs,
+                (type(error), attrs, None, None, None, False, None),
+            )
+        return (pickling_support.unpickle_exception, (type(error), error.args, None, None))
+
+
+def test_exceptions_pickled_by_tblib_come_back_as_exceptions() -> None:
+    for with_attrs in (True, False):
+        error = rebuild(pickle.dumps(_PickledByTblib(KeyError("k"), with_attrs)))
+        assert isinstance(error, KeyError), with_attrs
+        assert error.args == ("k",)

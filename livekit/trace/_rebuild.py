@@ -82,12 +82,31 @@ class Placeholder(metaclass=_Named):
         return f"{type(self).__qualname__}({inner})"
 
 
+# tblib (which Dask installs for the exceptions it sees) pickles an
+# exception as unpickle_exception[_with_attrs](cls, args or attrs, cause,
+# traceback, ...): once installed, even a KeyError travels that way.
+_TBLIB_REBUILDERS = {"unpickle_exception", "unpickle_exception_with_attrs"}
+
+
+def _exception_from_tblib(cls: Any, given: Any, *rest: Any) -> Any:
+    """The exception tblib pickled, made from its (safe) class and arguments only."""
+    args = given.get("args", ()) if isinstance(given, dict) else given
+    try:
+        return cls(*args)
+    except Exception:  # arguments its class refuses: keep the class's name
+        name = str(getattr(cls, "__name__", "exception"))
+        named: type = _Named(name, (Placeholder,), {})
+        return named(*args)
+
+
 class _Unpickler(pickle.Unpickler):
     def __init__(self, file: io.BytesIO) -> None:
         super().__init__(file)
         self._made: dict[tuple[str, str], type] = {}
 
     def find_class(self, module: str, name: str) -> Any:
+        if module == "tblib.pickling_support" and name in _TBLIB_REBUILDERS:
+            return _exception_from_tblib
         if module == "builtins":
             value = getattr(builtins, name, None)
             if name in _SAFE_BUILTINS or (
