@@ -89,6 +89,9 @@ nitpick_ignore_regex = [
         r"(os|pathlib|collections\.abc|typing|types|threading|queue|asyncio|concurrent\.futures|multiprocessing|psutil|altair|docutils|sphinx)(\..*)?",
     ),
     ("py:class", r"(Path|PathLike|Any|Callable|Iterable|Iterator|Mapping|Sequence)"),
+    # Type aliases of callables (livekit.trace.sources): the signature names
+    # them, and their parameters are described in the docstring beside it.
+    ("py:class", r"(NewParticipant|Who)"),
 ]
 
 # pydata-sphinx-theme logs a console error on pages opened from disk unless

@@ -4,7 +4,7 @@ Pure functions only: no threads, no clocks, no I/O.  Each kind of line has
 its own small function, so each is tested alone with hand-made events.
 
 Every participant name and every label goes through :func:`escape`, the
-one escaping of every diagram livekit draws (:mod:`livekit._labels`): it
+one escaping of every diagram livekit draws (``livekit._labels``): it
 writes Mermaid's entity codes for the characters its grammar would
 otherwise read as syntax or configuration.
 """

@@ -10,7 +10,7 @@ itself with :func:`remove_source`.
 A source can also join a trace that is already running, when it first
 meets the trace: :func:`running` returns the running trace (or None), and
 :meth:`Running.join` starts the source in it.  livekit's nodes do this on
-the first ``rpc.call`` made inside a trace (:mod:`livekit.nodes.tracing`).
+the first ``rpc.call`` made inside a trace (``livekit.nodes.tracing``).
 
 >>> class Nothing:
 ...     def start(self, new_participant, caller):
