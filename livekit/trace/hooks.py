@@ -195,13 +195,7 @@ def resolve(reference: str, sinks: Mapping[str, object]) -> Any:
     >>> resolve("text.upper", {"text": "abc"})()
     'ABC'
     """
-    sink_name, method = reference.split(".")
-    try:
-        sink = sinks[sink_name]
-    except KeyError:
-        raise ValueError(
-            f"expected a sink among {sorted(sinks)}, got {sink_name!r} (in {reference!r})"
-        ) from None
+    sink, method = _sink(reference, sinks)
     found = getattr(sink, method, None)
     if not callable(found):
         raise ValueError(f"expected {type(sink).__name__} to have a method {method!r}")
@@ -217,17 +211,22 @@ def resolve_gate(reference: str, sinks: Mapping[str, object]) -> Any:
     >>> resolve_gate("box.pending", {"box": type("Box", (), {"pending": {}})()})
     {}
     """
-    sink_name, name = reference.split(".")
-    try:
-        sink = sinks[sink_name]
-    except KeyError:
-        raise ValueError(
-            f"expected a sink among {sorted(sinks)}, got {sink_name!r} (in {reference!r})"
-        ) from None
+    sink, name = _sink(reference, sinks)
     try:
         return getattr(sink, name)
     except AttributeError:
         raise ValueError(f"expected {type(sink).__name__} to have {name!r}") from None
+
+
+def _sink(reference: str, sinks: Mapping[str, object]) -> tuple[object, str]:
+    """The sink that ``"sink.name"`` names among ``sinks``, and the name after the dot."""
+    sink_name, name = reference.split(".")
+    try:
+        return sinks[sink_name], name
+    except KeyError:
+        raise ValueError(
+            f"expected a sink among {sorted(sinks)}, got {sink_name!r} (in {reference!r})"
+        ) from None
 
 
 def _parameters(code: CodeType) -> tuple[str, ...]:
