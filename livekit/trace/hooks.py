@@ -54,7 +54,8 @@ import concurrent.futures
 import inspect
 import queue
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from types import CodeType, FunctionType
 from typing import Any, Literal
@@ -64,6 +65,7 @@ __all__ = [
     "GATE",
     "RETURN",
     "STANDARD",
+    "Backend",
     "Hook",
     "code_of",
     "register",
@@ -384,6 +386,36 @@ def plan(hook: Hook) -> tuple[Read, ...]:
         else:
             steps.append(("local", read))
     return tuple(steps)
+
+
+class Backend(ABC):
+    """What turns the rows of the hook table into calls of their events.
+
+    The two backends, :mod:`livekit.trace.monitoring` and
+    :mod:`livekit.trace.patching`, are made from the same two things.
+
+    Parameters
+    ----------
+    rows
+        The hook table.
+    sinks
+        What the rows' events name: ``{"recorder": recorder, ...}``.
+    """
+
+    #: The name the trace's ``backend`` option gives it.
+    name: str
+
+    def __init__(self, rows: Sequence[Hook], sinks: Mapping[str, object]) -> None:
+        self._rows = tuple(rows)
+        self._sinks = sinks
+
+    @abstractmethod
+    def install(self) -> None:
+        """Start calling the rows' events; on failure, leave nothing installed."""
+
+    @abstractmethod
+    def uninstall(self) -> None:
+        """Stop calling them, leaving everything as it was before :meth:`install`."""
 
 
 def grouped(rows: Iterable[Hook]) -> dict[tuple[int, str], list[Hook]]:

@@ -33,22 +33,13 @@ _MISSING = object()
 # program waited forever in ``Future.result()``.
 
 
-class PatchingBackend:
-    """Install and remove the wrappers that the rows ask for.
-
-    Parameters
-    ----------
-    rows
-        The hook table.
-    sinks
-        What the rows' events name: ``{"recorder": recorder, ...}``.
-    """
+class PatchingBackend(hooks.Backend):
+    """Install and remove the wrappers that the rows ask for."""
 
     name = "patching"
 
     def __init__(self, rows: Sequence[Hook], sinks: Mapping[str, object]) -> None:
-        self._rows = tuple(rows)
-        self._sinks = sinks
+        super().__init__(rows, sinks)
         self._patches = Patches()
 
     def install(self) -> None:
