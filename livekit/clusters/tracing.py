@@ -27,7 +27,7 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from livekit.trace.events import MAX_LABEL, Event, Message, Participant
+from livekit.trace.events import MAX_LABEL, Event, Message, MessageKind, Participant
 from livekit.trace.format import shorten
 from livekit.trace.sources import NewParticipant
 
@@ -156,7 +156,7 @@ def cluster_events(
     worker a -> worker b: x (80 B)
     worker b -> caller (MainThread): REPLY: y (28 B)
     """
-    timeline = _Timeline()
+    timeline = _Timeline(clock)
     for record in records:
         kind, at = record[0], float(record[1])
         if kind == "submit":
@@ -164,7 +164,7 @@ def cluster_events(
             timeline.ours.update(tasks)
             timeline.ours.update(keys)
             label = submit_label(keys, tasks)
-            timeline.add(at, Message(client, scheduler, label, "send", clock(at)))
+            timeline.message(at, client, scheduler, label)
         elif kind == "assign":
             _, _, key, address, dependencies = record
             for dependency in dependencies:
@@ -172,28 +172,22 @@ def cluster_events(
                 timeline.needs.setdefault((address, dependency), []).append(key)
             timeline.ours.add(key)
             label = key_label(key)
-            timeline.add(at, Message(scheduler, worker(address), label, "send", clock(at)))
+            timeline.message(at, scheduler, worker(address), label)
         elif kind == "done":
             timeline.done.setdefault(record[2], at)
     for address, logs in transfers.items():
         for entry in logs.get("incoming", ()):
-            _fetched(
-                timeline,
-                entry,
-                receiver=worker(address),
-                address=address,
-                worker=worker,
-                clock=clock,
-            )
+            _fetched(timeline, entry, receiver=worker(address), address=address, worker=worker)
         for entry in logs.get("outgoing", ()):
-            _gathered(timeline, entry, worker(address), client, clock)
+            _gathered(timeline, entry, worker(address), client)
     return timeline.events()
 
 
 class _Timeline:
     """Events being gathered, with what the later ones are checked against."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[float], float]) -> None:
+        self._clock = clock
         self._events: list[tuple[float, int, Event]] = []
         #: key -> when its task finished
         self.done: dict[Any, float] = {}
@@ -204,7 +198,16 @@ class _Timeline:
         #: the keys of the traced client's tasks
         self.ours: set[Any] = set()
 
-    def add(self, at: float, event: Event) -> None:
+    def message(
+        self,
+        at: float,
+        sender: Participant,
+        receiver: Participant,
+        label: str,
+        kind: MessageKind = "send",
+    ) -> None:
+        """A message sent at ``at`` on the cluster's clock."""
+        event = Message(sender, receiver, label, kind, self._clock(at))
         self._events.append((at, len(self._events), event))
 
     def events(self) -> list[Event]:
@@ -218,13 +221,12 @@ def _fetched(
     receiver: Participant,
     address: str,
     worker: Callable[[str], Participant],
-    clock: Callable[[float], float],
 ) -> None:
     """One entry of a worker's incoming log: the data it fetched from a peer."""
     sender = entry.get("who")
     if sender is None:
         return
-    for key, nbytes in dict(entry.get("keys") or {}).items():
+    for key, nbytes in _moved(entry):
         needed = timeline.assigned.get((address, key))
         if key not in timeline.ours and needed is None:
             continue  # another client's data
@@ -235,8 +237,7 @@ def _fetched(
         ]
         if finished:
             at = min(at, min(finished) - _BEFORE)
-        label = sized_label(key, int(nbytes or 0))
-        timeline.add(at, Message(worker(sender), receiver, label, "send", clock(at)))
+        timeline.message(at, worker(sender), receiver, sized_label(key, nbytes))
 
 
 def _gathered(
@@ -244,16 +245,19 @@ def _gathered(
     entry: Mapping[str, Any],
     sender: Participant,
     client: Participant,
-    clock: Callable[[float], float],
 ) -> None:
     """One entry of a worker's outgoing log to no worker: results gathered for a client."""
     if entry.get("who") is not None:
         return  # to a worker: drawn from that worker's incoming log
-    for key, nbytes in dict(entry.get("keys") or {}).items():
+    for key, nbytes in _moved(entry):
         if key in timeline.ours:
             at = max(float(entry["start"]), timeline.done.get(key, 0.0))
-            label = sized_label(key, int(nbytes or 0))
-            timeline.add(at, Message(sender, client, label, "reply", clock(at)))
+            timeline.message(at, sender, client, sized_label(key, nbytes), "reply")
+
+
+def _moved(entry: Mapping[str, Any]) -> list[tuple[Any, int]]:
+    """The keys one entry of a worker's transfer log moved, each with its size in bytes."""
+    return [(key, int(nbytes or 0)) for key, nbytes in dict(entry.get("keys") or {}).items()]
 
 
 class TraceSource:

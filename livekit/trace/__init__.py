@@ -24,7 +24,7 @@ import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 from livekit import _display
 from livekit.mermaid import Mermaid
@@ -34,7 +34,7 @@ from livekit.trace import hooks as _hooks
 from livekit.trace import sources as _sources
 from livekit.trace.channels import channel
 from livekit.trace.events import Event, Exit, Participant
-from livekit.trace.hooks import Hook, register, unregister
+from livekit.trace.hooks import Backend, Hook, register, unregister
 from livekit.trace.narrow import Narrowing, check_collapse, check_patterns
 from livekit.trace.processes import HOOKS as _PROCESS_HOOKS
 from livekit.trace.processes import ProcessTracker
@@ -66,15 +66,7 @@ _running_lock = threading.Lock()
 _running: SequenceTrace | None = None
 
 
-class _Backend(Protocol):
-    name: str
-
-    def install(self) -> None: ...
-
-    def uninstall(self) -> None: ...
-
-
-def _make_backend(name: str | None, rows: Sequence[Hook], sinks: Mapping[str, object]) -> _Backend:
+def _make_backend(name: str | None, rows: Sequence[Hook], sinks: Mapping[str, object]) -> Backend:
     from livekit.trace.patching import PatchingBackend
 
     if name is None:
@@ -161,7 +153,7 @@ class SequenceTrace:
         self._backend_name = backend
         self._recorder: Recorder | None = None
         self._processes: ProcessTracker | None = None
-        self._backend: _Backend | None = None
+        self._backend: Backend | None = None
         self._events: tuple[Event, ...] = ()
         self._omitted = 0
         self._caller: Participant | None = None

@@ -21,6 +21,7 @@ pong: EXIT: normal
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Literal, NamedTuple
 
@@ -128,3 +129,34 @@ def participants_of(event: Event) -> tuple[Participant, ...]:
     if isinstance(event, Message):
         return (event.sender, event.receiver)
     return (event.who,)
+
+
+def fit_in_room(
+    events: Iterable[Event], room: int, shows: Callable[[Exit], bool] = lambda exit: True
+) -> tuple[list[Event], int]:
+    """Keep the arrows of ``events`` that fit in ``room``, and count the rest.
+
+    An exit takes no room: it is kept where ``shows`` says its participant
+    is drawn.  Spawns and messages are kept in order while room is left;
+    the ones after are counted, not kept.  Returns what is kept, in the
+    order given, and how many did not fit.
+
+    Examples
+    --------
+    >>> a, b = Participant(0, "a", "caller"), Participant(1, "b", "thread")
+    >>> kept, overflow = fit_in_room([Spawn(a, b), Exit(b, "normal"), Spawn(a, b)], 1)
+    >>> [str(e) for e in kept], overflow
+    (['a -> b: SPAWN', 'b: EXIT: normal'], 1)
+    """
+    kept: list[Event] = []
+    overflow = 0
+    for event in events:
+        if isinstance(event, Exit):
+            if shows(event):
+                kept.append(event)
+        elif room > 0:
+            kept.append(event)
+            room -= 1
+        else:
+            overflow += 1
+    return kept, overflow

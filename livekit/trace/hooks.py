@@ -54,7 +54,8 @@ import concurrent.futures
 import inspect
 import queue
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from types import CodeType, FunctionType
 from typing import Any, Literal
@@ -64,6 +65,7 @@ __all__ = [
     "GATE",
     "RETURN",
     "STANDARD",
+    "Backend",
     "Hook",
     "code_of",
     "register",
@@ -195,13 +197,7 @@ def resolve(reference: str, sinks: Mapping[str, object]) -> Any:
     >>> resolve("text.upper", {"text": "abc"})()
     'ABC'
     """
-    sink_name, method = reference.split(".")
-    try:
-        sink = sinks[sink_name]
-    except KeyError:
-        raise ValueError(
-            f"expected a sink among {sorted(sinks)}, got {sink_name!r} (in {reference!r})"
-        ) from None
+    sink, method = _sink(reference, sinks)
     found = getattr(sink, method, None)
     if not callable(found):
         raise ValueError(f"expected {type(sink).__name__} to have a method {method!r}")
@@ -217,17 +213,22 @@ def resolve_gate(reference: str, sinks: Mapping[str, object]) -> Any:
     >>> resolve_gate("box.pending", {"box": type("Box", (), {"pending": {}})()})
     {}
     """
-    sink_name, name = reference.split(".")
-    try:
-        sink = sinks[sink_name]
-    except KeyError:
-        raise ValueError(
-            f"expected a sink among {sorted(sinks)}, got {sink_name!r} (in {reference!r})"
-        ) from None
+    sink, name = _sink(reference, sinks)
     try:
         return getattr(sink, name)
     except AttributeError:
         raise ValueError(f"expected {type(sink).__name__} to have {name!r}") from None
+
+
+def _sink(reference: str, sinks: Mapping[str, object]) -> tuple[object, str]:
+    """The sink that ``"sink.name"`` names among ``sinks``, and the name after the dot."""
+    sink_name, name = reference.split(".")
+    try:
+        return sinks[sink_name], name
+    except KeyError:
+        raise ValueError(
+            f"expected a sink among {sorted(sinks)}, got {sink_name!r} (in {reference!r})"
+        ) from None
 
 
 def _parameters(code: CodeType) -> tuple[str, ...]:
@@ -385,6 +386,36 @@ def plan(hook: Hook) -> tuple[Read, ...]:
         else:
             steps.append(("local", read))
     return tuple(steps)
+
+
+class Backend(ABC):
+    """What turns the rows of the hook table into calls of their events.
+
+    The two backends, :mod:`livekit.trace.monitoring` and
+    :mod:`livekit.trace.patching`, are made from the same two things.
+
+    Parameters
+    ----------
+    rows
+        The hook table.
+    sinks
+        What the rows' events name: ``{"recorder": recorder, ...}``.
+    """
+
+    #: The name the trace's ``backend`` option gives it.
+    name: str
+
+    def __init__(self, rows: Sequence[Hook], sinks: Mapping[str, object]) -> None:
+        self._rows = tuple(rows)
+        self._sinks = sinks
+
+    @abstractmethod
+    def install(self) -> None:
+        """Start calling the rows' events; on failure, leave nothing installed."""
+
+    @abstractmethod
+    def uninstall(self) -> None:
+        """Stop calling them, leaving everything as it was before :meth:`install`."""
 
 
 def grouped(rows: Iterable[Hook]) -> dict[tuple[int, str], list[Hook]]:

@@ -32,22 +32,13 @@ _TOOL_NAME = "livekit.seq_trace"
 Handler = Callable[[Any], None]
 
 
-class MonitoringBackend:
-    """Register local monitoring events for the rows of the hook table.
-
-    Parameters
-    ----------
-    rows
-        The hook table.
-    sinks
-        What the rows' events name: ``{"recorder": recorder, ...}``.
-    """
+class MonitoringBackend(hooks.Backend):
+    """Register local monitoring events for the rows of the hook table."""
 
     name = "monitoring"
 
     def __init__(self, rows: Sequence[Hook], sinks: Mapping[str, object]) -> None:
-        self._rows = tuple(rows)
-        self._sinks = sinks
+        super().__init__(rows, sinks)
         self._tool: int | None = None
         self._starts: dict[CodeType, Handler] = {}
         self._returns: dict[CodeType, Handler] = {}

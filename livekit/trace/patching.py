@@ -18,10 +18,8 @@ from types import CodeType
 from typing import Any
 
 from livekit.trace import hooks
+from livekit.trace._patches import Patches
 from livekit.trace.hooks import Hook
-
-# (class or module, attribute name, original value)
-Patch = tuple[Any, str, Any]
 
 # Reads (args, kwargs, returned, gate value, caller frame) -> the row's values.
 Fire = Callable[[tuple[Any, ...], dict[str, Any], Any], None]
@@ -35,23 +33,14 @@ _MISSING = object()
 # program waited forever in ``Future.result()``.
 
 
-class PatchingBackend:
-    """Install and remove the wrappers that the rows ask for.
-
-    Parameters
-    ----------
-    rows
-        The hook table.
-    sinks
-        What the rows' events name: ``{"recorder": recorder, ...}``.
-    """
+class PatchingBackend(hooks.Backend):
+    """Install and remove the wrappers that the rows ask for."""
 
     name = "patching"
 
     def __init__(self, rows: Sequence[Hook], sinks: Mapping[str, object]) -> None:
-        self._rows = tuple(rows)
-        self._sinks = sinks
-        self._saved: list[Patch] = []
+        super().__init__(rows, sinks)
+        self._patches = Patches()
 
     def install(self) -> None:
         try:
@@ -67,18 +56,13 @@ class PatchingBackend:
                         _fire(row, original, self._sinks) for row in group if row.at == "return"
                     ]
                     made = _wrapper(original, starts, returns)
-                wrapper = functools.wraps(original)(made)
-                self._saved.append((first.owner, first.name, original))
-                setattr(first.owner, first.name, wrapper)
+                self._patches.set(first.owner, first.name, functools.wraps(original)(made))
         except BaseException:
             self.uninstall()
             raise
 
     def uninstall(self) -> None:
-        # Newest first, so that a function patched twice ends as it began.
-        while self._saved:
-            owner, name, original = self._saved.pop()
-            setattr(owner, name, original)
+        self._patches.restore()
 
 
 def _wrapper(original: Any, starts: list[Fire], returns: list[Fire]) -> Callable[..., Any]:

@@ -47,7 +47,15 @@ from typing import Any
 from livekit.trace import _child
 from livekit.trace._child import Channel, Half, channel_of
 from livekit.trace._rebuild import Placeholder, name_of, rebuild
-from livekit.trace.events import Event, Exit, Message, Participant, Spawn, participants_of
+from livekit.trace.events import (
+    Event,
+    Exit,
+    Message,
+    Participant,
+    Spawn,
+    fit_in_room,
+    participants_of,
+)
 from livekit.trace.hooks import RETURN, Hook
 from livekit.trace.recorder import Recorder, call_label
 
@@ -305,17 +313,7 @@ class ProcessTracker:
         messages = self._messages(pairs, participants)
         extra: list[Event] = [*messages, *exits]
         extra.sort(key=lambda e: e.time)
-        kept: list[Event] = []
-        overflow = 0
-        for event in extra:
-            if isinstance(event, Exit):
-                if event.who.key in shown:
-                    kept.append(event)
-            elif room > 0:
-                kept.append(event)
-                room -= 1
-            else:
-                overflow += 1
+        kept, overflow = fit_in_room(extra, room, lambda exit: exit.who.key in shown)
         return merge_by_time(events, kept), overflow
 
     def _collect_reports(self) -> None:

@@ -68,6 +68,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
+from livekit.trace._patches import Patches
 from livekit.trace.events import MAX_LABEL, Message, Participant
 from livekit.trace.format import shorten
 from livekit.trace.recorder import UNCOUNTED, Recorder
@@ -804,27 +805,15 @@ class SocketPatches:
 
     def __init__(self, tracker: SocketTracker) -> None:
         self._tracker = tracker
-        self._saved: list[tuple[Any, str, Any]] = []
+        self._patches = Patches()
 
     def install(self) -> None:
         try:
             for owner, name, make in PATCHES:
-                wrapper = make(self._tracker)
-                # A class's own attribute, if any, comes back as it was; a
-                # shadowed C method comes back by deleting the shadow.
-                self._saved.append((owner, name, owner.__dict__.get(name, _MISSING)))
-                setattr(owner, name, wrapper)
+                self._patches.set(owner, name, make(self._tracker))
         except BaseException:
             self.uninstall()
             raise
 
     def uninstall(self) -> None:
-        while self._saved:
-            owner, name, original = self._saved.pop()
-            if original is _MISSING:
-                delattr(owner, name)
-            else:
-                setattr(owner, name, original)
-
-
-_MISSING = object()
+        self._patches.restore()

@@ -31,7 +31,7 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
-from livekit.trace.events import Event, Exit, Message, Participant, ParticipantKind
+from livekit.trace.events import Event, Message, Participant, ParticipantKind, fit_in_room
 from livekit.trace.format import describe
 
 log = logging.getLogger("livekit.trace")
@@ -226,13 +226,5 @@ def finish_all(
     if not extra:
         return list(events), overflow
     extra.sort(key=_when)
-    kept: list[Event] = []
-    for event in extra:
-        if isinstance(event, Exit):
-            kept.append(event)
-        elif room > 0:
-            kept.append(event)
-            room -= 1
-        else:
-            overflow += 1
-    return list(heapq.merge(events, kept, key=_when)), overflow
+    kept, left_out = fit_in_room(extra, room)
+    return list(heapq.merge(events, kept, key=_when)), overflow + left_out
