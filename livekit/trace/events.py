@@ -17,6 +17,10 @@ caller (MainThread) -> pong: SPAWN
 caller (MainThread) -> pong: 'ping'
 pong -> caller (MainThread): REPLY: 42
 pong: EXIT: normal
+>>> for event in [Activation(b), Activation(b, ends=True)]:
+...     print(event)
+pong: PICK-UP
+pong: DONE
 """
 
 from __future__ import annotations
@@ -111,7 +115,26 @@ class Exit:
         return f"{self.who.name}: EXIT: {self.reason}"
 
 
-Event = Spawn | Message | Exit
+@dataclass(frozen=True, slots=True)
+class Activation:
+    """``who`` picked up work handed to it (an executor's job), or, with
+    ``ends``, finished it: the start and the end of its bar in the diagram.
+
+    The CALL arrow stands where the work was submitted; the pick-up comes
+    later, when a worker is free, and the end follows the work's REPLY.
+    A recorder keeps an end only when it kept the pick-up, so that every
+    bar that ends has begun.
+    """
+
+    who: Participant
+    ends: bool = False
+    time: float = 0.0
+
+    def __str__(self) -> str:
+        return f"{self.who.name}: {'DONE' if self.ends else 'PICK-UP'}"
+
+
+Event = Spawn | Message | Exit | Activation
 
 
 def participants_of(event: Event) -> tuple[Participant, ...]:
