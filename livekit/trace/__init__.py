@@ -299,7 +299,7 @@ class SequenceTrace:
         - ``.json``: the Trace Event Format that Perfetto
           (``ui.perfetto.dev``) and ``chrome://tracing`` open: a track per
           thread, task and process, spawns and exits as instant events,
-          every message a flow from its send to its receive
+          a pool worker's work as a slice, every message a flow from its send to its receive
           (:mod:`livekit.trace.export`).
 
         Examples

@@ -31,7 +31,7 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
-from livekit.trace.events import Event, Exit, Message, Participant, ParticipantKind
+from livekit.trace.events import Activation, Event, Exit, Message, Participant, ParticipantKind
 from livekit.trace.format import describe
 
 log = logging.getLogger("livekit.trace")
@@ -228,7 +228,7 @@ def finish_all(
     extra.sort(key=_when)
     kept: list[Event] = []
     for event in extra:
-        if isinstance(event, Exit):
+        if isinstance(event, (Exit, Activation)):  # notes and bars: not arrows
             kept.append(event)
         elif room > 0:
             kept.append(event)
