@@ -403,3 +403,32 @@ def test_a_call_the_node_makes_to_a_third_node_is_drawn_with_that_nodes_names(
     ]
     assert nothing_installed(beta.state())
     assert nothing_installed(gamma.state())
+
+
+def test_a_workers_pick_up_and_its_end_cross_the_wire_with_their_times() -> None:
+    from livekit.nodes.tracing import encode_events, remote_events
+    from livekit.trace.events import Activation, Message, Participant
+
+    me, pool = Participant(0, "caller (link)", "caller"), Participant(1, "pool_0", "thread")
+    sent = [
+        Message(me, pool, "abs(-1)", "call", 1.2, 1.1),
+        Activation(pool, False, 1.2),
+        Message(pool, me, "1", "reply", 1.3),
+        Activation(pool, True, 1.4),
+    ]
+    participants, events = encode_events(sent)
+    frame = ("trace", "t1", 1.0, 2.0, participants, events, 0, None)
+    keys = iter(range(2, 10))
+    got, _ = remote_events(
+        frame,
+        target=Participant(1, "beta@host", "process"),
+        node="beta@host",
+        new_participant=lambda name, kind: Participant(next(keys), name, kind),
+        clock=lambda t: t + 100,
+    )
+    assert [(str(e), round(e.time, 6)) for e in got] == [
+        ("beta@host -> pool_0@beta@host: CALL: abs(-1)", 101.2),
+        ("pool_0@beta@host: PICK-UP", 101.2),
+        ("pool_0@beta@host -> beta@host: REPLY: 1", 101.3),
+        ("pool_0@beta@host: DONE", 101.4),
+    ]

@@ -23,7 +23,8 @@ import pytest
 
 import livekit
 from livekit.trace import SequenceTrace, render_seq_trace, seq_trace, tracing
-from livekit.trace.events import Event, Exit, Message, Spawn
+from livekit.trace.events import Activation, Event, Exit, Message, Spawn
+from livekit.trace.text import sequence_text
 
 BACKENDS = ["monitoring", "patching"] if sys.version_info >= (3, 12) else ["patching"]
 
@@ -579,7 +580,9 @@ def test_workers_started_before_the_trace_join_it_when_they_get_work(backend: st
         _, trace = traced(lambda: pool.submit(abs, -5).result(), backend)
     assert [str(e) for e in trace.events] == [
         "caller (MainThread) -> old_0: CALL: abs(-5)",
+        "old_0: PICK-UP",
         "old_0 -> caller (MainThread): REPLY: 5",
+        "old_0: DONE",
     ]
 
 
@@ -618,7 +621,8 @@ def test_executor_calls_are_drawn_where_submit_ran_not_in_lockstep_with_replies(
 
     result, trace = traced(run, backend)
     assert result == [0, 1, 2, 3, 4, 5]
-    assert [str(e) for e in trace.events] == [
+    # (The first pick-up races the later submits; its place is checked below.)
+    assert [str(e) for e in trace.events if not isinstance(e, Activation)] == [
         "caller (MainThread) -> w_0: CALL: step(0)",
         "caller (MainThread) -> w_0: SPAWN",
         *(f"caller (MainThread) -> w_0: CALL: step({i})" for i in range(1, 6)),
@@ -628,6 +632,73 @@ def test_executor_calls_are_drawn_where_submit_ran_not_in_lockstep_with_replies(
     calls = [e for e in trace.events if isinstance(e, Message) and e.kind == "call"]
     # Each arrow keeps when it was submitted and when the worker took it.
     assert all(c.sent is not None and c.sent <= c.time for c in calls)
+    # Each piece of work: picked up after the SPAWN, then its REPLY, then done.
+    work = [
+        str(e)
+        for e in trace.events
+        if not isinstance(e, Spawn) and not (isinstance(e, Message) and e.kind == "call")
+    ]
+    assert work == [
+        *(
+            line
+            for i in range(6)
+            for line in ("w_0: PICK-UP", f"w_0 -> caller (MainThread): REPLY: {i}", "w_0: DONE")
+        ),
+        "w_0: EXIT: normal",
+    ]
+
+
+def _six_submits_to_a_held_worker(backend: str, **options: Any) -> SequenceTrace:
+    """Six fast submits to a pool whose one worker is busy until all returned."""
+    gate = threading.Event()
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="held") as pool:
+        pool.submit(gate.wait, 5)  # the worker exists, and waits, before the trace
+
+        def run() -> list[int]:
+            futures = [pool.submit(abs, -i) for i in range(6)]
+            gate.set()
+            return [f.result() for f in futures]
+
+        result, trace = traced(run, backend, **options)
+    assert result == [0, 1, 2, 3, 4, 5]
+    return trace
+
+
+def test_a_workers_pick_up_is_its_activation_and_its_reply_ends_it(backend: str) -> None:
+    trace = _six_submits_to_a_held_worker(backend)
+    assert trace.diagram.source.splitlines() == [
+        "sequenceDiagram",
+        "    participant p0 as caller (MainThread)",
+        "    participant p1 as held_0",
+        *(f"    p0->>p1: CALL: abs({-i})" for i in range(6)),
+        *(
+            line
+            for i in range(6)
+            for line in ("    activate p1", f"    p1-->>p0: REPLY: {i}", "    deactivate p1")
+        ),
+    ]
+    picked = [e for e in trace.events if isinstance(e, Activation) and not e.ends]
+    calls = [e for e in trace.events if isinstance(e, Message) and e.kind == "call"]
+    # The activation is the moment the CALL was taken.
+    assert [p.time for p in picked] == [c.time for c in calls]
+    assert sequence_text(trace.events).splitlines()[6:9] == [
+        "held_0              : PICK-UP",
+        "held_0              ⇢ caller (MainThread): REPLY: 0",
+        "held_0              : DONE",
+    ]
+
+
+def test_work_whose_call_was_not_kept_draws_no_bar(backend: str) -> None:
+    trace = _six_submits_to_a_held_worker(backend, max_messages=3)
+    assert trace.diagram.source.splitlines() == [
+        "sequenceDiagram",
+        "    participant p0 as caller (MainThread)",
+        "    participant p1 as held_0",
+        *(f"    p0->>p1: CALL: abs({-i})" for i in range(3)),
+        # Their REPLYs are past max_messages, but every bar begun also ends.
+        *(line for _ in range(3) for line in ("    activate p1", "    deactivate p1")),
+        "    Note over p0,p1: 9 more messages not shown (max_messages)",
+    ]
 
 
 def test_a_task_started_by_a_loop_callback_is_the_loops_not_the_callers(backend: str) -> None:

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from livekit.trace.events import Exit, Message, Participant, Spawn
+from livekit.trace.events import Activation, Exit, Message, Participant, Spawn
 from livekit.trace.text import sequence_text
 from tests.conftest import mermaid_page
 
@@ -329,3 +329,90 @@ def test_tracks_group_messages_by_participant_in_the_json(tmp_path: Path) -> Non
         if event["ph"] == "M" and event["name"] == "thread_name":
             by_pid[event["pid"]].add(event["args"]["name"])
     assert dict(by_pid) == {1: {"caller (MainThread)"}, 2: {"Process-1"}}
+
+
+POOL_SCRIPT = """\
+import concurrent.futures
+
+with concurrent.futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="pool") as pool:
+    print(list(pool.map(abs, range(-6, 0))))
+"""
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("max_messages", ["100", "4"])
+def test_a_pools_activations_parse_and_draw_in_the_vendored_mermaid(
+    tmp_path: Path, browser: Any, max_messages: str
+) -> None:
+    """Each worker's bar from its pick-up to its REPLY, kept whole when the trace is cut."""
+    done = livekit_trace(
+        tmp_path, "--max-messages", max_messages, "-o", "trace.mmd", "job.py", script=POOL_SCRIPT
+    )
+    assert done.returncode == 0, done.stderr
+    source = (tmp_path / "trace.mmd").read_text(encoding="utf-8")
+    lines = source.splitlines()
+    calls = sum(": CALL: abs(" in line for line in lines)
+    spawns = sum(line.endswith(": SPAWN") for line in lines)
+    picked = sum(line.lstrip().startswith("activate ") for line in lines)
+    # One bar per SPAWN and one per CALL kept; each ends exactly once.
+    assert picked == spawns + calls
+    assert sum(line.lstrip().startswith("deactivate ") for line in lines) == picked
+    if max_messages == "100":
+        assert calls == 6
+    else:
+        assert 0 < calls < 6
+        assert lines[-1].endswith("more messages not shown (max_messages)")
+    page_file = mermaid_page(tmp_path)
+    page = browser.new_page()
+    try:
+        page.goto(page_file.as_uri())
+        bars = page.evaluate(
+            """async (source) => {
+                await mermaid.parse(source);
+                const {svg} = await mermaid.render('trace', source);
+                const box = document.createElement('div');
+                box.innerHTML = svg;
+                return box.querySelectorAll('rect[class^="activation"]').length;
+            }""",
+            source,
+        )
+    finally:
+        page.close()
+    assert bars == picked
+
+
+def test_a_workers_work_is_a_slice_from_pick_up_to_its_end_in_the_json() -> None:
+    import io
+
+    from livekit.trace.export import write_trace_events
+
+    worker = Participant(1, "pool_0", "thread")
+    events = [
+        Message(MAIN, worker, "abs(-1)", "call", 2.0, 1.0),
+        Activation(worker, time=2.0),
+        Message(worker, MAIN, "1", "reply", 3.0),
+        Activation(worker, ends=True, time=3.5),
+        Activation(worker, ends=True, time=4.0),  # its start was not kept: no E
+    ]
+    out = io.StringIO()
+    count = write_trace_events(events, out)
+    traced = json.loads(out.getvalue())["traceEvents"]
+    assert len(traced) == count
+    slices = [(e["ph"], e["ts"], e["tid"]) for e in traced if e["ph"] in "BE"]
+    assert slices == [("B", 1_000_000.0, 2), ("E", 2_500_000.0, 2)]
+
+
+def test_the_terminal_drawing_shows_a_pick_up_and_its_end() -> None:
+    worker = Participant(1, "pool_0", "thread")
+    events = [
+        Message(MAIN, worker, "abs(-1)", "call"),
+        Activation(worker),
+        Message(worker, MAIN, "1", "reply"),
+        Activation(worker, ends=True),
+    ]
+    assert sequence_text(events) == (
+        "caller (MainThread) → pool_0             : CALL: abs(-1)\n"
+        "pool_0              : PICK-UP\n"
+        "pool_0              ⇢ caller (MainThread): REPLY: 1\n"
+        "pool_0              : DONE"
+    )

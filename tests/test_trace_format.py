@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from livekit.trace.events import MAX_LABEL, Exit, Message, Participant, Spawn
+from livekit.trace.events import MAX_LABEL, Activation, Exit, Message, Participant, Spawn
 from livekit.trace.format import (
     default_caption,
     describe,
@@ -55,6 +55,57 @@ def test_calls_are_solid_and_replies_dashed_with_their_prefix() -> None:
         "    p0->>p2: CALL: work(1)\n"
         "    p2-->>p0: REPLY: raised ValueError"
     )
+
+
+def test_a_pick_up_starts_the_workers_bar_and_the_end_after_its_reply_ends_it() -> None:
+    events = [
+        Message(CALLER, WORKER, "work(1)", "call"),
+        Message(CALLER, WORKER, "work(2)", "call"),
+        Activation(WORKER),
+        Message(WORKER, CALLER, "1", "reply"),
+        Activation(WORKER, ends=True),
+        Activation(WORKER),
+        Message(WORKER, CALLER, "2", "reply"),
+        Activation(WORKER, ends=True),
+    ]
+    assert sequence_diagram(CALLER, events).splitlines()[3:] == [
+        "    p0->>p2: CALL: work(1)",
+        "    p0->>p2: CALL: work(2)",
+        "    activate p2",
+        "    p2-->>p0: REPLY: 1",
+        "    deactivate p2",
+        "    activate p2",
+        "    p2-->>p0: REPLY: 2",
+        "    deactivate p2",
+    ]
+
+
+def test_an_end_of_work_whose_pick_up_was_not_drawn_ends_no_bar() -> None:
+    # Mermaid refuses "deactivate" of an inactive participant.
+    events = [
+        Message(CALLER, WORKER, "work(1)", "call"),
+        Message(WORKER, CALLER, "1", "reply"),
+        Activation(WORKER, ends=True),
+    ]
+    assert "deactivate" not in sequence_diagram(CALLER, events)
+
+
+def test_a_spawned_workers_pick_up_nests_in_its_spawn_bar() -> None:
+    events = [
+        Spawn(CALLER, WORKER),
+        Activation(WORKER),
+        Activation(WORKER, ends=True),
+        Activation(WORKER, ends=True),  # one end too many: not drawn
+        Exit(WORKER, "normal"),
+    ]
+    assert sequence_diagram(CALLER, events).splitlines()[3:] == [
+        "    p0->>p2: SPAWN",
+        "    activate p2",
+        "    activate p2",
+        "    deactivate p2",
+        "    Note over p2: EXIT: normal",
+        "    deactivate p2",
+    ]
 
 
 def test_a_trace_with_no_events_declares_only_the_caller() -> None:

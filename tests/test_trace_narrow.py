@@ -10,7 +10,7 @@ import threading
 import pytest
 
 from livekit.trace import SequenceTrace, seq_trace, tracing
-from livekit.trace.events import Exit, Message, Participant, Spawn
+from livekit.trace.events import Activation, Exit, Message, Participant, Spawn
 from livekit.trace.narrow import Narrowing
 
 CALLER = Participant(0, "caller (MainThread)", "caller")
@@ -53,6 +53,27 @@ def test_collapse_draws_a_library_as_one_participant_and_hides_its_inside() -> N
         "server -> Task-1 (main): HTTP/1.1 200 OK (40 bytes)",
         "Task-1 (main) -> 127.0.0.1:8080: GET / HTTP/1.1 (40 bytes)",
         "Task-1 (main): EXIT: normal",
+    ]
+
+
+def test_a_workers_bar_goes_with_the_worker_drawn_and_not_with_one_hidden() -> None:
+    work = [
+        Message(CLIENT, START, "handle()", "call"),
+        Activation(START),
+        Message(START, CLIENT, "None", "reply"),
+        Activation(START, ends=True),
+    ]
+    assert lines(narrowing(exclude="asyncio").events(work)) == [
+        "Task-1 (main) -> Task-3 (start): CALL: handle()",
+        "Task-3 (start): PICK-UP",
+        "Task-3 (start) -> Task-1 (main): REPLY: None",
+        "Task-3 (start): DONE",
+    ]
+    # Hidden, or inside a group: neither the start of its bar nor the end.
+    assert lines(narrowing(exclude="aiohttp").events(work)) == []
+    assert lines(narrowing(collapse="aiohttp").events(work)) == [
+        "Task-1 (main) -> aiohttp: CALL: handle()",
+        "aiohttp -> Task-1 (main): REPLY: None",
     ]
 
 

@@ -49,7 +49,15 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from livekit.nodes.protocol import Link
-from livekit.trace.events import Event, Exit, Message, Participant, ParticipantKind, Spawn
+from livekit.trace.events import (
+    Activation,
+    Event,
+    Exit,
+    Message,
+    Participant,
+    ParticipantKind,
+    Spawn,
+)
 from livekit.trace.format import describe, shorten
 from livekit.trace.sources import NewParticipant, Running
 
@@ -176,6 +184,8 @@ def encode_events(
             out.append(
                 ("message", sender, receiver, event.label, event.kind, event.time, event.sent)
             )
+        elif isinstance(event, Activation):
+            out.append(("activation", key(event.who), event.ends, event.time))
         else:
             out.append(("exit", key(event.who), event.reason, event.time))
     return list(participants.values()), out
@@ -318,6 +328,8 @@ def remote_events(
                 )
             case ("exit", int(who), str(reason), float(at)):
                 out.append(Exit(known[who], shorten(reason), clock(at)))
+            case ("activation", int(who), bool(ends), float(at)):
+                out.append(Activation(known[who], ends, clock(at)))
     return out, made
 
 

@@ -33,7 +33,7 @@ from livekit.trace import format as _format
 from livekit.trace import hooks as _hooks
 from livekit.trace import sources as _sources
 from livekit.trace.channels import channel
-from livekit.trace.events import Event, Exit, Participant
+from livekit.trace.events import Activation, Event, Exit, Participant
 from livekit.trace.hooks import Backend, Hook, register, unregister
 from livekit.trace.narrow import Narrowing, check_collapse, check_patterns
 from livekit.trace.processes import HOOKS as _PROCESS_HOOKS
@@ -252,7 +252,9 @@ class SequenceTrace:
                 events = recorder.finish(events)
                 self._omitted = recorder.omitted + overflow
                 # Messages seen outside this interpreter (livekit.clusters).
-                room = self._max_messages - sum(not isinstance(e, Exit) for e in events)
+                room = self._max_messages - sum(
+                    not isinstance(e, (Exit, Activation)) for e in events
+                )
                 assert self._started is not None  # noqa: S101 - __enter__ ran
                 events, overflow = _sources.finish_all(self._started, events, room)
                 self._omitted += overflow
@@ -289,7 +291,7 @@ class SequenceTrace:
         - ``.json``: the Trace Event Format that Perfetto
           (``ui.perfetto.dev``) and ``chrome://tracing`` open: a track per
           thread, task and process, spawns and exits as instant events,
-          every message a flow from its send to its receive
+          a pool worker's work as a slice, every message a flow from its send to its receive
           (:mod:`livekit.trace.export`).
 
         Examples

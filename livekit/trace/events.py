@@ -17,6 +17,10 @@ caller (MainThread) -> pong: SPAWN
 caller (MainThread) -> pong: 'ping'
 pong -> caller (MainThread): REPLY: 42
 pong: EXIT: normal
+>>> for event in [Activation(b), Activation(b, ends=True)]:
+...     print(event)
+pong: PICK-UP
+pong: DONE
 """
 
 from __future__ import annotations
@@ -112,7 +116,26 @@ class Exit:
         return f"{self.who.name}: EXIT: {self.reason}"
 
 
-Event = Spawn | Message | Exit
+@dataclass(frozen=True, slots=True)
+class Activation:
+    """``who`` picked up work handed to it (an executor's job), or, with
+    ``ends``, finished it: the start and the end of its bar in the diagram.
+
+    The CALL arrow stands where the work was submitted; the pick-up comes
+    later, when a worker is free, and the end follows the work's REPLY.
+    A recorder keeps an end only when it kept the pick-up, so that every
+    bar that ends has begun.
+    """
+
+    who: Participant
+    ends: bool = False
+    time: float = 0.0
+
+    def __str__(self) -> str:
+        return f"{self.who.name}: {'DONE' if self.ends else 'PICK-UP'}"
+
+
+Event = Spawn | Message | Exit | Activation
 
 
 def participants_of(event: Event) -> tuple[Participant, ...]:
@@ -137,8 +160,9 @@ def fit_in_room(
     """Keep the arrows of ``events`` that fit in ``room``, and count the rest.
 
     An exit takes no room: it is kept where ``shows`` says its participant
-    is drawn.  Spawns and messages are kept in order while room is left;
-    the ones after are counted, not kept.  Returns what is kept, in the
+    is drawn; nor does an activation (a bar), which is always kept.  Spawns
+    and messages are kept in order while room is left; the ones after are
+    counted, not kept.  Returns what is kept, in the
     order given, and how many did not fit.
 
     Examples
@@ -154,6 +178,8 @@ def fit_in_room(
         if isinstance(event, Exit):
             if shows(event):
                 kept.append(event)
+        elif isinstance(event, Activation):  # a bar, not an arrow: no room
+            kept.append(event)
         elif room > 0:
             kept.append(event)
             room -= 1

@@ -8,6 +8,8 @@ sequence trace maps onto it like this:
 - every participant is a track: a thread or a task is a thread track of the
   traced process, a child process gets a process of its own;
 - a SPAWN or an EXIT is an instant event on its participant's track;
+- a worker's work, from its pick-up to the end after its REPLY, is a
+  slice on the worker's track (a ``B`` event and its ``E``);
 - every message is a zero-length slice where it was sent and another where
   it was received, joined by a flow (an ``s`` event and its ``f``), so that
   Perfetto draws the same arrows as the diagram.
@@ -23,7 +25,7 @@ import json
 from collections.abc import Iterable
 from typing import IO
 
-from livekit.trace.events import Event, Exit, Message, Participant, Spawn
+from livekit.trace.events import Activation, Event, Exit, Message, Participant, Spawn
 
 __all__ = ["write_trace_events"]
 
@@ -77,6 +79,7 @@ def _chunks(events: Iterable[Event], omitted: int) -> tuple[list[str], int]:
     names: dict[str, str] = {}
     body: list[str] = []
     flow = 0
+    busy: dict[int, int] = {}  # slices begun by a pick-up, not yet ended
     for event in events:
         if isinstance(event, Message):
             flow += 1
@@ -106,6 +109,15 @@ def _chunks(events: Iterable[Event], omitted: int) -> tuple[list[str], int]:
             ts = (event.time - start) * 1e6
             label = _quote(f"EXIT: {event.reason}")
             body.append(f'{{"ph":"i","s":"t","name":{label},"cat":"exit","ts":{ts:.3f},{who}}}')
+        elif isinstance(event, Activation):
+            key, who = event.who.key, tracks.of(event.who)
+            ts = (event.time - start) * 1e6
+            if not event.ends:
+                busy[key] = busy.get(key, 0) + 1
+                body.append(f'{{"ph":"B","name":"work","cat":"call","ts":{ts:.3f},{who}}}')
+            elif busy.get(key):  # an end without its start would close another slice
+                busy[key] -= 1
+                body.append(f'{{"ph":"E","name":"work","cat":"call","ts":{ts:.3f},{who}}}')
     objects = len(tracks.metadata) + len(body) + 3 * flow
     if omitted:
         objects += 1

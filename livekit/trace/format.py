@@ -20,6 +20,7 @@ from typing import Any
 from livekit._labels import MAX_NAME, escape, short_name
 from livekit.trace.events import (
     MAX_LABEL,
+    Activation,
     Event,
     Exit,
     Message,
@@ -195,6 +196,33 @@ def exit_lines(event: Exit, active: bool) -> list[str]:
     return lines
 
 
+def activation_line(event: Activation, busy: dict[int, int]) -> str | None:
+    """The start of a worker's bar when it picks work up, or its end after the REPLY.
+
+    ``busy`` counts the bars each participant has open, and is updated:
+    an end whose start was not drawn gives None, since Mermaid refuses to
+    end a bar that never began.
+
+    Examples
+    --------
+    >>> worker, busy = Participant(1, "pool_0", "thread"), {}
+    >>> activation_line(Activation(worker), busy)
+    '    activate p1'
+    >>> activation_line(Activation(worker, ends=True), busy)
+    '    deactivate p1'
+    >>> activation_line(Activation(worker, ends=True), busy) is None
+    True
+    """
+    key = event.who.key
+    if not event.ends:
+        busy[key] = busy.get(key, 0) + 1
+        return f"{_INDENT}activate p{key}"
+    if not busy.get(key):
+        return None
+    busy[key] -= 1
+    return f"{_INDENT}deactivate p{key}"
+
+
 def omitted_line(omitted: int, first: Participant, last: Participant) -> str:
     """The closing note of a trace cut at ``max_messages``.
 
@@ -264,11 +292,30 @@ def sequence_diagram(caller: Participant, events: Sequence[Event], omitted: int 
         p1->>p0: 'pong'
         Note over p1: EXIT: normal
         deactivate p1
+
+    Work handed to a pool: the CALL where it was submitted, the worker's
+    bar from its pick-up to its REPLY.
+
+    >>> pool = Participant(2, "pool_0", "thread")
+    >>> print(sequence_diagram(main, [
+    ...     Message(main, pool, "work(1)", "call"),
+    ...     Activation(pool),
+    ...     Message(pool, main, "2", "reply"),
+    ...     Activation(pool, ends=True),
+    ... ]))
+    sequenceDiagram
+        participant p0 as caller (MainThread)
+        participant p2 as pool_0
+        p0->>p2: CALL: work(1)
+        activate p2
+        p2-->>p0: REPLY: 2
+        deactivate p2
     """
     order = participants_in_order(caller, events)
     lines = ["sequenceDiagram", *(participant_line(p) for p in order)]
     lines.extend(line for line in map(full_name_line, order) if line is not None)
     active: set[int] = set()
+    busy: dict[int, int] = {}  # bars opened by a pick-up, not yet ended
     append = lines.append
     # message_line, written out: a trace that keeps every message makes one
     # line per message, and its start depends only on the two ends and kind.
@@ -289,6 +336,10 @@ def sequence_diagram(caller: Participant, events: Sequence[Event], omitted: int 
             lines.extend(spawn_lines(event))
         elif isinstance(event, Message):
             lines.append(message_line(event))
+        elif isinstance(event, Activation):
+            line = activation_line(event, busy)
+            if line is not None:
+                append(line)
         else:
             lines.extend(exit_lines(event, event.who.key in active))
             active.discard(event.who.key)

@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 from livekit.trace.events import (
     MAX_LABEL,
+    Activation,
     Event,
     Exit,
     Message,
@@ -154,7 +155,9 @@ class Recorder:
 
         Arrows (messages and SPAWNs) count towards ``max_messages``.  An
         EXIT note is kept when its participant's SPAWN was, so that every
-        bar drawn also ends, and dropped otherwise.
+        bar drawn also ends, and dropped otherwise; a worker's pick-up and
+        its end (:class:`Activation`) are kept, the caller having checked
+        that the work's CALL was.
         """
         if self._narrowing is not None:
             narrowed = self._narrowing.event(event)
@@ -165,6 +168,9 @@ class Recorder:
             if isinstance(event, Exit):
                 if event.who.key in self._shown:
                     self.events.append(event)
+            elif isinstance(event, Activation):
+                # Not an arrow: work_started keeps it only when its CALL is kept.
+                self.events.append(event)
             elif self.arrows < self.max_messages:
                 self.arrows += 1
                 self.events.append(event)
@@ -495,8 +501,13 @@ class Recorder:
         worker = self.adopt()
         if worker is None:
             return
-        self.fill(place, Message(submitter, worker, label, "call", time.monotonic(), submitted))
-        self._running[future] = (worker, submitter, place >= 0)
+        now = time.monotonic()
+        self.fill(place, Message(submitter, worker, label, "call", now, submitted))
+        kept = place >= 0 and self.events[place] is not _DROPPED
+        if kept:
+            # Its bar starts here, at the pick-up, and ends after its REPLY.
+            self.emit(Activation(worker, False, now))
+        self._running[future] = (worker, submitter, kept)
 
     def future_result(self, future: object, result: object) -> None:
         """``future.set_result(result)``."""
@@ -517,6 +528,7 @@ class Recorder:
             return
         text = f"raised {type(error).__name__}" if error is not None else self.label(result)
         self.emit(Message(worker, submitter, text, "reply", time.monotonic()))
+        self.emit(Activation(worker, True, time.monotonic()))
 
     # -- asyncio ---------------------------------------------------------
 

@@ -2,7 +2,8 @@
 
 One line per event, in the order the diagram draws them: ``sender →
 receiver: label`` for a message or a SPAWN, ``who: EXIT: reason`` for an
-exit.  Participant columns are aligned while they fit the width.  Pure
+exit, ``who: PICK-UP`` and ``who: DONE`` for a worker's pick-up of work
+and its end.  Participant columns are aligned while they fit the width.  Pure
 functions over :mod:`livekit.trace.events`.
 """
 
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from livekit.trace.events import Event, Exit, Message, Spawn
+from livekit.trace.events import Activation, Event, Exit, Message, Spawn
 
 __all__ = ["sequence_text"]
 
@@ -49,7 +50,9 @@ def sequence_text(events: Sequence[Event], omitted: int = 0, *, width: int = 100
     pong                : EXIT: normal
     """
     senders = [_from(e).translate(_CONTROL) for e in events]
-    receivers = [_to(e).translate(_CONTROL) for e in events if not isinstance(e, Exit)]
+    receivers = [
+        _to(e).translate(_CONTROL) for e in events if not isinstance(e, (Exit, Activation))
+    ]
     left = max((len(name) for name in senders), default=0)
     right = max((len(name) for name in receivers), default=0)
     if left + right + 4 + 20 > width:
@@ -58,6 +61,9 @@ def sequence_text(events: Sequence[Event], omitted: int = 0, *, width: int = 100
     for event, sender in zip(events, senders, strict=True):
         if isinstance(event, Exit):
             lines.append(f"{sender:<{left}} : EXIT: {event.reason.translate(_CONTROL)}")
+            continue
+        if isinstance(event, Activation):
+            lines.append(f"{sender:<{left}} : {'DONE' if event.ends else 'PICK-UP'}")
             continue
         if isinstance(event, Spawn):
             arrow, label = "→", "SPAWN"
