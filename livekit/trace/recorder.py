@@ -537,7 +537,10 @@ class Recorder:
         parent = self.who()
         if parent is None or _is_asyncio_plumbing(task):
             return
-        child = self._new(_task_name(task), "task", _task_module(task))
+        # A task whose coroutine is gone (started eagerly and already done:
+        # aiohttp's request handlers on 3.14) is named after its maker's code.
+        module = _task_module(task) or parent.module
+        child = self._new(_task_name(task), "task", module)
         self._tasks[task] = child
         self._task_parents[task] = parent
         self.emit(Spawn(parent, child, time.monotonic()))
