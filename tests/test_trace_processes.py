@@ -151,6 +151,11 @@ def test_a_child_that_outlives_the_trace_runs_only_the_original_code(
         found = outbox.get(timeout=60)
         child.join()
         assert "_livekit_trace" not in vars(child)
+        # Each queue's feeder thread closes its pipe as it ends, some time
+        # after the queue is collected: wait for that here, in both runs.
+        for queue in (inbox, outbox):
+            queue.close()
+            queue.join_thread()
         return found, trace.events if traced else ()
 
     untraced, _ = run(traced=False)
