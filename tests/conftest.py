@@ -210,6 +210,25 @@ def built_book(tmp_path_factory: pytest.TempPathFactory) -> Path:
         return out
 
 
+#: The trace's capture backends on this Python (sys.monitoring from 3.12).
+BACKENDS = ["monitoring", "patching"] if sys.version_info >= (3, 12) else ["patching"]
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    """Each capture backend a trace test runs under."""
+    return str(request.param)
+
+
+@pytest.fixture
+def no_thread_left_running() -> Iterator[None]:
+    """Every thread a test starts is joined before the test ends (no grace)."""
+    before = set(threading.enumerate())
+    yield
+    left = [t for t in threading.enumerate() if t not in before and t.is_alive()]
+    assert left == []
+
+
 @pytest.fixture
 def no_thread_left_behind() -> Iterator[None]:
     """Fail a test that leaves a thread it started still running."""

@@ -16,7 +16,6 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -26,21 +25,7 @@ from livekit.trace import SequenceTrace, render_seq_trace, seq_trace, tracing
 from livekit.trace.events import Activation, Event, Exit, Message, Spawn
 from livekit.trace.text import sequence_text
 
-BACKENDS = ["monitoring", "patching"] if sys.version_info >= (3, 12) else ["patching"]
-
-
-@pytest.fixture(params=BACKENDS)
-def backend(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
-
-
-@pytest.fixture(autouse=True)
-def no_thread_left_running() -> Iterator[None]:
-    """Every thread a test starts is joined before the test ends."""
-    before = set(threading.enumerate())
-    yield
-    left = [t for t in threading.enumerate() if t not in before and t.is_alive()]
-    assert left == []
+pytestmark = pytest.mark.usefixtures("no_thread_left_running")
 
 
 def traced(fn: Any, backend: str, **options: Any) -> tuple[Any, SequenceTrace]:

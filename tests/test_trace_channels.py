@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import re
-import sys
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -17,13 +16,6 @@ import pytest
 
 from livekit.trace import SequenceTrace, channel, register, unregister
 from livekit.trace.events import Event, Message
-
-BACKENDS = ["monitoring", "patching"] if sys.version_info >= (3, 12) else ["patching"]
-
-
-@pytest.fixture(params=BACKENDS)
-def backend(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
 
 
 def plain(name: str) -> str:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import queue
 import re
-import sys
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -14,13 +13,6 @@ import pytest
 from livekit.trace import SequenceTrace, hooks
 from livekit.trace.events import Message
 from livekit.trace.hooks import GATE, RETURN, Hook
-
-BACKENDS = ["monitoring", "patching"] if sys.version_info >= (3, 12) else ["patching"]
-
-
-@pytest.fixture(params=BACKENDS)
-def backend(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
 
 
 class Mailbox:

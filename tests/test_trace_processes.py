@@ -27,7 +27,6 @@ from livekit.trace.events import Event, Exit, Message, Participant, Spawn
 from livekit.trace.processes import merge_by_time, pair_halves
 from tests import process_targets as targets
 
-BACKENDS = ["monitoring", "patching"] if sys.version_info >= (3, 12) else ["patching"]
 METHODS = ["fork", "spawn", "forkserver"]
 
 # Forking is one of the methods under test.  In a full test run, threads
@@ -36,11 +35,6 @@ METHODS = ["fork", "spawn", "forkserver"]
 pytestmark = pytest.mark.filterwarnings(
     "ignore:This process .* is multi-threaded, use of fork:DeprecationWarning"
 )
-
-
-@pytest.fixture(params=BACKENDS)
-def backend(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
 
 
 @pytest.fixture(params=METHODS)

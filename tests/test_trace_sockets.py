@@ -19,23 +19,11 @@ import pytest
 from livekit.trace import SequenceTrace, seq_trace
 from livekit.trace.events import Event, Exit, Message, Spawn
 
-BACKENDS = ["monitoring", "patching"] if sys.version_info >= (3, 12) else ["patching"]
+pytestmark = pytest.mark.usefixtures("no_thread_left_running")
+
 
 REQUEST = b"GET /items HTTP/1.1\r\nHost: localhost\r\n\r\n"
 RESPONSE = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
-
-
-@pytest.fixture(params=BACKENDS)
-def backend(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
-
-
-@pytest.fixture(autouse=True)
-def no_thread_left_running() -> Iterator[None]:
-    before = set(threading.enumerate())
-    yield
-    left = [t for t in threading.enumerate() if t not in before and t.is_alive()]
-    assert not left, f"threads left running: {left}"
 
 
 @pytest.fixture(autouse=True)
