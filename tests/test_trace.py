@@ -9,19 +9,22 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import inspect
 import queue
 import random
 import re
 import sys
 import threading
 import time
+import typing
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 import livekit
-from livekit.trace import SequenceTrace, render_seq_trace, seq_trace, tracing
+from livekit.trace import SequenceTrace, TraceOptions, render_seq_trace, seq_trace, tracing
 from livekit.trace.events import Activation, Event, Exit, Message, Spawn
 from livekit.trace.text import sequence_text
 
@@ -552,6 +555,28 @@ def test_a_bad_option_raises_value_error_naming_the_value(
         seq_trace(ping_pong, **options)
     with pytest.raises(ValueError, match=message):
         tracing(**options)
+
+
+@pytest.mark.parametrize(
+    ("call", "name"),
+    [
+        (lambda: seq_trace(ping_pong, max_mesages=3), "seq_trace"),
+        (lambda: render_seq_trace(ping_pong, backend="patching"), "render_seq_trace"),
+        (lambda: tracing(target="a block"), "tracing"),
+    ],
+)
+def test_an_unknown_option_raises_type_error_naming_it(call: Callable[[], Any], name: str) -> None:
+    with pytest.raises(TypeError, match=rf"^{name}\(\) got an unexpected keyword argument '\w+'"):
+        call()
+    assert livekit.trace._running is None  # nothing was started
+
+
+def test_the_trace_options_are_the_keywords_of_sequence_trace() -> None:
+    keywords = inspect.signature(SequenceTrace).parameters.keys() - {"target", "backend"}
+    assert TraceOptions.__optional_keys__ == keywords
+    hints = typing.get_type_hints(TraceOptions)
+    init = typing.get_type_hints(SequenceTrace.__init__, vars(livekit.trace))
+    assert {name: init[name] for name in keywords} == hints
 
 
 def test_an_unknown_backend_is_refused() -> None:
