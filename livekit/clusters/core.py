@@ -17,7 +17,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TextIO
 
 from livekit.clusters.memory import MemoryChart
@@ -613,13 +613,15 @@ def call(
     node: str,
     module: str,
     function: str,
-    args: tuple[Any, ...] | list[Any] = (),
-    kwargs: dict[str, Any] | None = None,
+    args: Sequence[Any],
+    kwargs: Mapping[str, Any] | None,
     *,
-    timeout: float | None = None,
+    timeout: float | None,
 ) -> Any:
     """``livekit.rpc.call`` on a worker or the scheduler of an attached cluster.
 
+    :func:`livekit.rpc.call` hands a cluster's node here with its own
+    arguments, so this takes them all, in its order and without defaults.
     The function runs in a thread of its own on that process (the worker's
     event loop goes on meanwhile).  What it raises is raised here with the
     worker's traceback, as for any node.

@@ -46,20 +46,15 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from livekit.nodes.protocol import Link
-from livekit.trace.events import (
-    Activation,
-    Event,
-    Exit,
-    Message,
-    Participant,
-    ParticipantKind,
-    Spawn,
-)
+from livekit.trace.events import Activation, Event, Exit, Message, Participant, Spawn
 from livekit.trace.format import describe, shorten
 from livekit.trace.sources import NewParticipant, Running
+
+if TYPE_CHECKING:
+    from livekit.trace.events import ParticipantKind
 
 #: The version of the trace context this livekit sends and understands.
 VERSION = 1
