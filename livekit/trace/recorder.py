@@ -29,6 +29,7 @@ import os
 import sys
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
@@ -65,8 +66,14 @@ UNCOUNTED = -2
 #: The place of a message that narrowing left out (see livekit.trace.narrow).
 _DROPPED = _Unreceived()
 
-#: A message put and not yet taken: (channel, item, sender, place, when sent).
+#: A message put and not yet taken, with narrowing options: (channel,
+#: item, sender, place, when sent).
 _Waiting = tuple[Any, Any, Participant, int, float]
+#: A queue message as it is recorded, a list in the order of
+#: :class:`Message`'s fields: ``[sender, None, item, "send", channel, sent]``
+#: when it is put; the get makes it ``[sender, receiver, label, "send",
+#: time, sent]``, and :meth:`Recorder.recorded` a :class:`Message`.
+_Record = list[Any]
 
 _get_running_loop = asyncio.events._get_running_loop
 _current_task = asyncio.current_task
@@ -112,7 +119,7 @@ class Recorder:
         narrowing: Callable[[Callable[[], int]], Narrowing] | None = None,
     ) -> None:
         self.active = True
-        self.events: list[Event | _Unreceived] = []
+        self.events: list[Event | _Unreceived | _Record] = []
         self.omitted = 0
         #: Arrows kept so far (messages, and SPAWNs), at most max_messages.
         self.arrows = 0
@@ -135,7 +142,7 @@ class Recorder:
         #: strong references in each entry keep both ids from being reused
         #: meanwhile.  The gate of a get: empty, there is nothing to look
         #: for.  One dict for the whole trace, since the backends hold it.
-        self.pending: dict[tuple[int, int], _Waiting | list[_Waiting]] = {}
+        self.pending: dict[tuple[int, int], _Record | _Waiting | deque[Any]] = {}
         # Executor work submitted, not yet started: Future -> (submitter,
         # label, when, place of its CALL).
         self._calls: dict[Any, tuple[Participant, str, float, int]] = {}
@@ -231,9 +238,26 @@ class Recorder:
         return self._narrowing is not None
 
     def recorded(self) -> list[Event]:
-        """The events so far, without the places of messages not yet taken."""
+        """The events so far, without the places of messages not yet taken.
+
+        A queue message is kept as a :data:`_Record` while it waits, and
+        becomes a :class:`Message` here.
+        """
+        out: list[Event] = []
+        append = out.append
         with self._lock:
-            return [e for e in self.events if not isinstance(e, _Unreceived)]
+            events = self.events
+            for place, event in enumerate(events):
+                if isinstance(event, list):
+                    if event[1] is not None:  # taken: got() sets the receiver last
+                        # In place: the record goes as its message comes, so
+                        # that the number of live objects does not grow (a
+                        # growing number sets off the garbage collector).
+                        message = events[place] = _new_tuple(Message, event)
+                        append(message)
+                elif not isinstance(event, _Unreceived):
+                    append(event)
+        return out
 
     def _new(self, name: str, kind: ParticipantKind, module: str = "") -> Participant:
         return Participant(next(self._keys), name, kind, module)
@@ -363,38 +387,65 @@ class Recorder:
     def put_by(self, sender: Participant, queue: object, item: object) -> None:
         """``sender`` put ``item`` into ``queue``.
 
-        The place of its arrow is reserved (see :meth:`reserve`) and the
-        message waits.  This runs for every message of the traced program,
-        so it takes the lock once, to reserve the place; the message waits
+        The message's place is kept at once, in the order of the puts, so
+        that its arrow is drawn where it was sent: it is a
+        :data:`_Record` whose receiver, label and time the get fills in.
+        This runs for every message of the traced program, so it takes the
+        lock once, to count and append the record; the message waits
         outside it: a put and a get of one channel are serialized by the
         channel's own lock (the hook rows watch ``Queue._put``/``_get``,
         which run under it), and one dict operation is atomic.
         """
+        if self._narrowing is not None:
+            self._put_narrowed(sender, queue, item)
+            return
+        lock = self._lock
+        # acquire/release, not "with": the same, at half the cost, and
+        # nothing between them can raise.
+        lock.acquire()
+        if self.arrows >= self.max_messages:
+            # The diagram is full: the message is counted, not followed.
+            self.omitted += 1
+            lock.release()
+            return
+        self.arrows += 1
+        # The queue waits in the time's slot: a strong reference, so that
+        # its id is not reused while the message waits (see got).
+        record = [sender, None, item, "send", queue, _monotonic()]
+        self.events.append(record)
+        lock.release()
+        key = (id(queue), id(item))
+        pending = self.pending
+        waiting = pending.get(key)
+        if waiting is None:
+            pending[key] = record
+        elif type(waiting) is deque:
+            waiting.append(record)
+        else:
+            # The same object put again before it was taken.
+            pending[key] = deque((waiting, record))
+
+    def _put_narrowed(self, sender: Participant, queue: object, item: object) -> None:
+        """put_by with narrowing options: whether the arrow counts is known at the get."""
         events = self.events
         with self._lock:
             if self.arrows < self.max_messages:
                 self.arrows += 1
                 place = len(events)
                 events.append(UNRECEIVED)
-            elif self._narrowing is None:
-                # The diagram is full: the message is counted, not followed.
-                self.omitted += 1
-                return
             else:
                 # Its receiver decides whether it counts (see reserve).
                 place = UNCOUNTED
         entry = (queue, item, sender, place, _monotonic())
         key = (id(queue), id(item))
         pending = self.pending
-        # One waiting message is the entry itself; the same object put again
-        # before it was taken makes a list.
         waiting = pending.get(key)
         if waiting is None:
             pending[key] = entry
-        elif isinstance(waiting, list):
+        elif type(waiting) is deque:
             waiting.append(entry)
         else:
-            pending[key] = [waiting, entry]
+            pending[key] = deque((waiting, entry))
 
     @property
     def full(self) -> bool:
@@ -415,20 +466,18 @@ class Recorder:
 
     def got(self, queue: object, item: object, newest_first: bool = False) -> None:
         """``item`` came out of ``queue``: one arrow from whoever put it."""
-        if not self.pending:
-            return
-        key = (id(queue), id(item))
         pending = self.pending
+        key = (id(queue), id(item))
         waiting = pending.pop(key, None)  # see put_by: no lock needed
         if waiting is None:
             return
-        if isinstance(waiting, list):
+        if type(waiting) is deque:
             # The same object put twice: a LIFO queue hands out the newest.
-            entry = waiting.pop() if newest_first else waiting.pop(0)
-            pending[key] = waiting[0] if len(waiting) == 1 else waiting
+            entry = waiting.pop() if newest_first else waiting.popleft()
+            if waiting:
+                pending[key] = waiting
         else:
             entry = waiting
-        _, _, sender, place, sent = entry
         kind = type(item)
         if self.message_label is None and (
             (kind is str and len(item) <= MAX_LABEL)  # type: ignore[arg-type]
@@ -440,15 +489,23 @@ class Recorder:
                 label = shorten(label)
         else:
             label = describe(item, self.message_label)
-        receiver = self.adopt()
+        # adopt(), written out for a thread that runs no event loop.
+        receiver = self._threads.get(_get_ident()) if _get_running_loop() is None else None
+        if receiver is None:
+            receiver = self.adopt()
+        if type(entry) is list:
+            if receiver is None:  # plumbing: the record stays untaken, and holds nothing
+                entry[2] = entry[4] = None
+                return
+            entry[2] = label
+            entry[4] = _monotonic()  # the queue's reference goes with it
+            entry[1] = receiver  # last: a record with its receiver is whole
+            return
         if receiver is None:
             return
+        _, _, sender, place, sent = entry
         # tuple.__new__ skips the named tuple's Python-level __new__.
-        message = _new_tuple(Message, (sender, receiver, label, "send", _monotonic(), sent))
-        if self._narrowing is None:
-            self.events[place] = message
-        else:
-            self.fill(place, message)
+        self.fill(place, _new_tuple(Message, (sender, receiver, label, "send", _monotonic(), sent)))
 
     # -- threads ---------------------------------------------------------
 
@@ -645,6 +702,11 @@ class Recorder:
         """Stop recording and drop every reference to the traced program."""
         self.active = False
         with self._lock:
+            # A record never taken holds its item and channel (see put_by).
+            for waiting in self.pending.values():
+                for entry in waiting if type(waiting) is deque else (waiting,):
+                    if type(entry) is list:
+                        entry[2] = entry[4] = None
             self.pending.clear()
         self._calls.clear()
         self._running.clear()
