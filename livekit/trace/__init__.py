@@ -21,7 +21,6 @@ import os
 import shutil
 import sys
 import threading
-from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
@@ -254,8 +253,10 @@ class SequenceTrace:
                 self._omitted = recorder.omitted + overflow
                 # Messages seen outside this interpreter (livekit.clusters).
                 # Counted in C: a trace that keeps every message has many.
-                kinds = Counter(map(type, events))
-                room = self._max_messages - (len(events) - kinds[Exit] - kinds[Activation])
+                kinds = list(map(type, events))
+                room = self._max_messages - (
+                    len(events) - kinds.count(Exit) - kinds.count(Activation)
+                )
                 assert self._started is not None  # noqa: S101 - __enter__ ran
                 events, overflow = _sources.finish_all(self._started, events, room)
                 self._omitted += overflow

@@ -14,7 +14,6 @@ from __future__ import annotations
 import builtins
 import re
 import reprlib
-from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -324,27 +323,34 @@ def sequence_diagram(caller: Participant, events: Sequence[Event], omitted: int 
     busy: dict[int, int] = {}  # bars opened by a pick-up, not yet ended
     append = lines.append
     # message_line, written out: a trace that keeps every message makes one
-    # line per message, and its start depends only on the two ends and kind
-    # (found again only when they change).
+    # line per message, and its start depends only on the two ends and kind.
+    # Consecutive messages with the same start are one run, joined at once.
     starts: dict[tuple[int, int, str], str] = {}
     sender = receiver = kind = None
-    start = ""
+    start = between = ""
+    run: list[str] = []
+    add = run.append
     for event in events:
         if type(event) is Message:
             if event[0] is not sender or event[1] is not receiver or event[3] is not kind:
+                if run:
+                    append(start + between.join(run))
+                    run.clear()
                 sender, receiver, kind = event[0], event[1], event[3]
                 key = (sender.key, receiver.key, kind)
                 start = starts.get(key) or starts.setdefault(
                     key, f"{_INDENT}p{key[0]}{_ARROWS[kind]}p{key[1]}: {_PREFIXES[kind]}"
                 )
+                between = "\n" + start
             label = event[2]
             # escape(), written out: most labels (numbers, words) hold
             # nothing to escape, which one C-level test tells.
-            if label.isalnum() or needs_escape(label) is None:
-                append(start + label)
-            else:
-                append(start + escape(label))
-        elif isinstance(event, Spawn):
+            add(label if label.isalnum() or needs_escape(label) is None else escape(label))
+            continue
+        if run:
+            append(start + between.join(run))
+            run.clear()
+        if isinstance(event, Spawn):
             active.add(event.child.key)
             lines.extend(spawn_lines(event))
         elif isinstance(event, Message):
@@ -356,6 +362,8 @@ def sequence_diagram(caller: Participant, events: Sequence[Event], omitted: int 
         else:
             lines.extend(exit_lines(event, event.who.key in active))
             active.discard(event.who.key)
+    if run:
+        append(start + between.join(run))
     if omitted:
         lines.append(omitted_line(omitted, order[0], order[-1]))
     return "\n".join(lines)
@@ -372,8 +380,8 @@ def default_caption(target: str, events: Sequence[Event], omitted: int = 0) -> s
     if not events:
         return f"Messages exchanged while {target} ran: none were recorded."
     # Counted in C: a trace that keeps every message has a hundred thousand.
-    kinds = Counter(map(type, events))
-    messages, spawned = kinds[Message], kinds[Spawn]
+    kinds = list(map(type, events))
+    messages, spawned = kinds.count(Message), kinds.count(Spawn)
     parts = [f"{messages} {'message' if messages == 1 else 'messages'}"]
     if spawned:
         parts.append(f"{spawned} {'start' if spawned == 1 else 'starts'}")

@@ -68,13 +68,11 @@ UNCOUNTED = -2
 _DROPPED = _Unreceived()
 
 #: A message put and not yet taken, with narrowing options: (sender,
-#: place, item, "send", channel, when sent), the channel where a
-#: :data:`_Record` has it.
+#: place, item, "send", channel, when sent), as a :data:`_Record`.
 _Waiting = tuple[Participant, int, Any, str, Any, float]
-#: A queue message as it is recorded, a list in the order of
-#: :class:`Message`'s fields: ``[sender, None, item, "send", channel, sent]``
-#: when it is put; the get makes it ``[sender, receiver, label, "send",
-#: time, sent]``, and :meth:`Recorder.recorded` a :class:`Message`.
+#: A queue message put and not yet taken, without narrowing options:
+#: ``[sender, place, item, "send", channel, when sent]``, a list that also
+#: holds its place among the events until its :class:`Message` does.
 _Record = list[Any]
 
 _get_running_loop = asyncio.events._get_running_loop
@@ -82,9 +80,10 @@ _current_task = asyncio.current_task
 _get_ident = threading.get_ident
 _monotonic = time.monotonic
 _new_tuple = tuple.__new__
-# An int below this has a short repr, and one that never raises (a huge
-# int's repr can: sys.set_int_max_str_digits).
-_BIG_INT = 10**40
+# An int below this has a repr of at most MAX_LABEL characters, and one
+# that never raises (a huge int's repr can: sys.set_int_max_str_digits).
+_BIG_INT = 10 ** (MAX_LABEL - 1)
+_SMALL_INT = -_BIG_INT
 
 # Threads that the standard library (and livekit's nodes, which read a
 # spawn's output) start for their own plumbing: they carry messages, they
@@ -277,26 +276,9 @@ class Recorder:
         return self._narrowing is not None
 
     def recorded(self) -> list[Event]:
-        """The events so far, without the places of messages not yet taken.
-
-        A queue message is kept as a :data:`_Record` while it waits, and
-        becomes a :class:`Message` here.
-        """
-        out: list[Event] = []
-        append = out.append
+        """The events so far, without the places of messages not yet taken."""
         with self._lock:
-            events = self.events
-            for place, event in enumerate(events):
-                if isinstance(event, list):
-                    if event[1] is not None:  # taken: got() sets the receiver last
-                        # In place: the record goes as its message comes, so
-                        # that the number of live objects does not grow (a
-                        # growing number sets off the garbage collector).
-                        message = events[place] = _new_tuple(Message, event)
-                        append(message)
-                elif not isinstance(event, _Unreceived):
-                    append(event)
-        return out
+            return [e for e in self.events if not isinstance(e, (list, _Unreceived))]
 
     def _new(self, name: str, kind: ParticipantKind, module: str = "") -> Participant:
         return Participant(next(self._keys), name, kind, module)
@@ -394,8 +376,8 @@ class Recorder:
         """``item`` went into ``queue``, put by ``sender`` or the code running.
 
         The message's place is kept at once, in the order of the puts, so
-        that its arrow is drawn where it was sent: it is a
-        :data:`_Record` whose receiver, label and time the get fills in.
+        that its arrow is drawn where it was sent: its :data:`_Record`
+        holds it until the get puts the :class:`Message` there.
         This runs for every message of the traced program, so it takes no
         lock: a place is taken in one step (see ``_places``), a list
         appended to in another, and a put and a get of one channel are
@@ -415,11 +397,25 @@ class Recorder:
             # The diagram is full: the message is counted, not followed.
             next(self._overflow)
             return
-        # The queue waits in the time's slot: a strong reference, so that
-        # its id is not reused while the message waits (see got).
-        record = [sender, None, item, "send", queue, _monotonic()]
-        self.events.append(record)
-        self._wait(record, id(item))
+        # The record holds the queue: a strong reference, so that its id is
+        # not reused while the message waits (see got).
+        record = [sender, 0, item, "send", queue, _monotonic()]
+        events = self.events
+        events.append(record)
+        # Other threads append without a lock too, and the list only grows:
+        # the record is at the end, or just before it.
+        place = len(events) - 1
+        while events[place] is not record:
+            place -= 1
+        record[1] = place
+        # _wait(), written out.
+        key = id(item)
+        pending = self.pending
+        waiting = pending.get(key)
+        if waiting is None:
+            pending[key] = record
+        else:
+            self._wait(record, key)
 
     def _wait(self, entry: _Record | _Waiting, key: int) -> None:
         """Keep ``entry``, a message put, until its item is taken (see :meth:`got`)."""
@@ -493,7 +489,7 @@ class Recorder:
         """``item`` came out of a LIFO ``queue``, which hands out the newest."""
         self.got(queue, item, newest_first=True)
 
-    def got(self, queue: object, item: object, newest_first: bool = False) -> None:
+    def got(self, queue: object, item: object, newest_first: bool = False) -> None:  # noqa: PLR0912 - written out: runs for every message
         """``item`` came out of ``queue``: one arrow from whoever put it."""
         key = id(item)
         waiting = self.pending.pop(key, None)  # see put: no lock needed
@@ -506,12 +502,11 @@ class Recorder:
             entry = found
         else:
             entry = waiting  # type: ignore[assignment] # a deque is taken above
+        # describe(), written out for the commonest messages.
         kind = type(item)
-        if self.message_label is None and (
-            (kind is str and len(item) <= MAX_LABEL)  # type: ignore[arg-type]
-            or (kind is int and -_BIG_INT < item < _BIG_INT)  # type: ignore[operator]
-        ):
-            # describe(), written out for the commonest messages.
+        if kind is int and _SMALL_INT < item < _BIG_INT and self.message_label is None:
+            label = repr(item)  # short enough
+        elif kind is str and len(item) <= MAX_LABEL and self.message_label is None:  # type: ignore[arg-type]
             label = repr(item)
             if len(label) > MAX_LABEL:
                 label = shorten(label)
@@ -521,19 +516,17 @@ class Recorder:
         receiver = self._threads.get(_get_ident()) if _get_running_loop() is None else None
         if receiver is None:
             receiver = self.adopt()
-        if type(entry) is list:
-            if receiver is None:  # plumbing: the record stays untaken, and holds nothing
-                entry[2] = entry[4] = None
-                return
-            entry[2] = label
-            entry[4] = _monotonic()  # the queue's reference goes with it
-            entry[1] = receiver  # last: a record with its receiver is whole
-            return
         if receiver is None:
+            if type(entry) is list:  # plumbing: the record stays untaken, and holds nothing
+                entry[2] = entry[4] = None
             return
         sender, place, _, _, _, sent = entry
         # tuple.__new__ skips the named tuple's Python-level __new__.
-        self.fill(place, _new_tuple(Message, (sender, receiver, label, "send", _monotonic(), sent)))
+        message = _new_tuple(Message, (sender, receiver, label, "send", _monotonic(), sent))
+        if type(entry) is list:
+            self.events[place] = message  # in the record's place
+        else:
+            self.fill(place, message)
 
     def _taken(
         self, key: int, waiting: Any, queue: object, *, newest_first: bool
