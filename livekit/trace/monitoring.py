@@ -8,6 +8,11 @@ times), and a function that was already running when the trace began,
 such as a worker blocked in ``Queue.get``, is seen when it next calls
 the watched code.  The events are turned off and the tool id is freed
 when the trace ends.
+
+Rows marked ``wrap`` (:class:`~livekit.trace.hooks.Hook`), the queue
+methods that every message passes through, get the patching backend's
+wrappers instead: a wrapper is handed the values a handler would read from
+the watched frame's locals, which cost more than the rest of the event.
 """
 
 from __future__ import annotations

@@ -386,8 +386,18 @@ class Recorder:
         operation is atomic.
         """
         if sender is None:
-            # who(), written out for a thread that runs no event loop.
-            sender = self._threads.get(_get_ident()) if _get_running_loop() is None else self.who()
+            # who(), written out: this runs for every message put.
+            loop = _get_running_loop()
+            if loop is None:
+                sender = self._threads.get(_get_ident())
+            else:
+                task = _current_task(loop)
+                if task is None:
+                    sender = self._loop(loop, adopt=False)
+                elif self._tasks:
+                    sender = self._tasks.get(task)
+                else:
+                    sender = self._threads.get(_get_ident())
             if sender is None:
                 return
         if self._narrowing is not None:
@@ -437,18 +447,7 @@ class Recorder:
         narrowing options a full diagram still follows the message, whose
         receiver decides whether it counts (see :meth:`reserve`).
         """
-        # who(), written out: this runs for every message put.
-        loop = _get_running_loop()
-        if loop is None:
-            sender = self._threads.get(_get_ident())
-        else:
-            task = _current_task(loop)
-            if task is None:
-                sender = self._loop(loop, adopt=False)
-            elif self._tasks:
-                sender = self._tasks.get(task)
-            else:
-                sender = self._threads.get(_get_ident())
+        sender = self.who()
         if sender is None:
             return None
         if self._narrowing is None and self.full:
