@@ -330,26 +330,29 @@ def sequence_diagram(caller: Participant, events: Sequence[Event], omitted: int 
     start = between = ""
     run: list[str] = []
     add = run.append
+
+    def flush() -> None:
+        # escape(), for a whole run: most labels (numbers, words) hold
+        # nothing to escape, which one C-level search over them all tells.
+        labels = run if needs_escape("".join(run)) is None else map(escape, run)
+        append(start + between.join(labels))
+        run.clear()
+
     for event in events:
         if type(event) is Message:
             if event[0] is not sender or event[1] is not receiver or event[3] is not kind:
                 if run:
-                    append(start + between.join(run))
-                    run.clear()
+                    flush()
                 sender, receiver, kind = event[0], event[1], event[3]
                 key = (sender.key, receiver.key, kind)
                 start = starts.get(key) or starts.setdefault(
                     key, f"{_INDENT}p{key[0]}{_ARROWS[kind]}p{key[1]}: {_PREFIXES[kind]}"
                 )
                 between = "\n" + start
-            label = event[2]
-            # escape(), written out: most labels (numbers, words) hold
-            # nothing to escape, which one C-level test tells.
-            add(label if label.isalnum() or needs_escape(label) is None else escape(label))
+            add(event[2])
             continue
         if run:
-            append(start + between.join(run))
-            run.clear()
+            flush()
         if isinstance(event, Spawn):
             active.add(event.child.key)
             lines.extend(spawn_lines(event))
@@ -363,7 +366,7 @@ def sequence_diagram(caller: Participant, events: Sequence[Event], omitted: int 
             lines.extend(exit_lines(event, event.who.key in active))
             active.discard(event.who.key)
     if run:
-        append(start + between.join(run))
+        flush()
     if omitted:
         lines.append(omitted_line(omitted, order[0], order[-1]))
     return "\n".join(lines)
