@@ -519,18 +519,12 @@ class Recorder:
             if type(entry) is list:  # plumbing: the record stays untaken, and holds nothing
                 entry[2] = entry[4] = None
             return
-        place = entry[1]
+        sender, place, _, _, _, sent = entry
         # tuple.__new__ skips the named tuple's Python-level __new__.
+        message = _new_tuple(Message, (sender, receiver, label, "send", _monotonic(), sent))
         if type(entry) is list:
-            # The record becomes the message's fields (no tuple made for
-            # them first), and the message takes the record's place.
-            entry[1] = receiver
-            entry[2] = label
-            entry[4] = _monotonic()
-            self.events[place] = _new_tuple(Message, entry)
+            self.events[place] = message  # in the record's place
         else:
-            sender, _, _, _, _, sent = entry
-            message = _new_tuple(Message, (sender, receiver, label, "send", _monotonic(), sent))
             self.fill(place, message)
 
     def _taken(
