@@ -69,6 +69,11 @@ _WRAP = re.compile(r"(\s*:?(?:no)?wrap):")
 # Any character escape() changes, or the start of a "wrap:": most labels hold none.
 _SPECIAL = re.compile(r'[#;%<>&"|`\x00-\x1f\x7f-\x9f\u2028\u2029]|wrap:')
 
+#: ``needs_escape(text)`` is None when :func:`escape` would return ``text``
+#: unchanged (a match otherwise): the test a formatter of many labels makes
+#: without a Python call per label.
+needs_escape = _SPECIAL.search
+
 
 def escape(text: str) -> str:
     """Return ``text`` written so that Mermaid shows it as it is, in any label.
@@ -91,7 +96,7 @@ def escape(text: str) -> str:
     'wrap#58; me'
     """
     # Most labels hold nothing to escape: one C-level search says so.
-    if _SPECIAL.search(text) is None:
+    if needs_escape(text) is None:
         return text
     escaped = text.translate(_MERMAID)
     prefix = _WRAP.match(escaped) if "wrap:" in escaped else None

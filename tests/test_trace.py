@@ -171,6 +171,40 @@ def test_a_message_is_matched_to_its_put_by_identity(backend: str) -> None:
     ]
 
 
+def test_one_object_in_two_queues_is_matched_to_the_put_into_the_queue_it_left(
+    backend: str,
+) -> None:
+    """The same object waits in two queues, put by two senders, and in a LIFO queue twice."""
+    left: queue.Queue[list[int]] = queue.Queue()
+    right: queue.Queue[list[int]] = queue.Queue()
+    stack: queue.LifoQueue[list[int]] = queue.LifoQueue()
+    shared = [7]
+
+    def run() -> list[str]:
+        a = threading.Thread(target=lambda: (left.put(shared), stack.put(shared)), name="a")
+        a.start()
+        a.join()
+        b = threading.Thread(target=lambda: (right.put(shared), stack.put(shared)), name="b")
+        b.start()
+        b.join()
+        taken = [right.get(), left.get(), stack.get(), stack.get()]
+        return ["shared" if item is shared else "other" for item in taken]
+
+    got, trace = traced(run, backend)
+    assert got == ["shared"] * 4
+    assert [a[:2] for a in arrows(trace.events) if a[0] != "caller (MainThread)"] == [
+        ("a", "caller (MainThread)"),
+        ("a", "caller (MainThread)"),
+        ("b", "caller (MainThread)"),
+        ("b", "caller (MainThread)"),
+    ]
+    received = [m for m in trace.events if isinstance(m, Message) and m.kind == "send"]
+    # Arrows stand where they were sent; each is received where its own queue gave it out:
+    # right (b's first) first, then left (a's first), then the stack's newest (b's), then a's.
+    order = sorted(range(4), key=lambda i: received[i].time)
+    assert [received[i].sender.name for i in order] == ["b", "a", "b", "a"]
+
+
 def test_a_thread_blocked_in_get_before_the_trace_is_seen(backend: str) -> None:
     inbox: queue.Queue[str] = queue.Queue()
     outbox: queue.Queue[str] = queue.Queue()

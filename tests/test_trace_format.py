@@ -183,6 +183,39 @@ def test_labels_and_exit_reasons_are_escaped() -> None:
     assert "    Note over p1: EXIT: x#35;y" in text
 
 
+def test_a_run_of_messages_between_the_same_two_is_escaped_label_by_label() -> None:
+    """Clean labels stay as they are beside one that needs escaping, in one run."""
+    labels = ["1", "'wr", "ap: x'", "wrap: y", "a|b", "-2"]
+    text = sequence_diagram(CALLER, [Message(CALLER, PONG, label) for label in labels])
+    assert text.splitlines()[3:] == [
+        "    p0->>p1: 1",
+        "    p0->>p1: 'wr",
+        "    p0->>p1: ap: x'",
+        "    p0->>p1: wrap#58; y",
+        "    p0->>p1: a#124;b",
+        "    p0->>p1: -2",
+    ]
+
+
+def test_runs_of_messages_keep_their_order_and_starts() -> None:
+    events = [
+        Message(CALLER, PONG, "1"),
+        Message(CALLER, PONG, "2"),
+        Message(PONG, CALLER, "3", "reply"),
+        Exit(PONG, "normal"),
+        Message(PONG, CALLER, "4", "reply"),
+        Message(CALLER, PONG, "5", "call"),
+    ]
+    assert sequence_diagram(CALLER, events).splitlines()[3:] == [
+        "    p0->>p1: 1",
+        "    p0->>p1: 2",
+        "    p1-->>p0: REPLY: 3",
+        "    Note over p1: EXIT: normal",
+        "    p1-->>p0: REPLY: 4",
+        "    p0->>p1: CALL: 5",
+    ]
+
+
 def test_shorten_keeps_short_text_and_cuts_long_text_with_an_ellipsis() -> None:
     assert shorten("x" * MAX_LABEL) == "x" * MAX_LABEL
     assert shorten("x" * (MAX_LABEL + 1)) == "x" * (MAX_LABEL - 1) + "…"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import queue
 import re
 import threading
@@ -135,3 +136,60 @@ def test_an_event_of_an_unknown_sink_fails_when_the_trace_starts(backend: str) -
 def test_register_refuses_what_is_not_a_row() -> None:
     with pytest.raises(TypeError, match="expected a Hook, got tuple"):
         hooks.register([(Mailbox, "take")])  # type: ignore[list-item]
+
+
+class Postbox:
+    """A channel whose deliver() takes an argument by keyword too."""
+
+    def __init__(self) -> None:
+        self._items: list[Any] = []
+
+    def deliver(self, item: Any, priority: int) -> None:
+        self._items.append((priority, item))
+
+    def take(self) -> Any:
+        return self._items.pop(0)[1]
+
+
+POSTBOX_ROWS = [
+    Hook(Postbox, "deliver", "start", ("self", "item"), "recorder.put", wrap=True),
+    Hook(
+        Postbox, "take", "return", ("self", RETURN), "recorder.got", "recorder.pending", wrap=True
+    ),
+]
+
+
+def test_a_wrapped_row_is_a_wrapper_with_the_functions_signature_on_either_backend(
+    backend: str,
+) -> None:
+    deliver, take = Postbox.__dict__["deliver"], Postbox.__dict__["take"]
+    box = Postbox()
+    hooks.register(POSTBOX_ROWS)
+    try:
+        with SequenceTrace(backend=backend) as trace:
+            wrapper = Postbox.__dict__["deliver"]
+            box.deliver("a", 1)
+            box.deliver(priority=2, item="b")  # by keyword: the wrapper's own parameters
+            taken = [box.take(), box.take()]
+    finally:
+        hooks.unregister(POSTBOX_ROWS)
+    assert taken == ["a", "b"]
+    assert wrapper is not deliver
+    assert wrapper.__wrapped__ is deliver
+    # Its own signature, not one read through __wrapped__: no *args, **kwargs.
+    own = inspect.signature(wrapper, follow_wrapped=False)
+    assert list(own.parameters) == ["self", "item", "priority"]
+    assert own == inspect.signature(deliver)
+    assert (Postbox.__dict__["deliver"], Postbox.__dict__["take"]) == (deliver, take)
+    assert [(m.sender.name, m.receiver.name, m.label) for m in trace.events] == [
+        ("caller (MainThread)", "caller (MainThread)", "'a'"),
+        ("caller (MainThread)", "caller (MainThread)", "'b'"),
+    ]
+
+
+def test_the_standard_queue_rows_are_wrapped_and_say_so() -> None:
+    wrapped = [row for row in hooks.STANDARD if row.wrap]
+    assert {(row.owner, row.name) for row in wrapped} == {
+        (cls, name) for cls, _ in hooks.QUEUE_CLASSES for name in ("_put", "_get")
+    }
+    assert repr(wrapped[0]) == "Hook(Queue._put at start: recorder.put(self, item), wrapped)"

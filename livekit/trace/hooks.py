@@ -122,6 +122,15 @@ class Hook:
         ``adapt(*values)`` returns the values the event receives instead:
         how a channel of another library is read (see
         :func:`livekit.trace.channel`).
+    wrap
+        Watch the function with a wrapper on every backend, as
+        :mod:`livekit.trace.patching` does.  For a function that is always
+        reached through its owner's attribute (``Queue.put`` calls
+        ``self._put``) and returns at once, a wrapper sees every call that
+        ``sys.monitoring`` would, even from a thread that was already
+        waiting when the trace began, and it is handed the values that
+        ``sys.monitoring`` would have to read from the watched frame's
+        locals, the dearest step of a row that runs for every message.
 
     Examples
     --------
@@ -139,6 +148,7 @@ class Hook:
     called_from: CodeType | None = None
     not_from: CodeType | None = None
     adapt: Callable[..., tuple[Any, ...]] | None = None
+    wrap: bool = False
 
     def __post_init__(self) -> None:
         if self.at not in ("start", "return"):
@@ -180,8 +190,10 @@ class Hook:
     def __repr__(self) -> str:
         reads = ", ".join(self.reads)
         gate = f" if {self.gate}" if self.gate else ""
+        wrapped = ", wrapped" if self.wrap else ""
         return (
-            f"Hook({_owner_name(self.owner)}.{self.name} at {self.at}{gate}: {self.event}({reads}))"
+            f"Hook({_owner_name(self.owner)}.{self.name} at {self.at}{gate}: "
+            f"{self.event}({reads}){wrapped})"
         )
 
 
@@ -261,13 +273,13 @@ SUBMIT_CODE = concurrent.futures.ThreadPoolExecutor.submit.__code__
 def _queue_rows() -> list[Hook]:
     rows = []
     for cls, newest_first in QUEUE_CLASSES:
-        rows.append(
-            Hook(
-                cls, "_put", "start", (GATE, "self", "item"), "recorder.put_by", "recorder.sending"
-            )
-        )
+        # Every message passes here: wrapped on every backend (see Hook.wrap),
+        # the values cost nothing to read, so no gate is asked first.
+        rows.append(Hook(cls, "_put", "start", ("self", "item"), "recorder.put", wrap=True))
         got = "recorder.got_newest" if newest_first else "recorder.got"
-        rows.append(Hook(cls, "_get", "return", ("self", RETURN), got, "recorder.pending"))
+        rows.append(
+            Hook(cls, "_get", "return", ("self", RETURN), got, "recorder.pending", wrap=True)
+        )
     return rows
 
 

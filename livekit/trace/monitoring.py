@@ -8,6 +8,11 @@ times), and a function that was already running when the trace began,
 such as a worker blocked in ``Queue.get``, is seen when it next calls
 the watched code.  The events are turned off and the tool id is freed
 when the trace ends.
+
+Rows marked ``wrap`` (:class:`~livekit.trace.hooks.Hook`), the queue
+methods that every message passes through, get the patching backend's
+wrappers instead: a wrapper is handed the values a handler would read from
+the watched frame's locals, which cost more than the rest of the event.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from typing import Any
 
 from livekit.trace import hooks
 from livekit.trace.hooks import Hook
+from livekit.trace.patching import PatchingBackend
 
 # Ids 0-2 and 5 are named for debuggers, coverage, profilers, optimizers;
 # 3 and 4 are unclaimed, so livekit asks for those first.
@@ -42,17 +48,21 @@ class MonitoringBackend(hooks.Backend):
         self._tool: int | None = None
         self._starts: dict[CodeType, Handler] = {}
         self._returns: dict[CodeType, Handler] = {}
+        # Rows that ask for a wrapper (Hook.wrap) get the patching backend's.
+        self._wrapped = PatchingBackend([row for row in self._rows if row.wrap], sinks)
 
     def install(self) -> None:
         monitoring = sys.monitoring  # type: ignore[attr-defined,unused-ignore]
         events = monitoring.events
-        self._collect()
+        self._collect()  # before the wrappers go in: the code of the originals
+        self._wrapped.install()
         for tool in _PREFERRED_TOOL_IDS:
             if monitoring.get_tool(tool) is None:
                 monitoring.use_tool_id(tool, _TOOL_NAME)
                 self._tool = tool
                 break
         else:
+            self._wrapped.uninstall()
             raise RuntimeError(
                 "cannot trace: all six sys.monitoring tool ids are in use "
                 "(debuggers, coverage or profilers); stop one and try again"
@@ -78,6 +88,7 @@ class MonitoringBackend(hooks.Backend):
             raise
 
     def uninstall(self) -> None:
+        self._wrapped.uninstall()
         if self._tool is None:
             return
         monitoring = sys.monitoring  # type: ignore[attr-defined,unused-ignore]
@@ -92,7 +103,8 @@ class MonitoringBackend(hooks.Backend):
     def _collect(self) -> None:
         rows: dict[tuple[CodeType, str], list[Hook]] = {}
         for row in self._rows:
-            rows.setdefault((hooks.code_of(row), row.at), []).append(row)
+            if not row.wrap:
+                rows.setdefault((hooks.code_of(row), row.at), []).append(row)
         for (code, at), group in rows.items():
             table = self._starts if at == "start" else self._returns
             if len(group) == 1:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import keyword
 import operator
 import sys
 from collections.abc import Callable, Mapping, Sequence
@@ -220,6 +221,11 @@ def _quick_wrapper(row: Hook, original: Any, sinks: Mapping[str, object]) -> Any
     event = hooks.resolve(row.event, sinks)
     gate = hooks.resolve_gate(row.gate, sinks) if row.gate else None
     calls = callable(gate)
+    exact = _exact_wrapper(
+        row, original, [name for _, name in middle], event, gate, with_gate=with_gate
+    )
+    if exact is not None:
+        return exact
     indices = [positional.index(name) for _, name in middle]
     need = max(indices) + 1
     single = len(indices) == 1
@@ -262,3 +268,65 @@ def _quick_wrapper(row: Hook, original: Any, sinks: Mapping[str, object]) -> Any
         return result
 
     return at_return
+
+
+# The names a generated wrapper's body uses besides the watched function's
+# parameters (checked not to clash with them).
+_OWN_NAMES = ("_lk_wrapper", "_lk_original", "_lk_event", "_lk_gate", "_lk_passed", "_lk_result")
+
+
+def _exact_wrapper(
+    row: Hook,
+    original: Any,
+    names: list[str],
+    event: Callable[..., Any],
+    gate: Any,
+    *,
+    with_gate: bool,
+) -> Any:
+    """A wrapper with the very signature of ``original``, for a function of positional parameters.
+
+    ``def _put(self, item)`` gets ``def _put(self, item)``: its caller's
+    call is a plain call (no ``*args`` tuple or ``**kwargs`` dict is made),
+    and so is the call of the original, which the interpreter runs in the
+    same evaluation loop.  The queue rows run for every message, and these
+    calls were a good part of what a trace cost them.  The source is made
+    only from the parameters' names, which are checked to be identifiers.
+    None when ``original`` has defaults, keyword-only or variable
+    parameters: the general wrapper passes those on.
+    """
+    code = original.__code__
+    parameters = code.co_varnames[: code.co_argcount]
+    plain = (
+        code.co_kwonlyargcount == 0
+        and not code.co_flags & (inspect.CO_VARARGS | inspect.CO_VARKEYWORDS)
+        and not original.__defaults__
+        and not original.__kwdefaults__
+        and all(p.isidentifier() and not keyword.iskeyword(p) for p in parameters)
+        and not set(parameters) & set(_OWN_NAMES)
+    )
+    if not plain:
+        return None
+    signature = ", ".join(parameters)
+    values = ", ".join(names)
+    if with_gate:
+        # The gate's value is the event's first value: a participant, say.
+        check = "_lk_passed = _lk_gate()" if callable(gate) else "_lk_passed = _lk_gate"
+        values = f"_lk_passed, {values}"
+        test = "_lk_passed"
+    else:
+        check = ""
+        test = "" if gate is None else ("_lk_gate()" if callable(gate) else "_lk_gate")
+    if row.at == "start":
+        fire = f"_lk_event({values})"
+        body = [check, f"if {test}:\n        {fire}" if test else fire]
+        body.append(f"return _lk_original({signature})")
+    else:
+        fire = f"_lk_event({values}, _lk_result)"
+        body = [f"_lk_result = _lk_original({signature})", check]
+        body.append(f"if {test}:\n        {fire}" if test else fire)
+        body.append("return _lk_result")
+    source = f"def _lk_wrapper({signature}):\n" + "".join(f"    {line}\n" for line in body if line)
+    namespace = {"_lk_original": original, "_lk_event": event, "_lk_gate": gate}
+    exec(compile(source, f"<livekit wrapper of {code.co_qualname}>", "exec"), namespace)  # noqa: S102 - made from checked identifiers only
+    return namespace["_lk_wrapper"]

@@ -29,8 +29,10 @@ import os
 import sys
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import replace
+from operator import length_hint
 from typing import TYPE_CHECKING, Any
 
 from livekit.trace.events import (
@@ -65,17 +67,23 @@ UNCOUNTED = -2
 #: The place of a message that narrowing left out (see livekit.trace.narrow).
 _DROPPED = _Unreceived()
 
-#: A message put and not yet taken: (channel, item, sender, place, when sent).
-_Waiting = tuple[Any, Any, Participant, int, float]
+#: A message put and not yet taken, with narrowing options: (sender,
+#: place, item, "send", channel, when sent), as a :data:`_Record`.
+_Waiting = tuple[Participant, int, Any, str, Any, float]
+#: A queue message put and not yet taken, without narrowing options:
+#: ``[sender, place, item, "send", channel, when sent]``, a list that also
+#: holds its place among the events until its :class:`Message` does.
+_Record = list[Any]
 
 _get_running_loop = asyncio.events._get_running_loop
 _current_task = asyncio.current_task
 _get_ident = threading.get_ident
 _monotonic = time.monotonic
 _new_tuple = tuple.__new__
-# An int below this has a short repr, and one that never raises (a huge
-# int's repr can: sys.set_int_max_str_digits).
-_BIG_INT = 10**40
+# An int below this has a repr of at most MAX_LABEL characters, and one
+# that never raises (a huge int's repr can: sys.set_int_max_str_digits).
+_BIG_INT = 10 ** (MAX_LABEL - 1)
+_SMALL_INT = -_BIG_INT
 
 # Threads that the standard library (and livekit's nodes, which read a
 # spawn's output) start for their own plumbing: they carry messages, they
@@ -112,12 +120,19 @@ class Recorder:
         narrowing: Callable[[Callable[[], int]], Narrowing] | None = None,
     ) -> None:
         self.active = True
-        self.events: list[Event | _Unreceived] = []
-        self.omitted = 0
-        #: Arrows kept so far (messages, and SPAWNs), at most max_messages.
-        self.arrows = 0
+        self.events: list[Event | _Unreceived | _Record] = []
         self._shown: set[int] = set()  # participants whose SPAWN is kept
         self.max_messages = max_messages
+        # Without narrowing, an arrow takes one of max_messages places, and
+        # one left out is counted, with no lock: next() of a range iterator
+        # is one step in C, which the GIL does not split, so two threads
+        # never take the same place.  (A free-threaded build could give two
+        # the last place: one arrow too many.)  With narrowing, an arrow
+        # left out later gives its place back: counted under the lock.
+        self._places = iter(range(max_messages))
+        self._overflow = iter(range(sys.maxsize))
+        self._arrows = 0  # with narrowing
+        self._omitted = 0
         self.message_label = message_label
         self._keys = itertools.count(1)
         self._lock = threading.Lock()
@@ -131,11 +146,12 @@ class Recorder:
         self._task_parents: dict[asyncio.Task[Any], Participant] = {}
         # Event loops whose callbacks were seen -> their participant.
         self._loops: dict[Any, Participant] = {}
-        #: Messages put and not yet taken, by (id(channel), id(item)); the
-        #: strong references in each entry keep both ids from being reused
-        #: meanwhile.  The gate of a get: empty, there is nothing to look
-        #: for.  One dict for the whole trace, since the backends hold it.
-        self.pending: dict[tuple[int, int], _Waiting | list[_Waiting]] = {}
+        #: Messages put and not yet taken, by id(item), with their channel
+        #: (at index 4 of each entry); the strong references in each entry
+        #: keep both ids from being reused meanwhile.  The gate of a get:
+        #: empty, there is nothing to look for.  One dict for the whole
+        #: trace, since the backends hold it.
+        self.pending: dict[int, _Record | _Waiting | deque[Any]] = {}
         # Executor work submitted, not yet started: Future -> (submitter,
         # label, when, place of its CALL).
         self._calls: dict[Any, tuple[Participant, str, float, int]] = {}
@@ -171,13 +187,36 @@ class Recorder:
             elif isinstance(event, Activation):
                 # Not an arrow: work_started keeps it only when its CALL is kept.
                 self.events.append(event)
-            elif self.arrows < self.max_messages:
-                self.arrows += 1
+            elif self._take_place():
                 self.events.append(event)
                 if isinstance(event, Spawn):
                     self._shown.add(event.child.key)
             else:
-                self.omitted += 1
+                self._omitted += 1
+
+    def _take_place(self) -> bool:
+        """Take the place of one more arrow; False once the diagram is full.
+
+        With narrowing, the caller holds the lock.
+        """
+        if self._narrowing is None:
+            return next(self._places, None) is not None
+        if self._arrows >= self.max_messages:
+            return False
+        self._arrows += 1
+        return True
+
+    @property
+    def arrows(self) -> int:
+        """Arrows kept so far (messages, and SPAWNs), at most ``max_messages``."""
+        if self._narrowing is None:
+            return self.max_messages - length_hint(self._places)
+        return self._arrows
+
+    @property
+    def omitted(self) -> int:
+        """Messages counted, not kept, because the diagram was full."""
+        return self._omitted + sys.maxsize - length_hint(self._overflow)
 
     def reserve(self) -> int:
         """Hold the place of a message whose receiver is not known yet.
@@ -188,17 +227,23 @@ class Recorder:
         with narrowing options, :data:`UNCOUNTED` instead: :meth:`fill`
         counts it, unless it is not to be drawn anyway.
         """
+        events = self.events
         with self._lock:
-            if self.arrows >= self.max_messages:
+            if not self._take_place():
                 if self._narrowing is not None:
                     # Whether it would be drawn is known once its receiver is:
                     # fill() counts it then, unless narrowing leaves it out.
                     return UNCOUNTED
-                self.omitted += 1
+                self._omitted += 1
                 return -1
-            self.arrows += 1
-            self.events.append(UNRECEIVED)
-            return len(self.events) - 1
+            slot = _Unreceived()
+            events.append(slot)
+            # A put appends its record without this lock (see put), and the
+            # list only grows: the slot is at the end, or just before it.
+            place = len(events) - 1
+            while events[place] is not slot:
+                place -= 1
+            return place
 
     def fill(self, place: int, event: Event) -> None:
         """Put ``event`` in the place :meth:`reserve` kept (again, if it changed)."""
@@ -213,7 +258,7 @@ class Recorder:
                 with self._lock:
                     if self.events[place] is not _DROPPED:
                         self.events[place] = _DROPPED
-                        self.arrows -= 1  # not drawn: it leaves room for another
+                        self._arrows -= 1  # not drawn: it leaves room for another
                 return
             event = narrowed
         self.events[place] = event
@@ -223,7 +268,7 @@ class Recorder:
         if self._narrowing is not None and self._narrowing.event(event) is None:
             return
         with self._lock:
-            self.omitted += 1
+            self._omitted += 1
 
     @property
     def narrowed(self) -> bool:
@@ -233,7 +278,7 @@ class Recorder:
     def recorded(self) -> list[Event]:
         """The events so far, without the places of messages not yet taken."""
         with self._lock:
-            return [e for e in self.events if not isinstance(e, _Unreceived)]
+            return [e for e in self.events if not isinstance(e, (list, _Unreceived))]
 
     def _new(self, name: str, kind: ParticipantKind, module: str = "") -> Participant:
         return Participant(next(self._keys), name, kind, module)
@@ -327,11 +372,72 @@ class Recorder:
 
     # -- queues (queue.Queue and asyncio.Queue alike) --------------------
 
-    def put(self, queue: object, item: object) -> None:
-        """``item`` went into ``queue`` (called under the queue's own lock)."""
-        sender = self.who()
-        if sender is not None:
-            self.put_by(sender, queue, item)
+    def put(self, queue: object, item: object, sender: Participant | None = None) -> None:
+        """``item`` went into ``queue``, put by ``sender`` or the code running.
+
+        The message's place is kept at once, in the order of the puts, so
+        that its arrow is drawn where it was sent: its :data:`_Record`
+        holds it until the get puts the :class:`Message` there.
+        This runs for every message of the traced program, so it takes no
+        lock: a place is taken in one step (see ``_places``), a list
+        appended to in another, and a put and a get of one channel are
+        serialized by the channel's own lock (the hook rows watch
+        ``Queue._put``/``_get``, which run under it), and one dict
+        operation is atomic.
+        """
+        if sender is None:
+            # who(), written out: this runs for every message put.
+            loop = _get_running_loop()
+            if loop is None:
+                sender = self._threads.get(_get_ident())
+            else:
+                task = _current_task(loop)
+                if task is None:
+                    sender = self._loop(loop, adopt=False)
+                elif self._tasks:
+                    sender = self._tasks.get(task)
+                else:
+                    sender = self._threads.get(_get_ident())
+            if sender is None:
+                return
+        if self._narrowing is not None:
+            self._put_narrowed(sender, queue, item)
+            return
+        if next(self._places, None) is None:
+            # The diagram is full: the message is counted, not followed.
+            next(self._overflow)
+            return
+        # The record holds the queue: a strong reference, so that its id is
+        # not reused while the message waits (see got).
+        record = [sender, 0, item, "send", queue, _monotonic()]
+        events = self.events
+        events.append(record)
+        # Other threads append without a lock too, and the list only grows:
+        # the record is at the end, or just before it.
+        place = len(events) - 1
+        while events[place] is not record:
+            place -= 1
+        record[1] = place
+        # _wait(), written out.
+        key = id(item)
+        pending = self.pending
+        waiting = pending.get(key)
+        if waiting is None:
+            pending[key] = record
+        else:
+            self._wait(record, key)
+
+    def _wait(self, entry: _Record | _Waiting, key: int) -> None:
+        """Keep ``entry``, a message put, until its item is taken (see :meth:`got`)."""
+        pending = self.pending
+        waiting = pending.get(key)
+        if waiting is None:
+            pending[key] = entry
+        elif type(waiting) is deque:
+            waiting.append(entry)
+        else:
+            # The same object put again (here or in another channel) before it was taken.
+            pending[key] = deque((waiting, entry))
 
     def sending(self) -> Participant | None:
         """The gate of a put: the traced sender, if its message will be drawn.
@@ -341,60 +447,29 @@ class Recorder:
         narrowing options a full diagram still follows the message, whose
         receiver decides whether it counts (see :meth:`reserve`).
         """
-        # who(), written out: this runs for every message put.
-        loop = _get_running_loop()
-        if loop is None:
-            sender = self._threads.get(_get_ident())
-        else:
-            task = _current_task(loop)
-            if task is None:
-                sender = self._loop(loop, adopt=False)
-            elif self._tasks:
-                sender = self._tasks.get(task)
-            else:
-                sender = self._threads.get(_get_ident())
+        sender = self.who()
         if sender is None:
             return None
-        if self.arrows >= self.max_messages and self._narrowing is None:
+        if self._narrowing is None and self.full:
             self.count()
             return None
         return sender
 
     def put_by(self, sender: Participant, queue: object, item: object) -> None:
-        """``sender`` put ``item`` into ``queue``.
+        """``sender`` put ``item`` into ``queue`` (the event of a row gated by :meth:`sending`)."""
+        self.put(queue, item, sender)
 
-        The place of its arrow is reserved (see :meth:`reserve`) and the
-        message waits.  This runs for every message of the traced program,
-        so it takes the lock once, to reserve the place; the message waits
-        outside it: a put and a get of one channel are serialized by the
-        channel's own lock (the hook rows watch ``Queue._put``/``_get``,
-        which run under it), and one dict operation is atomic.
-        """
+    def _put_narrowed(self, sender: Participant, queue: object, item: object) -> None:
+        """put_by with narrowing options: whether the arrow counts is known at the get."""
         events = self.events
         with self._lock:
-            if self.arrows < self.max_messages:
-                self.arrows += 1
+            if self._take_place():
                 place = len(events)
                 events.append(UNRECEIVED)
-            elif self._narrowing is None:
-                # The diagram is full: the message is counted, not followed.
-                self.omitted += 1
-                return
             else:
                 # Its receiver decides whether it counts (see reserve).
                 place = UNCOUNTED
-        entry = (queue, item, sender, place, _monotonic())
-        key = (id(queue), id(item))
-        pending = self.pending
-        # One waiting message is the entry itself; the same object put again
-        # before it was taken makes a list.
-        waiting = pending.get(key)
-        if waiting is None:
-            pending[key] = entry
-        elif isinstance(waiting, list):
-            waiting.append(entry)
-        else:
-            pending[key] = [waiting, entry]
+        self._wait((sender, place, item, "send", queue, _monotonic()), id(item))
 
     @property
     def full(self) -> bool:
@@ -403,7 +478,7 @@ class Recorder:
     def count(self, messages: int = 1) -> None:
         """Count messages that the full diagram will not show (one by default)."""
         with self._lock:
-            self.omitted += messages
+            self._omitted += messages
 
     def waiting(self) -> bool:
         """The gate of a get: whether any sent message waits for its receiver."""
@@ -413,42 +488,62 @@ class Recorder:
         """``item`` came out of a LIFO ``queue``, which hands out the newest."""
         self.got(queue, item, newest_first=True)
 
-    def got(self, queue: object, item: object, newest_first: bool = False) -> None:
+    def got(self, queue: object, item: object, newest_first: bool = False) -> None:  # noqa: PLR0912 - written out: runs for every message
         """``item`` came out of ``queue``: one arrow from whoever put it."""
-        if not self.pending:
-            return
-        key = (id(queue), id(item))
-        pending = self.pending
-        waiting = pending.pop(key, None)  # see put_by: no lock needed
+        key = id(item)
+        waiting = self.pending.pop(key, None)  # see put: no lock needed
         if waiting is None:
             return
-        if isinstance(waiting, list):
-            # The same object put twice: a LIFO queue hands out the newest.
-            entry = waiting.pop() if newest_first else waiting.pop(0)
-            pending[key] = waiting[0] if len(waiting) == 1 else waiting
+        if type(waiting) is deque or waiting[4] is not queue:
+            found = self._taken(key, waiting, queue, newest_first=newest_first)
+            if found is None:
+                return
+            entry = found
         else:
-            entry = waiting
-        _, _, sender, place, sent = entry
+            entry = waiting  # type: ignore[assignment] # a deque is taken above
+        # describe(), written out for the commonest messages.
         kind = type(item)
-        if self.message_label is None and (
-            (kind is str and len(item) <= MAX_LABEL)  # type: ignore[arg-type]
-            or (kind is int and -_BIG_INT < item < _BIG_INT)  # type: ignore[operator]
-        ):
-            # describe(), written out for the commonest messages.
+        if kind is int and _SMALL_INT < item < _BIG_INT and self.message_label is None:
+            label = repr(item)  # short enough
+        elif kind is str and len(item) <= MAX_LABEL and self.message_label is None:  # type: ignore[arg-type]
             label = repr(item)
             if len(label) > MAX_LABEL:
                 label = shorten(label)
         else:
             label = describe(item, self.message_label)
-        receiver = self.adopt()
+        # adopt(), written out for a thread that runs no event loop.
+        receiver = self._threads.get(_get_ident()) if _get_running_loop() is None else None
         if receiver is None:
+            receiver = self.adopt()
+        if receiver is None:
+            if type(entry) is list:  # plumbing: the record stays untaken, and holds nothing
+                entry[2] = entry[4] = None
             return
+        sender, place, _, _, _, sent = entry
         # tuple.__new__ skips the named tuple's Python-level __new__.
         message = _new_tuple(Message, (sender, receiver, label, "send", _monotonic(), sent))
-        if self._narrowing is None:
-            self.events[place] = message
+        if type(entry) is list:
+            self.events[place] = message  # in the record's place
         else:
             self.fill(place, message)
+
+    def _taken(
+        self, key: int, waiting: Any, queue: object, *, newest_first: bool
+    ) -> _Record | _Waiting | None:
+        """The entry of ``queue`` among those waiting under ``key``; the others wait on.
+
+        The item was put more than once, or into another channel too: a
+        LIFO channel hands out the newest of its own.
+        """
+        several = list(waiting) if type(waiting) is deque else [waiting]
+        mine = [entry for entry in several if entry[4] is queue]
+        taken: _Record | _Waiting | None = None
+        if mine:
+            taken = mine[-1] if newest_first else mine[0]
+            several = [entry for entry in several if entry is not taken]
+        if several:
+            self.pending[key] = several[0] if len(several) == 1 else deque(several)
+        return taken
 
     # -- threads ---------------------------------------------------------
 
@@ -645,6 +740,11 @@ class Recorder:
         """Stop recording and drop every reference to the traced program."""
         self.active = False
         with self._lock:
+            # A record never taken holds its item and channel (see put_by).
+            for waiting in self.pending.values():
+                for entry in waiting if type(waiting) is deque else (waiting,):
+                    if type(entry) is list:
+                        entry[2] = entry[4] = None
             self.pending.clear()
         self._calls.clear()
         self._running.clear()
