@@ -246,19 +246,22 @@ class SequenceTrace:
             try:
                 self._sockets.finish()  # arrows still open get their receivers
                 # The children's messages, then tasks under their final names.
-                events, overflow = processes.finish(
-                    recorder.recorded(), recorder.room, recorder.shown
-                )
-                events = recorder.finish(events)
+                recorded = recorder.recorded()
+                events, overflow = processes.finish(recorded, recorder.room, recorder.shown)
+                # The recorder narrowed its events as it recorded them: only
+                # what the children reported still needs it.
+                events = recorder.finish(events, narrowed=len(events) == len(recorded))
                 self._omitted = recorder.omitted + overflow
                 # Messages seen outside this interpreter (livekit.clusters).
                 room = self._max_messages - sum(
                     not isinstance(e, (Exit, Activation)) for e in events
                 )
                 assert self._started is not None  # noqa: S101 - __enter__ ran
-                events, overflow = _sources.finish_all(self._started, events, room)
+                merged, overflow = _sources.finish_all(self._started, events, room)
                 self._omitted += overflow
-                self._events = tuple(recorder.narrow(events))
+                if len(merged) != len(events):  # messages seen outside were merged in
+                    merged = recorder.narrow(merged)
+                self._events = tuple(merged)
             finally:
                 recorder.close()
                 processes.close()

@@ -27,9 +27,14 @@ True
 from __future__ import annotations
 
 import fnmatch
+import re
 from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
 from livekit.trace.events import Event, Message, Participant, Spawn
+
+_new_tuple = tuple.__new__  # a Message made without its Python-level __new__
+_UNSEEN: Any = object()  # a participant whose view is not known yet
 
 __all__ = ["Narrowing", "check_collapse", "check_patterns", "matches"]
 
@@ -55,6 +60,22 @@ def matches(participant: Participant, pattern: str) -> bool:
         or module.startswith(pattern + ".")
         or fnmatch.fnmatchcase(module, pattern)
     )
+
+
+def _matcher(pattern: str) -> Callable[[Participant], bool]:
+    """:func:`matches` for one ``pattern``, compiled once (it runs for every participant)."""
+    by_name = re.compile(fnmatch.translate(pattern)).match  # what fnmatchcase does
+    package = pattern + "."
+
+    def matcher(participant: Participant) -> bool:
+        if by_name(participant.name) is not None:
+            return True
+        module = participant.module
+        if not module:
+            return False
+        return module == pattern or module.startswith(package) or by_name(module) is not None
+
+    return matcher
 
 
 def check_patterns(option: str, value: object) -> tuple[str, ...] | None:
@@ -149,6 +170,9 @@ class Narrowing:
         self._only = check_patterns("participants", participants)
         self._exclude = check_patterns("exclude", exclude) or ()
         self._collapse = check_collapse(collapse) or {}
+        self._only_matchers = [_matcher(p) for p in self._only or ()]
+        self._exclude_matchers = [_matcher(p) for p in self._exclude]
+        self._collapse_matchers = [(_matcher(p), name) for p, name in self._collapse.items()]
         self._new_key = new_key
         self._groups: dict[str, Participant] = {}
         self._views: dict[int, Participant | None] = {}
@@ -173,21 +197,21 @@ class Narrowing:
             return participant
         # A group is named on purpose: it wins over an exclude pattern that
         # also matches (exclude "aiohttp", collapse "aiohttp.web*").
-        for pattern, name in self._collapse.items():
-            if matches(participant, pattern):
+        for match, name in self._collapse_matchers:
+            if match(participant):
                 group = self._groups.get(name)
                 if group is None:
                     group = self._groups[name] = Participant(self._new_key(), name, "group")
                 return group
         if self.excluded(participant):
             return None
-        if self._only is not None and not any(matches(participant, p) for p in self._only):
+        if self._only is not None and not any(match(participant) for match in self._only_matchers):
             return None
         return participant
 
     def excluded(self, participant: Participant) -> bool:
         """Whether an ``exclude=`` pattern matches ``participant``."""
-        return any(matches(participant, p) for p in self._exclude)
+        return any(match(participant) for match in self._exclude_matchers)
 
     def event(self, event: Event) -> Event | None:
         """``event`` as drawn, or None when it is not drawn."""
@@ -202,15 +226,22 @@ class Narrowing:
         return event
 
     def _message(self, event: Message) -> Message | None:
-        sender, receiver = self.view(event.sender), self.view(event.receiver)
-        if sender is None or receiver is None:
+        sender, receiver = event[0], event[1]  # by index: no property calls
+        views = self._views  # view(), written out: this runs for every arrow
+        drawn_sender = views.get(sender.key, _UNSEEN)
+        if drawn_sender is _UNSEEN:
+            drawn_sender = self.view(sender)
+        drawn_receiver = views.get(receiver.key, _UNSEEN)
+        if drawn_receiver is _UNSEEN:
+            drawn_receiver = self.view(receiver)
+        if drawn_sender is None or drawn_receiver is None:
             return None
-        if sender.key == receiver.key and event.sender.key != event.receiver.key:
+        if drawn_sender.key == drawn_receiver.key and sender.key != receiver.key:
             return None  # inside a collapsed library, or with a folded helper
-        if sender.key == event.sender.key and receiver.key == event.receiver.key:
-            return event
+        if drawn_sender.key == sender.key and drawn_receiver.key == receiver.key:
+            return event  # by key: a task renamed at the end is a new object
         # Not dataclasses.replace: it costs ten times as much, on every arrow.
-        return Message(sender, receiver, event.label, event.kind, event.time, event.sent)
+        return _new_tuple(Message, (drawn_sender, drawn_receiver, *event[2:]))
 
     def _spawn(self, event: Spawn) -> Spawn | None:
         parent = self.view(event.parent)

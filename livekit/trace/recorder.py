@@ -29,6 +29,7 @@ import os
 import sys
 import threading
 import time
+import types
 from collections.abc import Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
@@ -69,7 +70,10 @@ _DROPPED = _Unreceived()
 _Waiting = tuple[Any, Any, Participant, int, float]
 
 _get_running_loop = asyncio.events._get_running_loop
-_current_task = asyncio.current_task
+_current_task: Callable[[Any], asyncio.Task[Any] | None] = asyncio.current_task
+if isinstance(asyncio.current_task, types.FunctionType):
+    # Up to 3.11 it is Python, and reads this dict: asked for every event.
+    _current_task = asyncio.tasks._current_tasks.get  # type: ignore[attr-defined]
 _get_ident = threading.get_ident
 _monotonic = time.monotonic
 _new_tuple = tuple.__new__
@@ -614,12 +618,15 @@ class Recorder:
         with self._lock:
             return frozenset(self._shown)
 
-    def finish(self, events: list[Event]) -> list[Event]:
+    def finish(self, events: list[Event], *, narrowed: bool = False) -> list[Event]:
         """The final form of ``events``: tasks renamed after they were made.
 
-        ``events`` are :meth:`recorded`, with what others saw merged in.
+        ``events`` are :meth:`recorded`, with what others saw merged in;
+        ``narrowed`` says that nothing was merged in, so that narrowing,
+        applied as each event was recorded, has nothing left to do.
         """
-        return self.narrow(_renamed(events, self._task_renames()))
+        events = _renamed(events, self._task_renames())
+        return events if narrowed else self.narrow(events)
 
     def narrow(self, events: list[Event]) -> list[Event]:
         """``events`` as the trace's narrowing options draw them (kept ones are unchanged)."""

@@ -71,13 +71,14 @@ from typing import Any
 from livekit.trace._patches import Patches
 from livekit.trace.events import MAX_LABEL, Message, Participant
 from livekit.trace.format import shorten
-from livekit.trace.recorder import UNCOUNTED, Recorder
+from livekit.trace.recorder import UNCOUNTED, Recorder, _current_task
 
 __all__ = ["PATCHES", "SocketTracker", "label", "peer_name"]
 
 _get_running_loop = asyncio.events._get_running_loop
-_current_task = asyncio.current_task
 _get_ident = threading.get_ident
+_monotonic = time.monotonic
+_new_tuple = tuple.__new__  # a Message made without its Python-level __new__
 _SOCKET = socket.socket
 # How many bytes of a write are kept to find its first line.
 _HEAD = 256
@@ -111,7 +112,9 @@ def label(head: bytes, total: int) -> str:
     if not text or not text.isprintable():
         return count
     suffix = f" ({count})"
-    return shorten(text, MAX_LABEL - len(suffix)) + suffix
+    if len(text) + len(suffix) > MAX_LABEL:
+        text = shorten(text, MAX_LABEL - len(suffix))
+    return text + suffix
 
 
 def peer_name(address: Address) -> str:
@@ -172,7 +175,7 @@ class _Arrow:
         self.total = total
         self.unread = total
         self.head = b""
-        self.sent = time.monotonic()
+        self.sent = _monotonic()
         self.read_at = 0.0
         self.receiver: Participant | None = None
         # Read in a loop callback: who takes it is decided later; the last
@@ -291,9 +294,15 @@ class SocketTracker:
 
     # -- what the wrappers report ----------------------------------------
 
-    def sending(self, sock: socket.socket, data: Any, address: Any = None) -> _Arrow | None:
-        """``data`` is about to be written (before it is, so no read can overtake it)."""
-        end = self._ends.get(id(sock))
+    def sending(
+        self, sock: socket.socket, data: Any, address: Any = None, end: _End | None = None
+    ) -> _Arrow | None:
+        """``data`` is about to be written (before it is, so no read can overtake it).
+
+        ``end`` is what :attr:`ends` held for ``sock``, if the caller looked.
+        """
+        if end is None:
+            end = self._ends.get(id(sock))
         if end is None or end.ref() is not sock:
             end = self._end(sock)
         if end.ignored:
@@ -328,7 +337,7 @@ class SocketTracker:
         size = len(data)
         if sender is None or size == 0:
             return None
-        return self._write(end, sender, data, size, address, in_callback=in_callback)
+        return self._write(end, sender, data, size, address, in_callback)
 
     def _count_only(self, end: _End, sender: Participant | None, *, thread: bool) -> None:
         """The diagram is full: a traced write is only counted.  (The common
@@ -346,12 +355,10 @@ class SocketTracker:
         data: Any,
         size: int,
         address: Any,
-        *,
         in_callback: bool,
     ) -> _Arrow | None:
         recorder = self._recorder
-        peer = _hashable(address) if address is not None else end.peer
-        key = (end.local, peer)
+        key = end.out_key if address is None else (end.local, _hashable(address))
         with self._lock:
             if end.spoke_first is None:
                 end.spoke_first = True
@@ -375,7 +382,10 @@ class SocketTracker:
                 return None
             arrow = _Arrow(sender, key, place, size)
             arrow.head = bytes(data[:_HEAD])
-            self._streams.setdefault(key, deque()).append(arrow)
+            stream = self._streams.get(key)
+            if stream is None:
+                stream = self._streams[key] = deque()
+            stream.append(arrow)
             self._arrows.append(arrow)
             end.last_out = arrow
             return arrow
@@ -400,11 +410,22 @@ class SocketTracker:
             arrow.unread -= size
             self._fill(arrow)
 
-    def received(self, sock: socket.socket, size: int, data: Any, address: Any = None) -> None:
-        """``size`` bytes were read; ``data`` starts with them."""
+    def received(
+        self,
+        sock: socket.socket,
+        size: int,
+        data: Any,
+        address: Any = None,
+        end: _End | None = None,
+    ) -> None:
+        """``size`` bytes were read; ``data`` starts with them.
+
+        ``end`` is what :attr:`ends` held for ``sock``, if the caller looked.
+        """
         if size <= 0:
             return  # the end of the stream
-        end = self._ends.get(id(sock))
+        if end is None:
+            end = self._ends.get(id(sock))
         if end is None or end.ref() is not sock:
             end = self._end(sock)
         if end.ignored:
@@ -423,13 +444,14 @@ class SocketTracker:
                 end.fast_in = _get_ident()  # its next reads: see _fast
             return
         loop = _get_running_loop()
-        self._read(
-            end, size, data, address, in_callback=loop is not None and _current_task(loop) is None
-        )
+        self._read(end, size, data, address, loop is not None and _current_task(loop) is None)
 
-    def _read(self, end: _End, size: int, data: Any, address: Any, *, in_callback: bool) -> None:
-        peer = _hashable(address) if address is not None else end.peer
-        key = (peer, end.local)
+    def _read(self, end: _End, size: int, data: Any, address: Any, in_callback: bool) -> None:
+        if address is None:
+            peer, key = end.peer, end.in_key
+        else:
+            peer = _hashable(address)
+            key = (peer, end.local)
         with self._lock:
             if end.spoke_first is None:
                 end.spoke_first = False
@@ -454,9 +476,11 @@ class SocketTracker:
         # Outside the lock: adopting a participant takes the recorder's.
         receiver, waiting = self._receiver(end, in_callback, bool(taken))
         with self._lock:
-            for arrow in taken:
-                arrow.read_at = time.monotonic()
-                self._receive(end, arrow, receiver, waiting)
+            if taken:
+                now = _monotonic()
+                for arrow in taken:
+                    arrow.read_at = now
+                    self._receive(end, arrow, receiver, waiting)
             if left > 0 and (receiver is not None or waiting is not None):
                 self._from_outside(
                     end, key=key, size=left, data=data, receiver=receiver, waiting=waiting
@@ -527,17 +551,19 @@ class SocketTracker:
         arrow = _Arrow(self._peer(key[0] if key[0] is not None else end.local), key, place, size)
         arrow.head = bytes(data[:_HEAD])
         arrow.unread = 0
-        arrow.read_at = time.monotonic()
+        arrow.read_at = _monotonic()
         self._arrows.append(arrow)
         end.last_in = arrow
         self._receive(end, arrow, receiver, waiting)
 
     def _fill(self, arrow: _Arrow) -> None:
-        if arrow.receiver is None or arrow.total <= 0:
+        receiver, total = arrow.receiver, arrow.total
+        if receiver is None or total <= 0:
             return
-        when = arrow.read_at or arrow.sent
-        message = Message(
-            arrow.sender, arrow.receiver, label(arrow.head, arrow.total), "send", when, arrow.sent
+        sent = arrow.sent
+        message = _new_tuple(
+            Message,
+            (arrow.sender, receiver, label(arrow.head, total), "send", arrow.read_at or sent, sent),
         )
         self._recorder.fill(arrow.place, message)
         if arrow.place == UNCOUNTED:
@@ -593,22 +619,30 @@ _C: Any = socket.socket.__mro__[1]  # _socket.socket
 def _send(tracker: SocketTracker) -> Callable[..., Any]:
     original = _C.send
     ends, counted = tracker.ends, tracker.counted
+    sending, unsent = tracker.sending, tracker.unsent
 
     def send(self: Any, data: Any, *args: Any, **kwargs: Any) -> int:
         end = ends.get(id(self))
-        fast = end is not None and end.fast_out == _get_ident() and end.ref() is self
-        if fast and data and _get_running_loop() is None:
+        if (
+            end is not None
+            and end.fast_out
+            and end.fast_out == _get_ident()
+            and end.ref() is self
+            and data
+            and _get_running_loop() is None
+        ):
             next(counted)
             return original(self, data, *args, **kwargs)  # type: ignore[no-any-return]
-        arrow = tracker.sending(self, data)
+        arrow = sending(self, data, None, end)
         if arrow is None:
             return original(self, data, *args, **kwargs)  # type: ignore[no-any-return]
         try:
             sent: int = original(self, data, *args, **kwargs)
         except BaseException:
-            tracker.unsent(arrow, len(data))
+            unsent(arrow, len(data))
             raise
-        tracker.unsent(arrow, len(data) - sent)
+        if sent < len(data):
+            unsent(arrow, len(data) - sent)
         return sent
 
     return send
@@ -617,22 +651,29 @@ def _send(tracker: SocketTracker) -> Callable[..., Any]:
 def _sendall(tracker: SocketTracker) -> Callable[..., Any]:
     original = _C.sendall
     ends, counted = tracker.ends, tracker.counted
+    sending, unsent = tracker.sending, tracker.unsent
 
     def sendall(self: Any, data: Any, *args: Any, **kwargs: Any) -> None:
         end = ends.get(id(self))
-        fast = end is not None and end.fast_out == _get_ident() and end.ref() is self
-        if fast and data and _get_running_loop() is None:
+        if (
+            end is not None
+            and end.fast_out
+            and end.fast_out == _get_ident()
+            and end.ref() is self
+            and data
+            and _get_running_loop() is None
+        ):
             next(counted)
             original(self, data, *args, **kwargs)
             return
-        arrow = tracker.sending(self, data)
+        arrow = sending(self, data, None, end)
         if arrow is None:
             original(self, data, *args, **kwargs)
             return
         try:
             original(self, data, *args, **kwargs)
         except BaseException:
-            tracker.unsent(arrow, len(data))  # how much went is not known: none is drawn
+            unsent(arrow, len(data))  # how much went is not known: none is drawn
             raise
 
     return sendall
@@ -695,14 +736,14 @@ class _Sized:
 
 def _recv(tracker: SocketTracker) -> Callable[..., Any]:
     original = _C.recv
-    ends = tracker.ends
+    ends, received = tracker.ends, tracker.received
 
     def recv(self: Any, *args: Any, **kwargs: Any) -> bytes:
         data: bytes = original(self, *args, **kwargs)
         end = ends.get(id(self))
-        if end is not None and end.fast_in == _get_ident() and end.ref() is self:
+        if end is not None and end.fast_in and end.fast_in == _get_ident() and end.ref() is self:
             return data
-        tracker.received(self, len(data), data)
+        received(self, len(data), data, None, end)
         return data
 
     return recv
@@ -710,14 +751,14 @@ def _recv(tracker: SocketTracker) -> Callable[..., Any]:
 
 def _recv_into(tracker: SocketTracker) -> Callable[..., Any]:
     original = _C.recv_into
-    ends = tracker.ends
+    ends, received = tracker.ends, tracker.received
 
     def recv_into(self: Any, buffer: Any, *args: Any, **kwargs: Any) -> int:
         size: int = original(self, buffer, *args, **kwargs)
         end = ends.get(id(self))
-        if end is not None and end.fast_in == _get_ident() and end.ref() is self:
+        if end is not None and end.fast_in and end.fast_in == _get_ident() and end.ref() is self:
             return size
-        tracker.received(self, size, _Head(buffer, size))
+        received(self, size, _Head(buffer, size), None, end)
         return size
 
     return recv_into
