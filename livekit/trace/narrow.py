@@ -220,8 +220,7 @@ class Narrowing:
         if isinstance(event, Spawn):
             return self._spawn(event)
         # Keys, not identity: a task renamed at the end is a new object.
-        who = self.view(event.who)
-        if who is None or who.key != event.who.key:
+        if self.hides(event.who):
             return None  # a group's member, or folded into its parent, or hidden
         return event
 
@@ -244,21 +243,45 @@ class Narrowing:
         return _new_tuple(Message, (drawn_sender, drawn_receiver, *event[2:]))
 
     def _spawn(self, event: Spawn) -> Spawn | None:
-        parent = self.view(event.parent)
-        key = event.child.key
-        if key not in self._views:
-            child = self._view(event.child)
-            if child is None and parent is not None and self.excluded(event.child):
-                # An excluded helper's work is drawn as its starter's: a
-                # library's task that writes a request for the caller.
-                child = parent
-            self._views[key] = child
-        child = self._views[key]
-        if parent is None or child is None or child.key != key:
+        parent = self.spawned(event.parent, event.child)
+        if parent is None:
             return None
         if parent.key == event.parent.key:
             return event
         return Spawn(parent, event.child, event.time)
+
+    def spawned(self, parent: Participant, child: Participant) -> Participant | None:
+        """Who a SPAWN of ``child`` by ``parent`` is drawn from, or None if it is not drawn.
+
+        What :meth:`event` makes of ``Spawn(parent, child)``, asked before
+        the event is made: most of a library's tasks are not drawn.
+        """
+        drawn_parent = self.view(parent)
+        key = child.key
+        if key not in self._views:
+            found = self._view(child)
+            if found is None and drawn_parent is not None and self.excluded(child):
+                # An excluded helper's work is drawn as its starter's: a
+                # library's task that writes a request for the caller.
+                found = drawn_parent
+            self._views[key] = found
+        drawn_child = self._views[key]
+        if drawn_parent is None or drawn_child is None or drawn_child.key != key:
+            return None
+        return drawn_parent
+
+    def drawn(self, sender: Participant, receiver: Participant) -> bool:
+        """Whether a message from ``sender`` to ``receiver`` is drawn."""
+        return (
+            self._message(_new_tuple(Message, (sender, receiver, "", "send", 0.0, None)))
+            is not None
+        )
+
+    def hides(self, participant: Participant) -> bool:
+        """Whether ``participant``'s own notes (its EXIT) are not drawn: it is
+        hidden, in a group, or folded into its starter."""
+        drawn = self.view(participant)
+        return drawn is None or drawn.key != participant.key
 
     def events(self, events: Iterable[Event]) -> list[Event]:
         """Every event of ``events`` as drawn, leaving out those not drawn.

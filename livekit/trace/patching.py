@@ -123,6 +123,13 @@ def _fire(row: Hook, original: Any, sinks: Mapping[str, object]) -> Fire:
     calls = callable(gate)
     called_from, not_from, adapt = row.called_from, row.not_from, row.adapt
     steps = hooks.plan(row)
+    plain = gate is None and called_from is None and not_from is None and adapt is None
+    if plain and steps == (("return", ""),):
+        # create_task's row, run for every task: the value returned, as it is.
+        def fire_returned(args: tuple[Any, ...], kwargs: dict[str, Any], result: Any) -> None:
+            event(result)
+
+        return fire_returned
     getters = [_getter(kind, name, original.__code__, original) for kind, name in steps]
     getframe = sys._getframe
 

@@ -547,7 +547,9 @@ class Recorder:
         child = self._new(_task_name(task), "task", module)
         self._tasks[task] = child
         self._task_parents[task] = parent
-        self.emit(Spawn(parent, child, time.monotonic()))
+        narrowing = self._narrowing
+        if narrowing is None or narrowing.spawned(parent, child) is not None:
+            self.emit(Spawn(parent, child, time.monotonic()))
         task.add_done_callback(self._task_done)
 
     def _task_done(self, task: asyncio.Task[Any]) -> None:
@@ -561,18 +563,21 @@ class Recorder:
             self.emit(Exit(child, "cancelled", now))
             return
         error = task.exception()
+        narrowing = self._narrowing
+        if narrowing is not None and narrowing.view(child) is None:
+            return  # neither its replies nor its end are drawn
         receivers = self._awaiters(task) or [self._task_parents[task]]
-        if self._narrowing is not None:
+        if narrowing is not None:
             # A reply that will not be drawn needs no label (a repr can cost).
-            drawn = self._narrowing.event
-            receivers = [r for r in receivers if drawn(Message(child, r, "")) is not None]
+            receivers = [r for r in receivers if narrowing.drawn(child, r)]
         if receivers:
             text = (
                 f"raised {type(error).__name__}" if error is not None else self.label(task.result())
             )
             for receiver in receivers:
                 self.emit(Message(child, receiver, text, "reply", now))
-        self.emit(Exit(child, "normal" if error is None else type(error).__name__, now))
+        if narrowing is None or not narrowing.hides(child):
+            self.emit(Exit(child, "normal" if error is None else type(error).__name__, now))
 
     def _awaiters(self, task: asyncio.Task[Any]) -> list[Participant]:
         """Tasks woken by ``task``'s end: those that awaited it.

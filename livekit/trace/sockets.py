@@ -294,7 +294,7 @@ class SocketTracker:
 
     # -- what the wrappers report ----------------------------------------
 
-    def sending(
+    def sending(  # noqa: PLR0912, PLR0915 - one function: it runs for every write
         self, sock: socket.socket, data: Any, address: Any = None, end: _End | None = None
     ) -> _Arrow | None:
         """``data`` is about to be written (before it is, so no read can overtake it).
@@ -337,27 +337,7 @@ class SocketTracker:
         size = len(data)
         if sender is None or size == 0:
             return None
-        return self._write(end, sender, data, size, address, in_callback)
-
-    def _count_only(self, end: _End, sender: Participant | None, *, thread: bool) -> None:
-        """The diagram is full: a traced write is only counted.  (The common
-        case of a long exchange, so it is kept short.)"""
-        if sender is not None:
-            self._written.add(end.out_key)
-            self._recorder.count()
-            if thread:
-                end.fast_out = _get_ident()  # its next writes: see the wrappers
-
-    def _write(
-        self,
-        end: _End,
-        sender: Participant,
-        data: Any,
-        size: int,
-        address: Any,
-        in_callback: bool,
-    ) -> _Arrow | None:
-        recorder = self._recorder
+        # The write itself (written out here: this runs for every write).
         key = end.out_key if address is None else (end.local, _hashable(address))
         with self._lock:
             if end.spoke_first is None:
@@ -390,6 +370,15 @@ class SocketTracker:
             end.last_out = arrow
             return arrow
 
+    def _count_only(self, end: _End, sender: Participant | None, *, thread: bool) -> None:
+        """The diagram is full: a traced write is only counted.  (The common
+        case of a long exchange, so it is kept short.)"""
+        if sender is not None:
+            self._written.add(end.out_key)
+            self._recorder.count()
+            if thread:
+                end.fast_out = _get_ident()  # its next writes: see the wrappers
+
     def _join(self, last: _Arrow, data: Any, size: int) -> None:
         """The same sender wrote again, no reply read in between: one arrow,
         however the reader's reads interleave with the writes."""
@@ -410,7 +399,7 @@ class SocketTracker:
             arrow.unread -= size
             self._fill(arrow)
 
-    def received(
+    def received(  # noqa: PLR0912 - one function: it runs for every read
         self,
         sock: socket.socket,
         size: int,
@@ -444,9 +433,8 @@ class SocketTracker:
                 end.fast_in = _get_ident()  # its next reads: see _fast
             return
         loop = _get_running_loop()
-        self._read(end, size, data, address, loop is not None and _current_task(loop) is None)
-
-    def _read(self, end: _End, size: int, data: Any, address: Any, in_callback: bool) -> None:
+        in_callback = loop is not None and _current_task(loop) is None
+        # The read itself (written out here: this runs for every read).
         if address is None:
             peer, key = end.peer, end.in_key
         else:
@@ -473,18 +461,40 @@ class SocketTracker:
                     stream.popleft()
             if not taken and left <= 0:
                 return
+            if in_callback:  # its receiver is known without asking the recorder
+                receiver, waiting = self._receiver(end, in_callback, bool(taken))
+                self._taken(end, taken, left, key, data, receiver, waiting)
+                return
         # Outside the lock: adopting a participant takes the recorder's.
         receiver, waiting = self._receiver(end, in_callback, bool(taken))
         with self._lock:
-            if taken:
-                now = _monotonic()
-                for arrow in taken:
-                    arrow.read_at = now
-                    self._receive(end, arrow, receiver, waiting)
-            if left > 0 and (receiver is not None or waiting is not None):
-                self._from_outside(
-                    end, key=key, size=left, data=data, receiver=receiver, waiting=waiting
-                )
+            self._taken(end, taken, left, key, data, receiver, waiting)
+
+    def _taken(  # noqa: PLR0917 - the state of one read, passed on
+        self,
+        end: _End,
+        taken: list[_Arrow],
+        left: int,
+        key: tuple[Address, Address],
+        data: Any,
+        receiver: Participant | None,
+        waiting: tuple[Participant | None, _End] | None,
+    ) -> None:
+        """A read took the bytes of ``taken`` and ``left`` more (under the lock)."""
+        if taken:
+            now = _monotonic()
+            for arrow in taken:
+                arrow.read_at = now
+                if receiver is not None:
+                    arrow.receiver = receiver
+                    self._fill(arrow)
+                else:
+                    arrow.waiting = waiting
+                    end.waiting.append(arrow)
+        if left > 0 and (receiver is not None or waiting is not None):
+            self._from_outside(
+                end, key=key, size=left, data=data, receiver=receiver, waiting=waiting
+            )
 
     def _stream_to(self, local: Address) -> deque[_Arrow] | None:
         """A stream with bytes waiting for ``local``: a datagram socket read
