@@ -27,6 +27,7 @@ True
 from __future__ import annotations
 
 import fnmatch
+import functools
 import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
@@ -62,9 +63,15 @@ def matches(participant: Participant, pattern: str) -> bool:
     )
 
 
+@functools.lru_cache(maxsize=256)
+def _compiled(pattern: str) -> Callable[[str], re.Match[str] | None]:
+    """The match of a shell-style pattern, as fnmatch.fnmatchcase uses it (made once)."""
+    return re.compile(fnmatch.translate(pattern)).match
+
+
 def _matcher(pattern: str) -> Callable[[Participant], bool]:
     """:func:`matches` for one ``pattern``, compiled once (it runs for every participant)."""
-    by_name = re.compile(fnmatch.translate(pattern)).match  # what fnmatchcase does
+    by_name = _compiled(pattern)
     package = pattern + "."
 
     def matcher(participant: Participant) -> bool:

@@ -133,6 +133,8 @@ class Recorder:
         self._threads: dict[int, Participant] = {_get_ident(): self.caller}
         self._tasks: dict[asyncio.Task[Any], Participant] = {}
         self._task_parents: dict[asyncio.Task[Any], Participant] = {}
+        # Tasks that ended under another name than they were made with.
+        self._ended_renames: dict[int, Participant] = {}
         # Event loops whose callbacks were seen -> their participant.
         self._loops: dict[Any, Participant] = {}
         #: Messages put and not yet taken, by (id(channel), id(item)); the
@@ -558,6 +560,26 @@ class Recorder:
         child = self._tasks.get(task)
         if child is None:
             return
+        try:
+            self._task_ended(task, child)
+        finally:
+            self._forget(task, child)
+
+    def _forget(self, task: asyncio.Task[Any], child: Participant) -> None:
+        """Let an ended task go: the trace keeps neither it nor what it returned.
+
+        The name it ended with is the one drawn (see :meth:`finish`).  The
+        last task is kept, so that who() goes on telling a traced program's
+        untraced tasks from its threads (``_tasks`` is never empty again).
+        """
+        renamed = _renamed_to(child, task.get_name())
+        if renamed is not None:
+            self._ended_renames[child.key] = renamed
+        if len(self._tasks) > 1:
+            del self._tasks[task]
+            self._task_parents.pop(task, None)
+
+    def _task_ended(self, task: asyncio.Task[Any], child: Participant) -> None:
         now = time.monotonic()
         if task.cancelled():
             self.emit(Exit(child, "cancelled", now))
@@ -640,17 +662,17 @@ class Recorder:
         return self._narrowing.events(events)
 
     def _task_renames(self) -> dict[int, Participant]:
-        """Tasks named after they were created (``create_task(name=...)`` on 3.11)."""
-        renames = {}
+        """Tasks named after they were created (``create_task(name=...)`` on 3.11).
+
+        A task that ended keeps the name it ended with (see :meth:`_forget`).
+        """
+        renames = dict(self._ended_renames)
         for task, participant in list(self._tasks.items()):
             # The name alone, not the coroutine: 3.12.0 and 3.12.1 crash in
             # get_coro() of an eagerly started task that has ended.
-            name = task.get_name()
-            if participant.kind != "task" or participant.name == name:
-                continue
-            if participant.name.startswith(f"{name} ("):
-                continue  # the name it had, with its coroutine's (see _task_name)
-            renames[participant.key] = replace(participant, name=name)
+            renamed = _renamed_to(participant, task.get_name())
+            if renamed is not None:
+                renames[participant.key] = renamed
         return renames
 
     def close(self) -> None:
@@ -662,7 +684,17 @@ class Recorder:
         self._running.clear()
         self._tasks.clear()
         self._task_parents.clear()
+        self._ended_renames.clear()
         self._loops.clear()
+
+
+def _renamed_to(participant: Participant, name: str) -> Participant | None:
+    """``participant`` as a task now named ``name``, or None if that is its name."""
+    if participant.kind != "task" or participant.name == name:
+        return None
+    if participant.name.startswith(f"{name} ("):
+        return None  # the name it had, with its coroutine's (see _task_name)
+    return replace(participant, name=name)
 
 
 def _renamed(events: list[Event], renames: dict[int, Participant]) -> list[Event]:
