@@ -572,9 +572,12 @@ class Recorder:
         last task is kept, so that who() goes on telling a traced program's
         untraced tasks from its threads (``_tasks`` is never empty again).
         """
-        renamed = _renamed_to(child, task.get_name())
-        if renamed is not None:
-            self._ended_renames[child.key] = renamed
+        name = task.get_name()
+        # _renamed_to's test, written out: it is seldom true.
+        if name != child.name and not child.name.startswith(name + " ("):
+            renamed = _renamed_to(child, name)
+            if renamed is not None:
+                self._ended_renames[child.key] = renamed
         if len(self._tasks) > 1:
             del self._tasks[task]
             self._task_parents.pop(task, None)
@@ -619,18 +622,19 @@ class Recorder:
                 ready = list(task.get_loop()._ready)  # type: ignore[attr-defined]
             except AttributeError:  # pragma: no cover - another loop implementation
                 return []
-            owners = []
-            for handle in ready:
-                owner = getattr(getattr(handle, "_callback", None), "__self__", None)
-                args = getattr(handle, "_args", None)
-                if args and args[0] is task:
-                    owners.append(owner)
+            owners = [
+                getattr(getattr(handle, "_callback", None), "__self__", None)
+                for handle in ready
+                if (args := getattr(handle, "_args", None)) and args[0] is task
+            ]
+            if not owners:
+                return []
         found = [
             participant
             for owner in owners
             if isinstance(owner, asyncio.Task) and (participant := self._tasks.get(owner))
         ]
-        return sorted(found, key=lambda p: p.key)
+        return sorted(found, key=lambda p: p.key) if len(found) > 1 else found
 
     # -- end -------------------------------------------------------------
 

@@ -82,6 +82,8 @@ _new_tuple = tuple.__new__  # a Message made without its Python-level __new__
 _SOCKET = socket.socket
 # How many bytes of a write are kept to find its first line.
 _HEAD = 256
+# How many labels a trace remembers (see SocketTracker._fill).
+_LABELS = 1024
 _WAKE_UP_PIPE = "_make_self_pipe"  # BaseSelectorEventLoop's, asyncio's own
 # Sockets that multiprocessing (its forkserver's) and livekit itself (a
 # node's links, whose calls a trace draws as CALL and REPLY) use are
@@ -246,6 +248,7 @@ class SocketTracker:
         self._peers: dict[str, Participant] = {}
         self._pairs = 0
         self._arrows: list[_Arrow] = []
+        self._labels: dict[tuple[bytes, int], str] = {}  # (head, byte count) -> label
         #: Writes counted by the wrappers' fast path (``next`` is atomic).
         self.counted = itertools.count()
         self.ends = self._ends
@@ -571,9 +574,16 @@ class SocketTracker:
         if receiver is None or total <= 0:
             return
         sent = arrow.sent
+        # A protocol's messages begin alike (the same request, the same
+        # status line): their labels are made once.
+        labels = self._labels
+        text = labels.get((arrow.head, total))
+        if text is None:
+            if len(labels) >= _LABELS:
+                labels.clear()
+            text = labels[arrow.head, total] = label(arrow.head, total)
         message = _new_tuple(
-            Message,
-            (arrow.sender, receiver, label(arrow.head, total), "send", arrow.read_at or sent, sent),
+            Message, (arrow.sender, receiver, text, "send", arrow.read_at or sent, sent)
         )
         self._recorder.fill(arrow.place, message)
         if arrow.place == UNCOUNTED:
