@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import gc
 import inspect
 import queue
 import random
@@ -17,6 +18,7 @@ import sys
 import threading
 import time
 import typing
+import weakref
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
@@ -381,6 +383,47 @@ def test_an_awaited_task_replies_to_its_awaiter_not_its_creator(backend: str) ->
         (m.sender.name, m.receiver.name, m.label) for m in trace.events if isinstance(m, Message)
     ]
     assert ("answer", "waiter", "42") in replies
+
+
+def test_an_ended_task_and_what_it_returned_are_not_kept_by_the_trace(backend: str) -> None:
+    class Answer:
+        pass
+
+    async def main() -> tuple[bool, bool]:
+        async def answer() -> Answer:
+            return Answer()
+
+        job = asyncio.create_task(answer(), name="answer")
+        returned = weakref.ref(await job)  # the trace saw it end before this wakes up
+        ended = weakref.ref(job)
+        del job
+        await asyncio.sleep(0)  # the loop lets go of the wake-up that held it
+        gc.collect()
+        return ended() is None, returned() is None
+
+    (task_gone, answer_gone), trace = traced(lambda: asyncio.run(main()), backend)
+    assert (task_gone, answer_gone) == (True, True)
+    replies = [(m.sender.name, m.label) for m in trace.events if isinstance(m, Message)]
+    assert len(replies) == 2  # answer's REPLY to main, then main's to the caller
+    assert replies[0][0] == "answer"
+    assert replies[0][1].startswith("<tests.test_trace.")  # the Answer's repr, cut short
+
+
+def test_a_task_renamed_before_it_ends_is_drawn_under_its_new_name(backend: str) -> None:
+    async def main() -> None:
+        async def work() -> None:
+            asyncio.current_task().set_name("renamed")  # type: ignore[union-attr]
+            await asyncio.sleep(0)
+
+        await asyncio.create_task(work(), name="first")
+        await asyncio.sleep(0)  # it ended, and was let go, well before the trace does
+
+    _, trace = traced(lambda: asyncio.run(main()), backend)
+    spawned = [e.child.name for e in trace.events if isinstance(e, Spawn)]
+    exited = [e.who.name for e in trace.events if isinstance(e, Exit)]
+    assert "renamed" in spawned
+    assert "renamed" in exited
+    assert "first" not in spawned + exited
 
 
 def test_a_cancelled_task_exits_cancelled(backend: str) -> None:

@@ -21,6 +21,7 @@ import os
 import shutil
 import sys
 import threading
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
@@ -276,21 +277,21 @@ class SequenceTrace:
             try:
                 self._sockets.finish()  # arrows still open get their receivers
                 # The children's messages, then tasks under their final names.
-                events, overflow = processes.finish(
-                    recorder.recorded(), recorder.room, recorder.shown
-                )
-                events = recorder.finish(events)
+                recorded = recorder.recorded()
+                events, overflow = processes.finish(recorded, recorder.room, recorder.shown)
+                # The recorder narrowed its events as it recorded them: only
+                # what the children reported still needs it.
+                events = recorder.finish(events, narrowed=len(events) == len(recorded))
                 self._omitted = recorder.omitted + overflow
                 # Messages seen outside this interpreter (livekit.clusters).
-                # Counted in C: a trace that keeps every message has many.
-                kinds = list(map(type, events))
-                room = self._max_messages - (
-                    len(events) - kinds.count(Exit) - kinds.count(Activation)
-                )
+                kinds = Counter(map(type, events))  # counted in C: a trace has thousands
+                room = self._max_messages - (len(events) - kinds[Exit] - kinds[Activation])
                 assert self._started is not None  # noqa: S101 - __enter__ ran
-                events, overflow = _sources.finish_all(self._started, events, room)
+                merged, overflow = _sources.finish_all(self._started, events, room)
                 self._omitted += overflow
-                self._events = tuple(recorder.narrow(events))
+                if len(merged) != len(events):  # messages seen outside were merged in
+                    merged = recorder.narrow(merged)
+                self._events = tuple(merged)
             finally:
                 recorder.close()
                 processes.close()

@@ -334,7 +334,7 @@ def sequence_diagram(caller: Participant, events: Sequence[Event], omitted: int 
     def flush() -> None:
         # escape(), for a whole run: most labels (numbers, words) hold
         # nothing to escape, which one C-level search over them all tells.
-        labels = run if needs_escape("".join(run)) is None else map(escape, run)
+        labels = map(escape, run) if needs_escape("".join(run)) else run
         append(start + between.join(labels))
         run.clear()
 

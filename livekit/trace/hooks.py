@@ -51,6 +51,7 @@ import asyncio
 import asyncio.base_events
 import asyncio.queues
 import concurrent.futures
+import functools
 import inspect
 import queue
 import threading
@@ -58,7 +59,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from types import CodeType, FunctionType
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 __all__ = [
     "CALLER",
@@ -82,6 +83,7 @@ GATE = "<gate>"
 CALLER = "<caller>."
 
 When = Literal["start", "return"]
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -380,6 +382,30 @@ def registered() -> tuple[Hook, ...]:
 Read = tuple[Literal["local", "return", "gate", "caller"], str]
 
 
+def per_row(function: Callable[..., T]) -> Callable[..., T]:
+    """``function(row, ...)``, a pure function of its arguments, worked out once.
+
+    Each trace starts by reading the whole table, and rows are frozen.  A
+    row that cannot be hashed (its ``adapt`` cannot) is worked out each time.
+
+    >>> import threading
+    >>> row = Hook(threading.Thread, "start", "start", ("self",), "a.b")
+    >>> plan(row) is plan(row)
+    True
+    """
+    cached = functools.lru_cache(maxsize=512)(function)
+
+    @functools.wraps(function)
+    def once(*args: Any) -> T:
+        try:
+            return cached(*args)
+        except TypeError:  # unhashable: not cached (function itself raises the same again)
+            return function(*args)
+
+    return once
+
+
+@per_row
 def plan(hook: Hook) -> tuple[Read, ...]:
     """How to read ``hook``'s values, one step per value.
 

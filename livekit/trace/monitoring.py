@@ -136,6 +136,9 @@ def _handler(row: Hook, sinks: Mapping[str, object], depth: int) -> Handler:
     steps = hooks.plan(row)
     getframe = sys._getframe
     plain = called_from is None and not_from is None and adapt is None
+    if plain and gate is None and steps == (("return", ""),):
+        returned_only: Handler = event  # it reads the value returned, all a handler is given
+        return returned_only
     quick = _quick_handler(steps, event, gate, depth) if plain else None
     if quick is not None:
         return quick

@@ -27,9 +27,15 @@ True
 from __future__ import annotations
 
 import fnmatch
+import functools
+import re
 from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
 from livekit.trace.events import Event, Message, Participant, Spawn
+
+_new_tuple = tuple.__new__  # a Message made without its Python-level __new__
+_UNSEEN: Any = object()  # a participant whose view is not known yet
 
 __all__ = ["Narrowing", "check_collapse", "check_patterns", "matches"]
 
@@ -55,6 +61,28 @@ def matches(participant: Participant, pattern: str) -> bool:
         or module.startswith(pattern + ".")
         or fnmatch.fnmatchcase(module, pattern)
     )
+
+
+@functools.lru_cache(maxsize=256)
+def _compiled(pattern: str) -> Callable[[str], re.Match[str] | None]:
+    """The match of a shell-style pattern, as fnmatch.fnmatchcase uses it (made once)."""
+    return re.compile(fnmatch.translate(pattern)).match
+
+
+def _matcher(pattern: str) -> Callable[[Participant], bool]:
+    """:func:`matches` for one ``pattern``, compiled once (it runs for every participant)."""
+    by_name = _compiled(pattern)
+    package = pattern + "."
+
+    def matcher(participant: Participant) -> bool:
+        if by_name(participant.name) is not None:
+            return True
+        module = participant.module
+        if not module:
+            return False
+        return module == pattern or module.startswith(package) or by_name(module) is not None
+
+    return matcher
 
 
 def check_patterns(option: str, value: object) -> tuple[str, ...] | None:
@@ -149,6 +177,9 @@ class Narrowing:
         self._only = check_patterns("participants", participants)
         self._exclude = check_patterns("exclude", exclude) or ()
         self._collapse = check_collapse(collapse) or {}
+        self._only_matchers = [_matcher(p) for p in self._only or ()]
+        self._exclude_matchers = [_matcher(p) for p in self._exclude]
+        self._collapse_matchers = [(_matcher(p), name) for p, name in self._collapse.items()]
         self._new_key = new_key
         self._groups: dict[str, Participant] = {}
         self._views: dict[int, Participant | None] = {}
@@ -173,21 +204,21 @@ class Narrowing:
             return participant
         # A group is named on purpose: it wins over an exclude pattern that
         # also matches (exclude "aiohttp", collapse "aiohttp.web*").
-        for pattern, name in self._collapse.items():
-            if matches(participant, pattern):
+        for match, name in self._collapse_matchers:
+            if match(participant):
                 group = self._groups.get(name)
                 if group is None:
                     group = self._groups[name] = Participant(self._new_key(), name, "group")
                 return group
         if self.excluded(participant):
             return None
-        if self._only is not None and not any(matches(participant, p) for p in self._only):
+        if self._only is not None and not any(match(participant) for match in self._only_matchers):
             return None
         return participant
 
     def excluded(self, participant: Participant) -> bool:
         """Whether an ``exclude=`` pattern matches ``participant``."""
-        return any(matches(participant, p) for p in self._exclude)
+        return any(match(participant) for match in self._exclude_matchers)
 
     def event(self, event: Event) -> Event | None:
         """``event`` as drawn, or None when it is not drawn."""
@@ -196,38 +227,68 @@ class Narrowing:
         if isinstance(event, Spawn):
             return self._spawn(event)
         # Keys, not identity: a task renamed at the end is a new object.
-        who = self.view(event.who)
-        if who is None or who.key != event.who.key:
+        if self.hides(event.who):
             return None  # a group's member, or folded into its parent, or hidden
         return event
 
     def _message(self, event: Message) -> Message | None:
-        sender, receiver = self.view(event.sender), self.view(event.receiver)
-        if sender is None or receiver is None:
+        sender, receiver = event[0], event[1]  # by index: no property calls
+        views = self._views  # view(), written out: this runs for every arrow
+        drawn_sender = views.get(sender.key, _UNSEEN)
+        if drawn_sender is _UNSEEN:
+            drawn_sender = self.view(sender)
+        drawn_receiver = views.get(receiver.key, _UNSEEN)
+        if drawn_receiver is _UNSEEN:
+            drawn_receiver = self.view(receiver)
+        if drawn_sender is None or drawn_receiver is None:
             return None
-        if sender.key == receiver.key and event.sender.key != event.receiver.key:
+        if drawn_sender.key == drawn_receiver.key and sender.key != receiver.key:
             return None  # inside a collapsed library, or with a folded helper
-        if sender.key == event.sender.key and receiver.key == event.receiver.key:
-            return event
+        if drawn_sender.key == sender.key and drawn_receiver.key == receiver.key:
+            return event  # by key: a task renamed at the end is a new object
         # Not dataclasses.replace: it costs ten times as much, on every arrow.
-        return Message(sender, receiver, event.label, event.kind, event.time, event.sent)
+        return _new_tuple(Message, (drawn_sender, drawn_receiver, *event[2:]))
 
     def _spawn(self, event: Spawn) -> Spawn | None:
-        parent = self.view(event.parent)
-        key = event.child.key
-        if key not in self._views:
-            child = self._view(event.child)
-            if child is None and parent is not None and self.excluded(event.child):
-                # An excluded helper's work is drawn as its starter's: a
-                # library's task that writes a request for the caller.
-                child = parent
-            self._views[key] = child
-        child = self._views[key]
-        if parent is None or child is None or child.key != key:
+        parent = self.spawned(event.parent, event.child)
+        if parent is None:
             return None
         if parent.key == event.parent.key:
             return event
         return Spawn(parent, event.child, event.time)
+
+    def spawned(self, parent: Participant, child: Participant) -> Participant | None:
+        """Who a SPAWN of ``child`` by ``parent`` is drawn from, or None if it is not drawn.
+
+        What :meth:`event` makes of ``Spawn(parent, child)``, asked before
+        the event is made: most of a library's tasks are not drawn.
+        """
+        drawn_parent = self.view(parent)
+        key = child.key
+        if key not in self._views:
+            found = self._view(child)
+            if found is None and drawn_parent is not None and self.excluded(child):
+                # An excluded helper's work is drawn as its starter's: a
+                # library's task that writes a request for the caller.
+                found = drawn_parent
+            self._views[key] = found
+        drawn_child = self._views[key]
+        if drawn_parent is None or drawn_child is None or drawn_child.key != key:
+            return None
+        return drawn_parent
+
+    def drawn(self, sender: Participant, receiver: Participant) -> bool:
+        """Whether a message from ``sender`` to ``receiver`` is drawn."""
+        return (
+            self._message(_new_tuple(Message, (sender, receiver, "", "send", 0.0, None)))
+            is not None
+        )
+
+    def hides(self, participant: Participant) -> bool:
+        """Whether ``participant``'s own notes (its EXIT) are not drawn: it is
+        hidden, in a group, or folded into its starter."""
+        drawn = self.view(participant)
+        return drawn is None or drawn.key != participant.key
 
     def events(self, events: Iterable[Event]) -> list[Event]:
         """Every event of ``events`` as drawn, leaving out those not drawn.

@@ -124,7 +124,14 @@ def _fire(row: Hook, original: Any, sinks: Mapping[str, object]) -> Fire:
     calls = callable(gate)
     called_from, not_from, adapt = row.called_from, row.not_from, row.adapt
     steps = hooks.plan(row)
-    getters = [_getter(kind, name, original.__code__, original) for kind, name in steps]
+    plain = gate is None and called_from is None and not_from is None and adapt is None
+    if plain and steps == (("return", ""),):
+        # create_task's row, run for every task: the value returned, as it is.
+        def fire_returned(args: tuple[Any, ...], kwargs: dict[str, Any], result: Any) -> None:
+            event(result)
+
+        return fire_returned
+    getters = _getters(row, original)
     getframe = sys._getframe
 
     def fire(args: tuple[Any, ...], kwargs: dict[str, Any], result: Any) -> None:
@@ -144,6 +151,14 @@ def _fire(row: Hook, original: Any, sinks: Mapping[str, object]) -> Fire:
         event(*(values if adapt is None else adapt(*values)))
 
     return fire
+
+
+@hooks.per_row
+def _getters(row: Hook, original: Any) -> tuple[Callable[..., Any], ...]:
+    """The readers of ``row``'s values from a call of ``original`` (made once
+    per row and function: they depend on neither the trace nor its sinks)."""
+    code = original.__code__
+    return tuple(_getter(kind, name, code, original) for kind, name in hooks.plan(row))
 
 
 def _getter(kind: str, name: str, code: CodeType, function: Any) -> Callable[..., Any]:
@@ -190,13 +205,12 @@ def _argument(name: str, code: CodeType, function: Any) -> Callable[..., Any]:
     return lambda args, kwargs, result, passed, caller: kwargs.get(name, default)
 
 
-def _quick_wrapper(row: Hook, original: Any, sinks: Mapping[str, object]) -> Any:
-    """A wrapper for a row that reads [gate], positional arguments, [returned].
+@hooks.per_row
+def _quick_shape(row: Hook, original: Any) -> tuple[bool, tuple[int, ...]] | None:
+    """Whether ``row`` reads a gate, and the indices of the arguments it reads,
+    if it has the shape of :func:`_quick_wrapper`'s rows; else None.
 
-    Such are the queue rows, which run for every message: the wrapper
-    calls the gate and the event itself and picks the arguments from
-    ``args`` by index; only a call that passes one of them by keyword takes
-    the general way.  None for a row of another shape.
+    Worked out once per row and function: every trace starts with the table.
     """
     steps = hooks.plan(row)
     kinds = [kind for kind, _ in steps]
@@ -218,15 +232,28 @@ def _quick_wrapper(row: Hook, original: Any, sinks: Mapping[str, object]) -> Any
     )
     if other_shape:
         return None
+    return with_gate, tuple(positional.index(name) for _, name in middle)
+
+
+def _quick_wrapper(row: Hook, original: Any, sinks: Mapping[str, object]) -> Any:
+    """A wrapper for a row that reads [gate], positional arguments, [returned].
+
+    Such are the queue rows, which run for every message: the wrapper
+    calls the gate and the event itself and picks the arguments from
+    ``args`` by index; only a call that passes one of them by keyword takes
+    the general way.  None for a row of another shape.
+    """
+    shape = _quick_shape(row, original)
+    if shape is None:
+        return None
+    with_gate, indices = shape
     event = hooks.resolve(row.event, sinks)
     gate = hooks.resolve_gate(row.gate, sinks) if row.gate else None
     calls = callable(gate)
-    exact = _exact_wrapper(
-        row, original, [name for _, name in middle], event, gate, with_gate=with_gate
-    )
+    names = [original.__code__.co_varnames[index] for index in indices]
+    exact = _exact_wrapper(row, original, names, event, gate, with_gate=with_gate)
     if exact is not None:
         return exact
-    indices = [positional.index(name) for _, name in middle]
     need = max(indices) + 1
     single = len(indices) == 1
     pick = operator.itemgetter(*indices)

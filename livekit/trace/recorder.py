@@ -29,6 +29,7 @@ import os
 import sys
 import threading
 import time
+import types
 from collections import deque
 from collections.abc import Callable
 from dataclasses import replace
@@ -38,7 +39,6 @@ from typing import TYPE_CHECKING, Any
 from livekit.trace.events import (
     MAX_LABEL,
     Activation,
-    Event,
     Exit,
     Message,
     Participant,
@@ -48,6 +48,7 @@ from livekit.trace.events import (
 from livekit.trace.format import describe, shorten
 
 if TYPE_CHECKING:
+    from livekit.trace.events import Event
     from livekit.trace.narrow import Narrowing
 
 
@@ -76,7 +77,10 @@ _Waiting = tuple[Participant, int, Any, str, Any, float]
 _Record = list[Any]
 
 _get_running_loop = asyncio.events._get_running_loop
-_current_task = asyncio.current_task
+_current_task: Callable[[Any], asyncio.Task[Any] | None] = asyncio.current_task
+if isinstance(asyncio.current_task, types.FunctionType):
+    # Up to 3.11 it is Python, and reads this dict: asked for every event.
+    _current_task = asyncio.tasks._current_tasks.get  # type: ignore[attr-defined]
 _get_ident = threading.get_ident
 _monotonic = time.monotonic
 _new_tuple = tuple.__new__
@@ -144,6 +148,8 @@ class Recorder:
         self._threads: dict[int, Participant] = {_get_ident(): self.caller}
         self._tasks: dict[asyncio.Task[Any], Participant] = {}
         self._task_parents: dict[asyncio.Task[Any], Participant] = {}
+        # Tasks that ended under another name than they were made with.
+        self._ended_renames: dict[int, Participant] = {}
         # Event loops whose callbacks were seen -> their participant.
         self._loops: dict[Any, Participant] = {}
         #: Messages put and not yet taken, by id(item), with their channel
@@ -638,7 +644,9 @@ class Recorder:
         child = self._new(_task_name(task), "task", module)
         self._tasks[task] = child
         self._task_parents[task] = parent
-        self.emit(Spawn(parent, child, time.monotonic()))
+        narrowing = self._narrowing
+        if narrowing is None or narrowing.spawned(parent, child) is not None:
+            self.emit(Spawn(parent, child, time.monotonic()))
         task.add_done_callback(self._task_done)
 
     def _task_done(self, task: asyncio.Task[Any]) -> None:
@@ -647,23 +655,49 @@ class Recorder:
         child = self._tasks.get(task)
         if child is None:
             return
+        try:
+            self._task_ended(task, child)
+        finally:
+            self._forget(task, child)
+
+    def _forget(self, task: asyncio.Task[Any], child: Participant) -> None:
+        """Let an ended task go: the trace keeps neither it nor what it returned.
+
+        The name it ended with is the one drawn (see :meth:`finish`).  The
+        last task is kept, so that who() goes on telling a traced program's
+        untraced tasks from its threads (``_tasks`` is never empty again).
+        """
+        name = task.get_name()
+        # _renamed_to's test, written out: it is seldom true.
+        if name != child.name and not child.name.startswith(name + " ("):
+            renamed = _renamed_to(child, name)
+            if renamed is not None:
+                self._ended_renames[child.key] = renamed
+        if len(self._tasks) > 1:
+            del self._tasks[task]
+            self._task_parents.pop(task, None)
+
+    def _task_ended(self, task: asyncio.Task[Any], child: Participant) -> None:
         now = time.monotonic()
         if task.cancelled():
             self.emit(Exit(child, "cancelled", now))
             return
         error = task.exception()
+        narrowing = self._narrowing
+        if narrowing is not None and narrowing.view(child) is None:
+            return  # neither its replies nor its end are drawn
         receivers = self._awaiters(task) or [self._task_parents[task]]
-        if self._narrowing is not None:
+        if narrowing is not None:
             # A reply that will not be drawn needs no label (a repr can cost).
-            drawn = self._narrowing.event
-            receivers = [r for r in receivers if drawn(Message(child, r, "")) is not None]
+            receivers = [r for r in receivers if narrowing.drawn(child, r)]
         if receivers:
             text = (
                 f"raised {type(error).__name__}" if error is not None else self.label(task.result())
             )
             for receiver in receivers:
                 self.emit(Message(child, receiver, text, "reply", now))
-        self.emit(Exit(child, "normal" if error is None else type(error).__name__, now))
+        if narrowing is None or not narrowing.hides(child):
+            self.emit(Exit(child, "normal" if error is None else type(error).__name__, now))
 
     def _awaiters(self, task: asyncio.Task[Any]) -> list[Participant]:
         """Tasks woken by ``task``'s end: those that awaited it.
@@ -683,18 +717,19 @@ class Recorder:
                 ready = list(task.get_loop()._ready)  # type: ignore[attr-defined]
             except AttributeError:  # pragma: no cover - another loop implementation
                 return []
-            owners = []
-            for handle in ready:
-                owner = getattr(getattr(handle, "_callback", None), "__self__", None)
-                args = getattr(handle, "_args", None)
-                if args and args[0] is task:
-                    owners.append(owner)
+            owners = [
+                getattr(getattr(handle, "_callback", None), "__self__", None)
+                for handle in ready
+                if (args := getattr(handle, "_args", None)) and args[0] is task
+            ]
+            if not owners:
+                return []
         found = [
             participant
             for owner in owners
             if isinstance(owner, asyncio.Task) and (participant := self._tasks.get(owner))
         ]
-        return sorted(found, key=lambda p: p.key)
+        return sorted(found, key=lambda p: p.key) if len(found) > 1 else found
 
     # -- end -------------------------------------------------------------
 
@@ -709,12 +744,15 @@ class Recorder:
         with self._lock:
             return frozenset(self._shown)
 
-    def finish(self, events: list[Event]) -> list[Event]:
+    def finish(self, events: list[Event], *, narrowed: bool = False) -> list[Event]:
         """The final form of ``events``: tasks renamed after they were made.
 
-        ``events`` are :meth:`recorded`, with what others saw merged in.
+        ``events`` are :meth:`recorded`, with what others saw merged in;
+        ``narrowed`` says that nothing was merged in, so that narrowing,
+        applied as each event was recorded, has nothing left to do.
         """
-        return self.narrow(_renamed(events, self._task_renames()))
+        events = _renamed(events, self._task_renames())
+        return events if narrowed else self.narrow(events)
 
     def narrow(self, events: list[Event]) -> list[Event]:
         """``events`` as the trace's narrowing options draw them (kept ones are unchanged)."""
@@ -723,17 +761,17 @@ class Recorder:
         return self._narrowing.events(events)
 
     def _task_renames(self) -> dict[int, Participant]:
-        """Tasks named after they were created (``create_task(name=...)`` on 3.11)."""
-        renames = {}
+        """Tasks named after they were created (``create_task(name=...)`` on 3.11).
+
+        A task that ended keeps the name it ended with (see :meth:`_forget`).
+        """
+        renames = dict(self._ended_renames)
         for task, participant in list(self._tasks.items()):
             # The name alone, not the coroutine: 3.12.0 and 3.12.1 crash in
             # get_coro() of an eagerly started task that has ended.
-            name = task.get_name()
-            if participant.kind != "task" or participant.name == name:
-                continue
-            if participant.name.startswith(f"{name} ("):
-                continue  # the name it had, with its coroutine's (see _task_name)
-            renames[participant.key] = replace(participant, name=name)
+            renamed = _renamed_to(participant, task.get_name())
+            if renamed is not None:
+                renames[participant.key] = renamed
         return renames
 
     def close(self) -> None:
@@ -750,7 +788,17 @@ class Recorder:
         self._running.clear()
         self._tasks.clear()
         self._task_parents.clear()
+        self._ended_renames.clear()
         self._loops.clear()
+
+
+def _renamed_to(participant: Participant, name: str) -> Participant | None:
+    """``participant`` as a task now named ``name``, or None if that is its name."""
+    if participant.kind != "task" or participant.name == name:
+        return None
+    if participant.name.startswith(f"{name} ("):
+        return None  # the name it had, with its coroutine's (see _task_name)
+    return replace(participant, name=name)
 
 
 def _renamed(events: list[Event], renames: dict[int, Participant]) -> list[Event]:

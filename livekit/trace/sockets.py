@@ -71,16 +71,19 @@ from typing import Any
 from livekit.trace._patches import Patches
 from livekit.trace.events import MAX_LABEL, Message, Participant
 from livekit.trace.format import shorten
-from livekit.trace.recorder import UNCOUNTED, Recorder
+from livekit.trace.recorder import UNCOUNTED, Recorder, _current_task
 
 __all__ = ["PATCHES", "SocketTracker", "label", "peer_name"]
 
 _get_running_loop = asyncio.events._get_running_loop
-_current_task = asyncio.current_task
 _get_ident = threading.get_ident
+_monotonic = time.monotonic
+_new_tuple = tuple.__new__  # a Message made without its Python-level __new__
 _SOCKET = socket.socket
 # How many bytes of a write are kept to find its first line.
 _HEAD = 256
+# How many labels a trace remembers (see SocketTracker._fill).
+_LABELS = 1024
 _WAKE_UP_PIPE = "_make_self_pipe"  # BaseSelectorEventLoop's, asyncio's own
 # Sockets that multiprocessing (its forkserver's) and livekit itself (a
 # node's links, whose calls a trace draws as CALL and REPLY) use are
@@ -111,7 +114,9 @@ def label(head: bytes, total: int) -> str:
     if not text or not text.isprintable():
         return count
     suffix = f" ({count})"
-    return shorten(text, MAX_LABEL - len(suffix)) + suffix
+    if len(text) + len(suffix) > MAX_LABEL:
+        text = shorten(text, MAX_LABEL - len(suffix))
+    return text + suffix
 
 
 def peer_name(address: Address) -> str:
@@ -172,7 +177,7 @@ class _Arrow:
         self.total = total
         self.unread = total
         self.head = b""
-        self.sent = time.monotonic()
+        self.sent = _monotonic()
         self.read_at = 0.0
         self.receiver: Participant | None = None
         # Read in a loop callback: who takes it is decided later; the last
@@ -243,6 +248,7 @@ class SocketTracker:
         self._peers: dict[str, Participant] = {}
         self._pairs = 0
         self._arrows: list[_Arrow] = []
+        self._labels: dict[tuple[bytes, int], str] = {}  # (head, byte count) -> label
         #: Writes counted by the wrappers' fast path (``next`` is atomic).
         self.counted = itertools.count()
         self.ends = self._ends
@@ -291,9 +297,15 @@ class SocketTracker:
 
     # -- what the wrappers report ----------------------------------------
 
-    def sending(self, sock: socket.socket, data: Any, address: Any = None) -> _Arrow | None:
-        """``data`` is about to be written (before it is, so no read can overtake it)."""
-        end = self._ends.get(id(sock))
+    def sending(  # noqa: PLR0912, PLR0915 - one function: it runs for every write
+        self, sock: socket.socket, data: Any, address: Any = None, end: _End | None = None
+    ) -> _Arrow | None:
+        """``data`` is about to be written (before it is, so no read can overtake it).
+
+        ``end`` is what :attr:`ends` held for ``sock``, if the caller looked.
+        """
+        if end is None:
+            end = self._ends.get(id(sock))
         if end is None or end.ref() is not sock:
             end = self._end(sock)
         if end.ignored:
@@ -328,30 +340,8 @@ class SocketTracker:
         size = len(data)
         if sender is None or size == 0:
             return None
-        return self._write(end, sender, data, size, address, in_callback=in_callback)
-
-    def _count_only(self, end: _End, sender: Participant | None, *, thread: bool) -> None:
-        """The diagram is full: a traced write is only counted.  (The common
-        case of a long exchange, so it is kept short.)"""
-        if sender is not None:
-            self._written.add(end.out_key)
-            self._recorder.count()
-            if thread:
-                end.fast_out = _get_ident()  # its next writes: see the wrappers
-
-    def _write(
-        self,
-        end: _End,
-        sender: Participant,
-        data: Any,
-        size: int,
-        address: Any,
-        *,
-        in_callback: bool,
-    ) -> _Arrow | None:
-        recorder = self._recorder
-        peer = _hashable(address) if address is not None else end.peer
-        key = (end.local, peer)
+        # The write itself (written out here: this runs for every write).
+        key = end.out_key if address is None else (end.local, _hashable(address))
         with self._lock:
             if end.spoke_first is None:
                 end.spoke_first = True
@@ -375,10 +365,22 @@ class SocketTracker:
                 return None
             arrow = _Arrow(sender, key, place, size)
             arrow.head = bytes(data[:_HEAD])
-            self._streams.setdefault(key, deque()).append(arrow)
+            stream = self._streams.get(key)
+            if stream is None:
+                stream = self._streams[key] = deque()
+            stream.append(arrow)
             self._arrows.append(arrow)
             end.last_out = arrow
             return arrow
+
+    def _count_only(self, end: _End, sender: Participant | None, *, thread: bool) -> None:
+        """The diagram is full: a traced write is only counted.  (The common
+        case of a long exchange, so it is kept short.)"""
+        if sender is not None:
+            self._written.add(end.out_key)
+            self._recorder.count()
+            if thread:
+                end.fast_out = _get_ident()  # its next writes: see the wrappers
 
     def _join(self, last: _Arrow, data: Any, size: int) -> None:
         """The same sender wrote again, no reply read in between: one arrow,
@@ -400,11 +402,22 @@ class SocketTracker:
             arrow.unread -= size
             self._fill(arrow)
 
-    def received(self, sock: socket.socket, size: int, data: Any, address: Any = None) -> None:
-        """``size`` bytes were read; ``data`` starts with them."""
+    def received(  # noqa: PLR0912 - one function: it runs for every read
+        self,
+        sock: socket.socket,
+        size: int,
+        data: Any,
+        address: Any = None,
+        end: _End | None = None,
+    ) -> None:
+        """``size`` bytes were read; ``data`` starts with them.
+
+        ``end`` is what :attr:`ends` held for ``sock``, if the caller looked.
+        """
         if size <= 0:
             return  # the end of the stream
-        end = self._ends.get(id(sock))
+        if end is None:
+            end = self._ends.get(id(sock))
         if end is None or end.ref() is not sock:
             end = self._end(sock)
         if end.ignored:
@@ -423,13 +436,13 @@ class SocketTracker:
                 end.fast_in = _get_ident()  # its next reads: see _fast
             return
         loop = _get_running_loop()
-        self._read(
-            end, size, data, address, in_callback=loop is not None and _current_task(loop) is None
-        )
-
-    def _read(self, end: _End, size: int, data: Any, address: Any, *, in_callback: bool) -> None:
-        peer = _hashable(address) if address is not None else end.peer
-        key = (peer, end.local)
+        in_callback = loop is not None and _current_task(loop) is None
+        # The read itself (written out here: this runs for every read).
+        if address is None:
+            peer, key = end.peer, end.in_key
+        else:
+            peer = _hashable(address)
+            key = (peer, end.local)
         with self._lock:
             if end.spoke_first is None:
                 end.spoke_first = False
@@ -451,16 +464,35 @@ class SocketTracker:
                     stream.popleft()
             if not taken and left <= 0:
                 return
+            if in_callback:  # its receiver is known without asking the recorder
+                receiver, waiting = self._receiver(end, in_callback, bool(taken))
+                self._taken(end, taken, left, key, data, receiver, waiting)
+                return
         # Outside the lock: adopting a participant takes the recorder's.
         receiver, waiting = self._receiver(end, in_callback, bool(taken))
         with self._lock:
+            self._taken(end, taken, left, key, data, receiver, waiting)
+
+    def _taken(  # noqa: PLR0917 - the state of one read, passed on
+        self,
+        end: _End,
+        taken: list[_Arrow],
+        left: int,
+        key: tuple[Address, Address],
+        data: Any,
+        receiver: Participant | None,
+        waiting: tuple[Participant | None, _End] | None,
+    ) -> None:
+        """A read took the bytes of ``taken`` and ``left`` more (under the lock)."""
+        if taken:
+            now = _monotonic()
             for arrow in taken:
-                arrow.read_at = time.monotonic()
+                arrow.read_at = now
                 self._receive(end, arrow, receiver, waiting)
-            if left > 0 and (receiver is not None or waiting is not None):
-                self._from_outside(
-                    end, key=key, size=left, data=data, receiver=receiver, waiting=waiting
-                )
+        if left > 0 and (receiver is not None or waiting is not None):
+            self._from_outside(
+                end, key=key, size=left, data=data, receiver=receiver, waiting=waiting
+            )
 
     def _stream_to(self, local: Address) -> deque[_Arrow] | None:
         """A stream with bytes waiting for ``local``: a datagram socket read
@@ -527,17 +559,26 @@ class SocketTracker:
         arrow = _Arrow(self._peer(key[0] if key[0] is not None else end.local), key, place, size)
         arrow.head = bytes(data[:_HEAD])
         arrow.unread = 0
-        arrow.read_at = time.monotonic()
+        arrow.read_at = _monotonic()
         self._arrows.append(arrow)
         end.last_in = arrow
         self._receive(end, arrow, receiver, waiting)
 
     def _fill(self, arrow: _Arrow) -> None:
-        if arrow.receiver is None or arrow.total <= 0:
+        receiver, total = arrow.receiver, arrow.total
+        if receiver is None or total <= 0:
             return
-        when = arrow.read_at or arrow.sent
-        message = Message(
-            arrow.sender, arrow.receiver, label(arrow.head, arrow.total), "send", when, arrow.sent
+        sent = arrow.sent
+        # A protocol's messages begin alike (the same request, the same
+        # status line): their labels are made once.
+        labels = self._labels
+        text = labels.get((arrow.head, total))
+        if text is None:
+            if len(labels) >= _LABELS:
+                labels.clear()
+            text = labels[arrow.head, total] = label(arrow.head, total)
+        message = _new_tuple(
+            Message, (arrow.sender, receiver, text, "send", arrow.read_at or sent, sent)
         )
         self._recorder.fill(arrow.place, message)
         if arrow.place == UNCOUNTED:
@@ -590,52 +631,52 @@ _C: Any = socket.socket.__mro__[1]  # _socket.socket
 # check the mark and count, without a call into the tracker.
 
 
-def _send(tracker: SocketTracker) -> Callable[..., Any]:
-    original = _C.send
-    ends, counted = tracker.ends, tracker.counted
+def _sender(name: str) -> Callable[[SocketTracker], Callable[..., Any]]:
+    """The wrapper maker of ``socket.send`` or ``socket.sendall``.
 
-    def send(self: Any, data: Any, *args: Any, **kwargs: Any) -> int:
-        end = ends.get(id(self))
-        fast = end is not None and end.fast_out == _get_ident() and end.ref() is self
-        if fast and data and _get_running_loop() is None:
-            next(counted)
-            return original(self, data, *args, **kwargs)  # type: ignore[no-any-return]
-        arrow = tracker.sending(self, data)
-        if arrow is None:
-            return original(self, data, *args, **kwargs)  # type: ignore[no-any-return]
-        try:
-            sent: int = original(self, data, *args, **kwargs)
-        except BaseException:
-            tracker.unsent(arrow, len(data))
-            raise
-        tracker.unsent(arrow, len(data) - sent)
-        return sent
+    ``send`` may send less than it is given: the rest is taken off the
+    arrow.  ``sendall`` sends all or raises, and returns None.
+    """
+    whole = name == "sendall"
 
-    return send
+    def make(tracker: SocketTracker) -> Callable[..., Any]:
+        original = getattr(_C, name)
+        ends, counted = tracker.ends, tracker.counted
+        sending, unsent = tracker.sending, tracker.unsent
+
+        def send(self: Any, data: Any, *args: Any, **kwargs: Any) -> Any:
+            end = ends.get(id(self))
+            if (
+                end is not None
+                and end.fast_out
+                and end.fast_out == _get_ident()
+                and end.ref() is self
+                and data
+                and _get_running_loop() is None
+            ):
+                next(counted)
+                return original(self, data, *args, **kwargs)
+            arrow = sending(self, data, None, end)
+            if arrow is None:
+                return original(self, data, *args, **kwargs)
+            try:
+                sent = original(self, data, *args, **kwargs)
+            except BaseException:
+                # How much a failed sendall sent is not known: none is drawn.
+                unsent(arrow, len(data))
+                raise
+            if not whole and sent < len(data):
+                unsent(arrow, len(data) - sent)
+            return sent
+
+        send.__name__ = send.__qualname__ = name
+        return send
+
+    return make
 
 
-def _sendall(tracker: SocketTracker) -> Callable[..., Any]:
-    original = _C.sendall
-    ends, counted = tracker.ends, tracker.counted
-
-    def sendall(self: Any, data: Any, *args: Any, **kwargs: Any) -> None:
-        end = ends.get(id(self))
-        fast = end is not None and end.fast_out == _get_ident() and end.ref() is self
-        if fast and data and _get_running_loop() is None:
-            next(counted)
-            original(self, data, *args, **kwargs)
-            return
-        arrow = tracker.sending(self, data)
-        if arrow is None:
-            original(self, data, *args, **kwargs)
-            return
-        try:
-            original(self, data, *args, **kwargs)
-        except BaseException:
-            tracker.unsent(arrow, len(data))  # how much went is not known: none is drawn
-            raise
-
-    return sendall
+_send = _sender("send")
+_sendall = _sender("sendall")
 
 
 def _sendto(tracker: SocketTracker) -> Callable[..., Any]:
@@ -664,7 +705,7 @@ def _sendmsg(tracker: SocketTracker) -> Callable[..., Any]:
         address = args[2] if len(args) > 2 else None
         data = b"".join(bytes(b[:_HEAD]) for b in buffers[:4])
         size = sum(memoryview(b).nbytes for b in buffers)
-        arrow = tracker.sending(self, _Sized(data, size), address)
+        arrow = tracker.sending(self, _Head(data, size), address)
         if arrow is None:
             return original(self, buffers, *args)  # type: ignore[no-any-return]
         try:
@@ -678,31 +719,16 @@ def _sendmsg(tracker: SocketTracker) -> Callable[..., Any]:
     return sendmsg
 
 
-class _Sized:
-    """The head of several buffers, with the length of them all."""
-
-    __slots__ = ("data", "size")
-
-    def __init__(self, data: bytes, size: int) -> None:
-        self.data, self.size = data, size
-
-    def __len__(self) -> int:
-        return self.size
-
-    def __getitem__(self, index: slice) -> bytes:
-        return self.data[index]
-
-
 def _recv(tracker: SocketTracker) -> Callable[..., Any]:
     original = _C.recv
-    ends = tracker.ends
+    ends, received = tracker.ends, tracker.received
 
     def recv(self: Any, *args: Any, **kwargs: Any) -> bytes:
         data: bytes = original(self, *args, **kwargs)
         end = ends.get(id(self))
-        if end is not None and end.fast_in == _get_ident() and end.ref() is self:
+        if end is not None and end.fast_in and end.fast_in == _get_ident() and end.ref() is self:
             return data
-        tracker.received(self, len(data), data)
+        received(self, len(data), data, None, end)
         return data
 
     return recv
@@ -710,26 +736,33 @@ def _recv(tracker: SocketTracker) -> Callable[..., Any]:
 
 def _recv_into(tracker: SocketTracker) -> Callable[..., Any]:
     original = _C.recv_into
-    ends = tracker.ends
+    ends, received = tracker.ends, tracker.received
 
     def recv_into(self: Any, buffer: Any, *args: Any, **kwargs: Any) -> int:
         size: int = original(self, buffer, *args, **kwargs)
         end = ends.get(id(self))
-        if end is not None and end.fast_in == _get_ident() and end.ref() is self:
+        if end is not None and end.fast_in and end.fast_in == _get_ident() and end.ref() is self:
             return size
-        tracker.received(self, size, _Head(buffer, size))
+        received(self, size, _Head(buffer, size), None, end)
         return size
 
     return recv_into
 
 
 class _Head:
-    """The first bytes read into a buffer, copied only if they are looked at."""
+    """The first bytes of ``size`` bytes sent or read, copied only if looked at.
+
+    ``buffer`` holds them: a buffer read into, or the heads of the buffers
+    of one ``sendmsg`` joined.
+    """
 
     __slots__ = ("buffer", "size")
 
     def __init__(self, buffer: Any, size: int) -> None:
         self.buffer, self.size = buffer, size
+
+    def __len__(self) -> int:
+        return self.size
 
     def __getitem__(self, index: slice) -> bytes:
         try:
