@@ -171,13 +171,46 @@ def setup(app: Any) -> None:
     """Connect the executor to a Sphinx application (from :mod:`livekit.sphinxext`)."""
     app.add_config_value("livekit_book_kernels", 0, "", int)
     app.connect("env-before-read-docs", _execute_ahead)
-    app.connect("source-read", _wait_for_page)
+    # After every other handler: the wait is not part of the page's reading.
+    app.connect("source-read", _wait_for_page, priority=900)
+    app.connect("doctree-read", _note_read_time)
+    app.connect("env-merge-info", _merge_read_times)
+    app.connect("env-purge-doc", _purge_read_time)
     app.connect("build-finished", _finish)
+
+
+# When this process began parsing each page (after its wait, if any).
+_parse_started: dict[str, float] = {}
+
+
+def _read_times(env: Any) -> dict[str, float]:
+    """Seconds each page took to parse, in this build (readers merge theirs)."""
+    if not hasattr(env, "livekit_read_seconds"):
+        env.livekit_read_seconds = {}
+    times: dict[str, float] = env.livekit_read_seconds
+    return times
+
+
+def _note_read_time(app: Any, doctree: Any) -> None:
+    docname = app.env.docname
+    if docname in _parse_started:
+        seconds = time.perf_counter() - _parse_started.pop(docname)
+        _read_times(app.env)[docname] = round(seconds, 3)
+
+
+def _merge_read_times(app: Any, env: Any, docnames: Any, other: Any) -> None:
+    theirs = _read_times(other)
+    _read_times(env).update({name: theirs[name] for name in docnames if name in theirs})
+
+
+def _purge_read_time(app: Any, env: Any, docname: str) -> None:
+    _read_times(env).pop(docname, None)
 
 
 def _execute_ahead(app: Any, env: Any, docnames: list[str]) -> None:
     from jupyter_cache import get_cache  # type: ignore[import-untyped]
 
+    app.livekit_read_docs = list(docnames)
     config = getattr(env, "mystnb_config", None)
     if config is None or config.execution_mode not in ("force", "cache") or not docnames:
         return
@@ -298,8 +331,12 @@ def _cached(cache: Any, notebook: Any) -> bool:
 
 def _wait_for_page(app: Any, docname: str, source: list[str]) -> None:
     ahead: Ahead | None = getattr(app, "livekit_ahead", None)
-    if ahead is None or docname not in ahead.pages:
-        return
+    if ahead is not None and docname in ahead.pages:
+        _wait(app, docname, ahead)
+    _parse_started[docname] = time.perf_counter()
+
+
+def _wait(app: Any, docname: str, ahead: Ahead) -> None:
     index = ahead.pages[docname]
     done, failed = ahead.marker(index, DONE), ahead.marker(index, FAILED)
     while not (done.exists() or failed.exists()) and _executor_running(ahead.work):
@@ -354,22 +391,26 @@ def _report_failure(app: Any, docname: str, failure: dict[str, str], ahead: Ahea
 
 def _finish(app: Any, exception: BaseException | None) -> None:
     ahead: Ahead | None = getattr(app, "livekit_ahead", None)
-    if ahead is None or ahead.process is None:
-        return
     app.livekit_ahead = None
-    process = ahead.process
     try:
-        # EOF on its stdin stops the executor: after its last page it ends
-        # anyway; after a failed build it shuts down the kernels still running.
+        if ahead is not None and ahead.process is not None:
+            _stop(ahead.process)
+        _save_timings(app, ahead, exception)
+    finally:
+        if ahead is not None:
+            shutil.rmtree(ahead.work, ignore_errors=True)
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    # EOF on its stdin stops the executor: after its last page it ends
+    # anyway; after a failed build it shuts down the kernels still running.
+    try:
         if process.stdin is not None:
             process.stdin.close()
         process.wait(timeout=60)
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait()
-    finally:
-        _save_timings(app, ahead)
-        shutil.rmtree(ahead.work, ignore_errors=True)
 
 
 def _timings_path(app: Any) -> Path:
@@ -379,31 +420,35 @@ def _timings_path(app: Any) -> Path:
 def _load_timings(app: Any) -> dict[str, float]:
     try:
         pages = json.loads(_timings_path(app).read_text(encoding="utf-8"))["pages"]
-        return {name: float(page["wall"]) for name, page in pages.items()}
+        return {name: float(page["wall"]) for name, page in pages.items() if "wall" in page}
     except (OSError, ValueError, KeyError, TypeError):
         return {}
 
 
-def _save_timings(app: Any, ahead: Ahead) -> None:
-    pages = {}
-    for docname, index in ahead.pages.items():
-        marker = ahead.marker(index, DONE)
-        if marker.exists():
-            pages[docname] = json.loads(marker.read_text(encoding="utf-8"))
-    if not pages:
+def _save_timings(app: Any, ahead: Ahead | None, exception: BaseException | None) -> None:
+    """Write where this build's time went, page by page (none if nothing was read)."""
+    read = getattr(app, "livekit_read_docs", [])
+    if exception is not None or not read:
         return
-    try:
+    parsed = _read_times(app.env)
+    pages: dict[str, dict[str, float]] = {
+        name: {"read": parsed[name]} for name in read if name in parsed
+    }
+    record: dict[str, Any] = {"kernels_at_once": 0, "executor_cpu": 0.0, "pages": pages}
+    if ahead is not None:
+        for docname, index in ahead.pages.items():
+            marker = ahead.marker(index, DONE)
+            if marker.exists():
+                timing = json.loads(marker.read_text(encoding="utf-8"))
+                pages.setdefault(docname, {}).update(timing)
+        executor = ahead.work / "executor.json"
+        if executor.exists():
+            record["executor_cpu"] = json.loads(executor.read_text(encoding="utf-8"))["cpu"]
         jobs = json.loads((ahead.work / "jobs.json").read_text(encoding="utf-8"))
-        executor = json.loads((ahead.work / "executor.json").read_text(encoding="utf-8"))
-        record = {
-            "kernels_at_once": jobs["workers"],
-            "executor_cpu": executor["cpu"],
-            "pages": pages,
-        }
-        _timings_path(app).parent.mkdir(parents=True, exist_ok=True)
-        _timings_path(app).write_text(json.dumps(record, indent=1), encoding="utf-8")
-    except OSError:
-        pass
+        record["kernels_at_once"] = jobs["workers"]
+    path = _timings_path(app)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(record, indent=1), encoding="utf-8")
 
 
 # -- The executor process ----------------------------------------------------
