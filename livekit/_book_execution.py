@@ -61,6 +61,8 @@ TIMINGS = "livekit-pages.json"
 DONE = ".done"
 #: A marker's suffix: the page's execution failed.
 FAILED = ".failed"
+#: A marker's suffix: the executed notebook, as myst-nb writes it.
+EXECUTED = ".ipynb.executed"
 #: The executor holds an exclusive lock on this file while it runs.
 LOCK = "running.lock"
 
@@ -174,6 +176,7 @@ def setup(app: Any) -> None:
     # After every other handler: the wait is not part of the page's reading.
     app.connect("source-read", _wait_for_page, priority=900)
     app.connect("doctree-read", _note_read_time)
+    app.connect("doctree-read", _write_executed_notebook)
     app.connect("env-merge-info", _merge_read_times)
     app.connect("env-purge-doc", _purge_read_time)
     app.connect("build-finished", _finish)
@@ -196,6 +199,25 @@ def _note_read_time(app: Any, doctree: Any) -> None:
     if docname in _parse_started:
         seconds = time.perf_counter() - _parse_started.pop(docname)
         _read_times(app.env)[docname] = round(seconds, 3)
+
+
+def _write_executed_notebook(app: Any, doctree: Any) -> None:
+    """Put the page's executed notebook where myst-nb writes it (``jupyter_execute``).
+
+    From a cache, myst-nb writes the page's notebook without the outputs it
+    took from the cache; a force build wrote it executed, and the book
+    offers it for download.
+    """
+    ahead: Ahead | None = getattr(app, "livekit_ahead", None)
+    docname = app.env.docname
+    if ahead is None or docname not in ahead.pages:
+        return
+    executed = ahead.marker(ahead.pages[docname], EXECUTED)
+    if executed.exists():
+        *folders, name = docname.split("/")
+        target = Path(app.env.mystnb_config.output_folder, *folders, f"{name}.ipynb")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(executed, target)
 
 
 def _merge_read_times(app: Any, env: Any, docnames: Any, other: Any) -> None:
@@ -557,6 +579,8 @@ async def _execute_one(work: Path, index: int, page: Page, cache: Any, started: 
             return
     end = time.monotonic()
     wall = end - begin
+    text = nbformat.writes(notebook)  # type: ignore[no-untyped-call]
+    (work / f"{index}{EXECUTED}").write_text(text, encoding="utf-8")
     cache.cache_notebook_bundle(
         CacheBundleIn(notebook, page.source, data={"execution_seconds": wall}),
         check_validity=False,

@@ -93,14 +93,20 @@ def test_pages_execute_at_once_in_kernels_of_their_own(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr[-4000:]
     for n in range(3):
         assert f"page {n} is {n * 7}" in (tmp_path / "html" / f"p{n}.html").read_text()
+        # The executed notebook, as a force build of myst-nb writes it.
+        executed = nbformat.read(tmp_path / "jupyter_execute" / f"p{n}.ipynb", as_version=4)
+        assert executed.cells[-1].outputs[0].text == f"page {n} is {n * 7}\n"
     runs = [json.loads(line) for line in record.read_text().splitlines()]
     assert sorted(run["page"] for run in runs) == [0, 1, 2]  # each page ran once
     assert len({run["pid"] for run in runs}) == 3
     assert max(run["start"] for run in runs) < min(run["end"] for run in runs)  # all at once
     timings = json.loads((tmp_path / "html" / ".doctrees" / _book_execution.TIMINGS).read_text())
     assert timings["kernels_at_once"] == 3
-    assert sorted(timings["pages"]) == ["p0", "p1", "p2"]
-    for page in timings["pages"].values():
+    assert sorted(timings["pages"]) == ["index", "p0", "p1", "p2"]  # every page read
+    assert list(timings["pages"]["index"]) == ["read"]  # nothing executed
+    for name in ("p0", "p1", "p2"):
+        page = timings["pages"][name]
+        assert page["read"] > 0
         assert page["wall"] >= 3
         assert page["kernel_start"] + page["cells"] == pytest.approx(page["wall"], abs=0.01)
         assert 0 < page["kernel_start_cpu"] <= page["kernel_cpu"]
