@@ -25,8 +25,9 @@ pages' own waits do not stretch with the load the way the baseline does, so
 the ratio is a guide, not an exact correction: on a quiet machine the wall
 time in the note is the number to hold against the budget.
 
-Two more rows: the clean build with ``sphinx -j 2`` (two pages' kernels
-at once), and a fresh output folder over a warm cache.  Notes give CPU
+Two more rows: the clean build with ``sphinx -j 2`` (two readers; the
+kernels run ahead of reading, a few at a time, either way), and a fresh
+output folder over a warm cache.  Notes give CPU
 seconds too (sphinx plus its kernels), which a loaded machine stretches
 far less than wall time, and the load average at the end.
 
@@ -135,7 +136,7 @@ def main() -> list[dict[str, Any]]:
             "book: clean full build, sphinx -j 2",
             parallel,
             FULL_BUILD_BUDGET,
-            "two pages' kernels at once",
+            "two readers; the pages' kernels run ahead of reading either way",
         ),
         budget(
             "book: rebuild with nothing changed (jupyter-cache)",
