@@ -53,7 +53,10 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 #: The file beside the doctrees that keeps each page's timings.
 TIMINGS = "livekit-pages.json"
@@ -415,17 +418,18 @@ def _finish(app: Any, exception: BaseException | None) -> None:
     ahead: Ahead | None = getattr(app, "livekit_ahead", None)
     app.livekit_ahead = None
     try:
+        # Before the executor is stopped: it removes its folder as it ends.
+        _save_timings(app, ahead, exception)
         if ahead is not None and ahead.process is not None:
             _stop(ahead.process)
-        _save_timings(app, ahead, exception)
     finally:
         if ahead is not None:
             shutil.rmtree(ahead.work, ignore_errors=True)
 
 
 def _stop(process: subprocess.Popen[bytes]) -> None:
-    # EOF on its stdin stops the executor: after its last page it ends
-    # anyway; after a failed build it shuts down the kernels still running.
+    # EOF on its stdin ends the executor: after its last page it waits for
+    # it; after a failed build it shuts down the kernels still running.
     try:
         if process.stdin is not None:
             process.stdin.close()
@@ -479,20 +483,31 @@ def _save_timings(app: Any, ahead: Ahead | None, exception: BaseException | None
 def main(work: Path, lock: int) -> int:
     """Execute the pages in ``work/jobs.json``; the process's entry point.
 
-    ``lock`` is the descriptor of the lock the build took for it: it is
-    released when this process ends, however it ends.
+    ``lock`` is the descriptor of the lock the build took for it, released
+    once every page has its marker (or when this process ends, however it
+    ends).  The process then waits for EOF on its stdin, which comes when
+    the build and its readers are done with ``work`` (or have died), and
+    removes ``work``: a build stopped by Ctrl-C leaves nothing behind.
     """
     jobs = json.loads((work / "jobs.json").read_text(encoding="utf-8"))
-    try:
-        asyncio.run(_execute_all(work, jobs))
+    held = [lock]
+
+    def release() -> None:
         usage = resource.getrusage(resource.RUSAGE_SELF)
         _write_marker(work / "executor.json", {"cpu": round(usage.ru_utime + usage.ru_stime, 3)})
+        os.close(held.pop())
+
+    try:
+        asyncio.run(_execute_all(work, jobs, release))
     finally:
-        os.close(lock)
+        for descriptor in held:
+            os.close(descriptor)
+    shutil.rmtree(work, ignore_errors=True)
     return 0
 
 
-async def _execute_all(work: Path, jobs: dict[str, Any]) -> None:
+async def _execute_all(work: Path, jobs: dict[str, Any], done: Callable[[], None]) -> None:
+    """Execute every page, call ``done``, then wait for EOF on stdin (or stop at it)."""
     from jupyter_cache import get_cache
 
     cache = get_cache(jobs["cache"])
@@ -516,7 +531,10 @@ async def _execute_all(work: Path, jobs: dict[str, Any]) -> None:
         runners.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await runners
-    stop.cancel()
+        return
+    runners.result()  # a runner's own error ends the process here
+    done()
+    await stop
 
 
 async def _stdin_closed() -> None:

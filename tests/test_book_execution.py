@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import nbformat
@@ -11,7 +16,7 @@ import psutil
 import pytest
 
 from livekit import _book_execution
-from tests.conftest import build_book
+from tests.conftest import ROOT, build_book
 
 # Each page notes when its cell ran and in which kernel, and waits 3 s.
 PAGE = """---
@@ -146,3 +151,56 @@ def test_a_failing_page_fails_the_build_with_its_traceback_and_leaves_no_kernel(
     assert "Executing notebook failed: CellExecutionError" in output
     assert "ValueError: the page's own failure" in output
     assert not psutil.pid_exists(int(record.read_text()))
+
+
+SLOW = """---
+file_format: mystnb
+kernelspec:
+  name: python3
+  display_name: Python 3
+---
+
+# Slow
+
+```{{code-cell}} ipython3
+import os, time
+with open({record!r}, "w") as f:
+    f.write(str(os.getpid()))
+time.sleep(60)
+```
+"""
+
+
+@pytest.mark.docs
+def test_a_build_killed_while_pages_execute_leaves_no_kernel_and_no_files(tmp_path: Path) -> None:
+    record = tmp_path / "kernel.pid"
+    write_book(tmp_path / "docs", {"slow": SLOW.format(record=str(record))})
+    scratch = tmp_path / "tmp"  # the build's temporary folders, and its kernels'
+    scratch.mkdir()
+    command = [sys.executable, "-m", "sphinx", "-j", "2", "-c", str(ROOT / "conf")]
+    command += [str(tmp_path / "docs"), str(tmp_path / "html")]
+    env = {**os.environ, "LIVEKIT_NB_EXECUTION": "force", "TMPDIR": str(scratch)}
+    build = subprocess.Popen(
+        command,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not record.exists() or not record.read_text():
+            assert time.monotonic() < deadline, "the page never started"
+            assert build.poll() is None
+            time.sleep(0.1)
+        kernel = int(record.read_text())
+        os.killpg(build.pid, signal.SIGTERM)  # the build and its readers, as a kill would
+        build.wait(timeout=30)
+        deadline = time.monotonic() + 30
+        while psutil.pid_exists(kernel) or list(scratch.iterdir()):
+            assert time.monotonic() < deadline, (kernel, list(scratch.iterdir()))
+            time.sleep(0.1)
+    finally:
+        if build.poll() is None:
+            os.killpg(build.pid, signal.SIGKILL)
+            build.wait()
