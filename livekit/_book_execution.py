@@ -264,10 +264,10 @@ def _execute_ahead(app: Any, env: Any, docnames: list[str]) -> None:
     # Made here, not by the executor and a reader at once (see sphinxext).
     get_cache(str(cache)).db  # noqa: B018
     # The lock is taken here and handed over, so that no reader finds it
-    # free before the executor has started.  Its own session: a Ctrl-C of
-    # the build reaches the build, which stops the executor (closing its
-    # stdin); the executor then shuts its kernels down instead of dying
-    # with them still running.
+    # free before the executor has started.  Its own session: a Ctrl-C
+    # reaches the build and its readers, not the executor, which sees EOF
+    # on its stdin once they are all gone and shuts its kernels down
+    # instead of dying with them still running.
     with (work / LOCK).open("a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         ahead.process = subprocess.Popen(  # noqa: S603 (our own interpreter and module)
