@@ -8,9 +8,10 @@ Targets (on a quiet 2-core machine):
   default, jupyter-cache warm): at most 5 s.
 
 ``python bench/bench_book.py --pages`` says where a clean build's time
-goes instead: it executes each page on its own, one after another, as the
-build would, and prints the kernel's start-up, the cells' time, the CPU the
-kernel used and the slowest cells.
+goes instead: it builds the book once with the documented command and
+prints the build's phases, then a table of every page: when its kernel
+started, the kernel's start-up, the cells' time, the CPU the kernel used,
+and how long Sphinx took to parse the page.
 
 Both are absolute budgets, but this machine is shared: other builds and
 test runs stretch wall time, sometimes fivefold.  So each build is compared
@@ -24,8 +25,9 @@ pages' own waits do not stretch with the load the way the baseline does, so
 the ratio is a guide, not an exact correction: on a quiet machine the wall
 time in the note is the number to hold against the budget.
 
-Two more rows: the clean build with ``sphinx -j 2`` (two pages' kernels
-at once), and a fresh output folder over a warm cache.  Notes give CPU
+Two more rows: the clean build with ``sphinx -j 2`` (two readers; the
+kernels run ahead of reading, a few at a time, either way), and a fresh
+output folder over a warm cache.  Notes give CPU
 seconds too (sphinx plus its kernels), which a loaded machine stretches
 far less than wall time, and the load average at the end.
 
@@ -36,6 +38,7 @@ build more than once and keep the fastest (default 1: a full build is long).
 
 from __future__ import annotations
 
+import json
 import os
 import resource
 import subprocess
@@ -133,7 +136,7 @@ def main() -> list[dict[str, Any]]:
             "book: clean full build, sphinx -j 2",
             parallel,
             FULL_BUILD_BUDGET,
-            "two pages' kernels at once",
+            "two readers; the pages' kernels run ahead of reading either way",
         ),
         budget(
             "book: rebuild with nothing changed (jupyter-cache)",
@@ -150,66 +153,110 @@ def main() -> list[dict[str, Any]]:
     ]
 
 
+#: The line of a build's log that starts each phase, and the phase's name,
+#: in the order they come.
+PHASES = (
+    ("updating environment", "reading: pages parsed, while the kernels execute theirs"),
+    ("pickling environment", "pickling, consistency checks, static files"),
+    ("copying assets: done", "resolving references, writing the pages"),
+    ("generating indices", "indices, then viewcode's [source] pages, one after another"),
+    ("writing additional pages", "search page, search index, inventory"),
+)
+
+
+def stamped_build(out: Path) -> tuple[Timing, list[tuple[float, str]]]:
+    """Build the book with the documented command and note when each log line came."""
+    command = [
+        sys.executable,
+        "-m",
+        "sphinx",
+        *("-n", "-W", "--keep-going", "-j", "auto"),
+        *("-c", str(ROOT / "conf"), str(ROOT / "docs"), str(out)),
+    ]
+    env = {**os.environ, "LIVEKIT_NB_EXECUTION": "force", "PYTHONWARNINGS": "ignore"}
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    lines: list[tuple[float, str]] = []
+    # Our own interpreter running sphinx on this repository's docs.
+    with subprocess.Popen(  # noqa: S603
+        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
+    ) as build:
+        assert build.stdout is not None
+        for line in build.stdout:
+            lines.append((time.perf_counter() - start, line.rstrip()))
+    elapsed = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if build.returncode != 0:
+        log = "\n".join(line for _, line in lines[-60:])
+        raise RuntimeError(f"the book did not build:\n{log}")
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return Timing(elapsed, cpu), lines
+
+
+def phase_rows(lines: list[tuple[float, str]], total: float) -> list[tuple[str, float]]:
+    """Return each phase of a build and its wall seconds, from its stamped log."""
+    starts: list[tuple[float, str]] = [(0.0, "python, sphinx, extensions and theme start")]
+    rest = iter(lines)
+    for prefix, name in PHASES:
+        at = next((stamp for stamp, line in rest if line.startswith(prefix)), None)
+        if at is None:
+            break
+        starts.append((at, name))
+    ends = [stamp for stamp, _ in starts[1:]] + [total]
+    return [(name, end - at) for (at, name), end in zip(starts, ends, strict=True)]
+
+
 def pages() -> None:
-    """Print, page by page, where executing the book's pages takes its time."""
-    from datetime import datetime
+    """Build the book once, as tox does, and print where its time went, page by page.
 
-    from myst_nb.core.read import read_myst_markdown_notebook
-    from nbclient import NotebookClient
+    The phases come from the build's log; the pages from the timings the
+    build keeps beside its doctrees (``livekit._book_execution``): when
+    each page's kernel was started, how long it took to start and to run
+    the cells, the CPU it used (with its child processes), and how long
+    Sphinx then took to parse the page.
+    """
+    from livekit import _book_execution
 
-    from livekit import _book_kernels, _display
-
-    def seconds(stamp: str) -> float:
-        return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
-
-    # The environment livekit.sphinxext gives the book's kernels.
-    home = Path(tempfile.mkdtemp(prefix="livekit-bench-pages-"))
-    os.environ.update(
-        {
-            _display.BOOK_ENV: "1",
-            "PYTHONSTARTUP": str(ROOT / "livekit" / "_book_startup.py"),
-            "LIVEKIT_HOME": str(home),
-        }
-    )
-    if _book_kernels.registered():
-        os.environ["JUPYTER_DEFAULT_PROVISIONER_NAME"] = _book_kernels.NAME
-    total = [0.0, 0.0, 0.0]
-    for md in sorted((ROOT / "docs").rglob("*.md")):
-        text = md.read_text(encoding="utf-8")
-        if "file_format: mystnb" not in text:
-            continue
-        notebook = read_myst_markdown_notebook(text)
-        where = {"metadata": {"path": str(md.parent)}}
-        client = NotebookClient(notebook, timeout=180, record_timing=True, resources=where)
-        before, start = os.times(), time.perf_counter()
-        with client.setup_kernel():
-            ready = time.perf_counter()
-            for index, cell in enumerate(notebook.cells):
-                if cell.cell_type == "code":
-                    client.execute_cell(cell, index)
-        done, after = time.perf_counter(), os.times()
-        cpu = (after.children_user - before.children_user) + (
-            after.children_system - before.children_system
-        )
-        cells = []
-        for cell in notebook.cells:
-            stamps = cell.get("metadata", {}).get("execution", {})
-            if "shell.execute_reply" in stamps and "iopub.execute_input" in stamps:
-                took = seconds(stamps["shell.execute_reply"])
-                took -= seconds(stamps["iopub.execute_input"])
-                cells.append((took, cell.source.splitlines()[0][:50]))
-        slowest = "; ".join(f"{took:.2f} s {first!r}" for took, first in sorted(cells)[::-1][:2])
-        name = md.relative_to(ROOT / "docs").as_posix()
-        print(
-            f"{name:30} start {ready - start:5.2f} s  cells {done - ready:5.2f} s  "
-            f"kernel CPU {cpu:5.2f} s  slowest: {slowest}",
-            flush=True,
-        )
-        for i, value in enumerate((ready - start, done - ready, cpu)):
-            total[i] += value
+    load = os.getloadavg()[0]
+    with tempfile.TemporaryDirectory(prefix="livekit-bench-pages-") as tmp:
+        out = Path(tmp) / "html"
+        timing, lines = stamped_build(out)
+        record = json.loads((out / ".doctrees" / _book_execution.TIMINGS).read_text())
+    print(f"Where the time goes: one clean build, {timing.wall:.1f} s wall, {timing.cpu:.1f} s CPU")
+    for name, seconds in phase_rows(lines, timing.wall):
+        print(f"  {seconds:5.1f} s  {name}")
+    executed = {name: p for name, p in record["pages"].items() if "wall" in p}
+    kernels = sum(p["kernel_cpu"] for p in executed.values())
+    sphinx = timing.cpu - kernels - record["executor_cpu"]
     print(
-        f"{'all pages':30} start {total[0]:5.2f} s  cells {total[1]:5.2f} s  "
-        f"kernel CPU {total[2]:5.2f} s  load average {os.getloadavg()[0]:.1f}"
+        f"CPU: kernels {kernels:.1f} s ({len(executed)} pages, "
+        f"{record['kernels_at_once']} at a time), executor {record['executor_cpu']:.1f} s, "
+        f"sphinx {sphinx:.1f} s; load average {load:.1f} before, {os.getloadavg()[0]:.1f} after"
+    )
+    print()
+    header = ("page", "queued", "start", "cells", "executed", "kernel CPU", "of it start", "parse")
+    print("{:32} {:>7} {:>6} {:>6} {:>9} {:>11} {:>12} {:>6}".format(*header))
+
+    def order(item: tuple[str, dict[str, float]]) -> tuple[float, float]:
+        return (-item[1].get("wall", 0.0), -item[1].get("read", 0.0))
+
+    for name, page in sorted(record["pages"].items(), key=order):
+        if "wall" in page:
+            cells = (
+                f"{page['queued']:7.1f} {page['kernel_start']:6.2f} {page['cells']:6.2f} "
+                f"{page['wall']:9.2f} {page['kernel_cpu']:11.2f} {page['kernel_start_cpu']:12.2f}"
+            )
+        else:
+            cells = f"{'':7} {'':6} {'':6} {'':>9} {'':11} {'':12}"
+        print(f"{name:32} {cells} {page.get('read', 0.0):6.2f}")
+    reads = sum(p.get("read", 0.0) for p in record["pages"].values())
+    walls = sum(p["wall"] for p in executed.values())
+    print(
+        f"{'all pages':32} {'':7} {'':6} {'':6} {walls:9.2f} {kernels:11.2f} {'':12} {reads:6.2f}"
+    )
+    print(
+        "queued: seconds after the executor started; start: the kernel's start-up; "
+        "executed: start + cells, wall; parse: Sphinx reading the page, outputs included"
     )
 
 

@@ -14,7 +14,9 @@ Add ``"livekit.sphinxext"`` to ``extensions``.  It
 * starts those kernels on private Unix sockets rather than TCP ports
   (``livekit._book_kernels``);
 * creates myst-nb's jupyter-cache before the pages are read, so that the
-  readers of ``sphinx -j`` do not each try to.
+  readers of ``sphinx -j`` do not each try to;
+* executes the pages ahead of reading, several kernels at a time, longest
+  first (``livekit._book_execution``).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from livekit import __version__, _assets, _book_kernels, _display
+from livekit import __version__, _assets, _book_execution, _book_kernels, _display
 from livekit.kernel import _sphinx as _live
 from livekit.outputs import _html, kinds
 
@@ -39,6 +41,7 @@ def setup(app: Any) -> dict[str, Any]:
     _drop_cdn_mermaid_loader(app)
     app.connect("builder-inited", _add_static_path)
     app.connect("builder-inited", _make_cache)
+    _book_execution.setup(app)
     app.connect("html-page-context", _add_page_scripts)
     app.add_css_file("livekit.css")
     # livekit serve: mark each code cell with its page and index, and add the

@@ -20,12 +20,18 @@ START_A_KERNEL = textwrap.dedent(
     from jupyter_client.manager import AsyncKernelManager
 
     async def main():
+        printed = []
         km = AsyncKernelManager(kernel_name="python3")
         await km.start_kernel(cwd=sys.argv[1])
         try:
             client = km.client()
             client.start_channels()
             await client.wait_for_ready(timeout=60)
+            reply = await client.execute_interactive(
+                "import sys; print(sys.modules.get('debugpy'), type(get_ipython()).__name__)",
+                output_hook=lambda msg: printed.append(msg["content"].get("text", "")),
+                timeout=60,
+            )
             client.stop_channels()
             info = km.get_connection_info()
             folder = Path(str(info["ip"])).parent
@@ -33,7 +39,8 @@ START_A_KERNEL = textwrap.dedent(
         finally:
             await km.shutdown_kernel(now=True)
         return {"transport": info["transport"], "folder": str(folder), "mode": mode,
-                "left": folder.exists(), "provisioner": type(km.provisioner).__name__}
+                "left": folder.exists(), "provisioner": type(km.provisioner).__name__,
+                "status": reply["content"]["status"], "printed": "".join(printed)}
 
     print(json.dumps(asyncio.run(main())))
     """
@@ -58,3 +65,6 @@ def test_a_book_kernel_listens_on_unix_sockets_in_a_private_folder(tmp_path: Pat
     assert kernel["mode"] == 0o700
     assert kernel["left"] is False  # the folder goes with the kernel
     assert "without encryption" not in result.stderr
+    # An IPython kernel that runs the cell, without loading the debugger.
+    assert kernel["status"] == "ok"
+    assert kernel["printed"] == "None ZMQInteractiveShell\n"

@@ -1,0 +1,206 @@
+"""A book's pages execute ahead of reading, several kernels at a time."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+import psutil
+import pytest
+
+from livekit import _book_execution
+from tests.conftest import ROOT, build_book
+
+# Each page notes when its cell ran and in which kernel, and waits 3 s.
+PAGE = """---
+file_format: mystnb
+kernelspec:
+  name: python3
+  display_name: Python 3
+---
+
+# Page {n}
+
+```{{code-cell}} ipython3
+import json, os, time
+start = time.time()
+time.sleep(3)
+with open({record!r}, "a") as f:
+    run = {{"page": {n}, "pid": os.getpid(), "start": start, "end": time.time()}}
+    f.write(json.dumps(run) + "\\n")
+print("page", {n}, "is", {n} * 7)
+```
+"""
+
+FAILING = """---
+file_format: mystnb
+kernelspec:
+  name: python3
+  display_name: Python 3
+---
+
+# Fails
+
+```{{code-cell}} ipython3
+import os
+with open({record!r}, "w") as f:
+    f.write(str(os.getpid()))
+raise ValueError("the page's own failure")
+```
+"""
+
+
+def write_book(source: Path, pages: dict[str, str]) -> None:
+    source.mkdir()
+    toctree = "\n".join(pages)
+    (source / "index.md").write_text(f"# Pages\n\n```{{toctree}}\n{toctree}\n```\n")
+    for name, text in pages.items():
+        (source / f"{name}.md").write_text(text)
+
+
+def test_the_longest_page_starts_first_and_the_pool_fills_in_behind_it() -> None:
+    costs = {"short": 1.0, "cluster": 7.0, "mid": 3.0, "tiny": 0.5, "other": 2.0}
+    # Two kernels: cluster alone on one (7 s); mid, other, short, tiny on the other.
+    assert _book_execution.finish_order(costs, 2) == ["mid", "other", "short", "tiny", "cluster"]
+    assert _book_execution.finish_order(costs, 5) == sorted(costs, key=costs.__getitem__)
+
+
+def test_a_page_costs_its_last_run_or_its_cells() -> None:
+    code, markdown = nbformat.v4.new_code_cell, nbformat.v4.new_markdown_cell
+    cells = [new(text) for _ in range(3) for new, text in ((code, "1"), (markdown, "text"))]
+    notebook = nbformat.v4.new_notebook(cells=cells)
+    assert _book_execution.page_cost(notebook, None) == pytest.approx(1.9)
+    assert _book_execution.page_cost(notebook, 0.4) == 0.4
+
+
+def test_a_pool_of_no_kernels_is_refused_by_value() -> None:
+    with pytest.raises(ValueError, match="expected at least one kernel at a time, got 0"):
+        _book_execution.finish_order({"a": 1.0}, 0)
+    with pytest.raises(ValueError, match="expected livekit_book_kernels >= 0, got -1"):
+        _book_execution.kernels_at_once(-1)
+
+
+@pytest.mark.docs
+def test_pages_execute_at_once_in_kernels_of_their_own(tmp_path: Path) -> None:
+    record = tmp_path / "ran.jsonl"
+    pages = {f"p{n}": PAGE.format(n=n, record=str(record)) for n in range(3)}
+    write_book(tmp_path / "docs", pages)
+    # A serial build: myst-nb alone would run the three pages one after another.
+    args = ("-j", "1", "-D", "livekit_book_kernels=3")
+    result = build_book(tmp_path / "docs", tmp_path / "html", *args)
+    assert result.returncode == 0, result.stderr[-4000:]
+    for n in range(3):
+        assert f"page {n} is {n * 7}" in (tmp_path / "html" / f"p{n}.html").read_text()
+        # The executed notebook, as a force build of myst-nb writes it.
+        executed = nbformat.read(tmp_path / "jupyter_execute" / f"p{n}.ipynb", as_version=4)
+        assert executed.cells[-1].outputs[0].text == f"page {n} is {n * 7}\n"
+    runs = [json.loads(line) for line in record.read_text().splitlines()]
+    assert sorted(run["page"] for run in runs) == [0, 1, 2]  # each page ran once
+    assert len({run["pid"] for run in runs}) == 3
+    assert max(run["start"] for run in runs) < min(run["end"] for run in runs)  # all at once
+    timings = json.loads((tmp_path / "html" / ".doctrees" / _book_execution.TIMINGS).read_text())
+    assert timings["kernels_at_once"] == 3
+    assert sorted(timings["pages"]) == ["index", "p0", "p1", "p2"]  # every page read
+    assert list(timings["pages"]["index"]) == ["read"]  # nothing executed
+    for name in ("p0", "p1", "p2"):
+        page = timings["pages"][name]
+        assert page["read"] > 0
+        assert page["wall"] >= 3
+        assert page["kernel_start"] + page["cells"] == pytest.approx(page["wall"], abs=0.01)
+        assert 0 < page["kernel_start_cpu"] <= page["kernel_cpu"]
+
+
+@pytest.mark.docs
+def test_a_cached_rebuild_executes_only_the_changed_page(tmp_path: Path) -> None:
+    record = tmp_path / "ran.jsonl"
+    pages = {f"p{n}": PAGE.format(n=n, record=str(record)) for n in range(2)}
+    write_book(tmp_path / "docs", pages)
+    args = ("-j", "2", "-D", f"nb_execution_cache_path={tmp_path / 'cache'}")
+    env = {"LIVEKIT_NB_EXECUTION": "cache"}
+    first = build_book(tmp_path / "docs", tmp_path / "html", *args, env=env)
+    assert first.returncode == 0, first.stderr[-4000:]
+    page = tmp_path / "docs" / "p1.md"
+    page.write_text(page.read_text().replace("* 7)", "* 6)"))
+    second = build_book(tmp_path / "docs", tmp_path / "html", *args, env=env)
+    assert second.returncode == 0, second.stderr[-4000:]
+    runs = [json.loads(line)["page"] for line in record.read_text().splitlines()]
+    assert sorted(runs) == [0, 1, 1]
+    assert "page 1 is 6" in (tmp_path / "html" / "p1.html").read_text()
+
+
+@pytest.mark.docs
+def test_a_failing_page_fails_the_build_with_its_traceback_and_leaves_no_kernel(
+    tmp_path: Path,
+) -> None:
+    record = tmp_path / "kernel.pid"
+    write_book(
+        tmp_path / "docs",
+        {"fails": FAILING.format(record=str(record)), "p0": PAGE.format(n=0, record="/dev/null")},
+    )
+    result = build_book(tmp_path / "docs", tmp_path / "html", "-j", "2")
+    assert result.returncode != 0
+    output = re.sub(r"\x1b\[[0-9;]*m", "", result.stdout + result.stderr)  # no colours
+    assert str(tmp_path / "docs" / "fails.md") in output
+    assert "Executing notebook failed: CellExecutionError" in output
+    assert "ValueError: the page's own failure" in output
+    assert not psutil.pid_exists(int(record.read_text()))
+
+
+SLOW = """---
+file_format: mystnb
+kernelspec:
+  name: python3
+  display_name: Python 3
+---
+
+# Slow
+
+```{{code-cell}} ipython3
+import os, time
+with open({record!r}, "w") as f:
+    f.write(str(os.getpid()))
+time.sleep(60)
+```
+"""
+
+
+@pytest.mark.docs
+def test_a_build_killed_while_pages_execute_leaves_no_kernel_and_no_files(tmp_path: Path) -> None:
+    record = tmp_path / "kernel.pid"
+    write_book(tmp_path / "docs", {"slow": SLOW.format(record=str(record))})
+    scratch = tmp_path / "tmp"  # the build's temporary folders, and its kernels'
+    scratch.mkdir()
+    command = [sys.executable, "-m", "sphinx", "-j", "2", "-c", str(ROOT / "conf")]
+    command += [str(tmp_path / "docs"), str(tmp_path / "html")]
+    env = {**os.environ, "LIVEKIT_NB_EXECUTION": "force", "TMPDIR": str(scratch)}
+    build = subprocess.Popen(
+        command,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not record.exists() or not record.read_text():
+            assert time.monotonic() < deadline, "the page never started"
+            assert build.poll() is None
+            time.sleep(0.1)
+        kernel = int(record.read_text())
+        os.killpg(build.pid, signal.SIGTERM)  # the build and its readers, as a kill would
+        build.wait(timeout=30)
+        deadline = time.monotonic() + 30
+        while psutil.pid_exists(kernel) or list(scratch.iterdir()):
+            assert time.monotonic() < deadline, (kernel, list(scratch.iterdir()))
+            time.sleep(0.1)
+    finally:
+        if build.poll() is None:
+            os.killpg(build.pid, signal.SIGKILL)
+            build.wait()
