@@ -47,20 +47,14 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from run import CHROMIUM_ARGS, row, sphinx_build, table
+from run import CHROMIUM_ARGS, MYSTNB_FRONT, row, sphinx_build, table
 
 MINUTES = float(os.environ.get("LIVEKIT_BENCH_MINUTES", "3"))
 #: Which measurements beyond latency and rate to run (comma-separated).
 PARTS = set(os.environ.get("LIVEKIT_BENCH_KERNEL", "memory,stop").split(","))
 RATE = 10_000
 
-FRONT = """---
-file_format: mystnb
-kernelspec:
-  name: python3
-  display_name: Python 3
----
-"""
+FRONT = MYSTNB_FRONT
 
 CHART = """
 ```{code-cell} ipython3

@@ -30,9 +30,9 @@ ROOT = HERE.parent
 # The browser flags the tests use (Debian's chromium, no background traffic):
 # one list for tests and benchmarks.
 sys.path.insert(0, str(ROOT))
-from tests.conftest import CHROMIUM_ARGS  # noqa: E402
+from tests.conftest import CHROMIUM_ARGS, MYSTNB_FRONT  # noqa: E402
 
-__all__ = ["CHROMIUM_ARGS", "best_of", "row", "sphinx_build", "table"]
+__all__ = ["CHROMIUM_ARGS", "MYSTNB_FRONT", "best_of", "row", "sphinx_build", "table"]
 
 
 def sphinx_build(

@@ -25,6 +25,15 @@ pytest_plugins = ["sphinx.testing.fixtures"]
 
 ROOT = Path(__file__).resolve().parent.parent
 
+#: The front matter of a page of code cells that myst-nb executes.
+MYSTNB_FRONT = """---
+file_format: mystnb
+kernelspec:
+  name: python3
+  display_name: Python 3
+---
+"""
+
 CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",

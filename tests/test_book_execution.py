@@ -16,16 +16,14 @@ import psutil
 import pytest
 
 from livekit import _book_execution
-from tests.conftest import ROOT, build_book
+from tests.conftest import MYSTNB_FRONT, ROOT, build_book
 
 # Each page notes when its cell ran and in which kernel, and waits 3 s.
-PAGE = """---
-file_format: mystnb
-kernelspec:
-  name: python3
-  display_name: Python 3
----
+FRONT = MYSTNB_FRONT
 
+PAGE = (
+    FRONT
+    + """
 # Page {n}
 
 ```{{code-cell}} ipython3
@@ -38,23 +36,24 @@ with open({record!r}, "a") as f:
 print("page", {n}, "is", {n} * 7)
 ```
 """
+)
 
-FAILING = """---
-file_format: mystnb
-kernelspec:
-  name: python3
-  display_name: Python 3
----
-
-# Fails
-
+# A page's first lines: its kernel's pid goes to {record}.
+NOTES_ITS_KERNEL = """
 ```{{code-cell}} ipython3
-import os
+import os, time
 with open({record!r}, "w") as f:
     f.write(str(os.getpid()))
-raise ValueError("the page's own failure")
+"""
+
+FAILING = (
+    FRONT
+    + "\n# Fails\n"
+    + NOTES_ITS_KERNEL
+    + """raise ValueError("the page's own failure")
 ```
 """
+)
 
 
 def write_book(source: Path, pages: dict[str, str]) -> None:
@@ -153,22 +152,14 @@ def test_a_failing_page_fails_the_build_with_its_traceback_and_leaves_no_kernel(
     assert not psutil.pid_exists(int(record.read_text()))
 
 
-SLOW = """---
-file_format: mystnb
-kernelspec:
-  name: python3
-  display_name: Python 3
----
-
-# Slow
-
-```{{code-cell}} ipython3
-import os, time
-with open({record!r}, "w") as f:
-    f.write(str(os.getpid()))
-time.sleep(60)
+SLOW = (
+    FRONT
+    + "\n# Slow\n"
+    + NOTES_ITS_KERNEL
+    + """time.sleep(60)
 ```
 """
+)
 
 
 @pytest.mark.docs
