@@ -239,6 +239,7 @@ class SocketTracker:
 
     def __init__(self, recorder: Recorder) -> None:
         self._recorder = recorder
+        self._tasks = recorder.tasks
         self._lock = threading.Lock()
         self._ends: dict[int, _End] = {}
         self._streams: dict[tuple[Address, Address], deque[_Arrow]] = {}
@@ -316,13 +317,19 @@ class SocketTracker:
             in_callback = False
             sender = recorder.thread_participant()
         else:
-            in_callback = _current_task(loop) is None
-            sender = end.owner if in_callback else recorder.who()
+            task = _current_task(loop)
+            in_callback = task is None
+            if task is None:
+                sender = end.owner
+            else:
+                # recorder.who(), written out: the loop and task are known.
+                tasks = self._tasks
+                sender = tasks.get(task) if tasks else recorder.thread_participant()
         if (
-            recorder.arrows >= recorder.max_messages
-            and end.last_out is None
+            end.last_out is None
             and address is None
             and not end.waiting
+            and recorder.arrows >= recorder.max_messages
             and not recorder.narrowed
         ):
             self._count_only(end, sender, thread=loop is None)
