@@ -378,7 +378,10 @@ class Recorder:
                 return loop_participant
             found = self._tasks.get(task)
             if found is None:
-                found = self._tasks[task] = self._new(_task_name(task), "task", _task_module(task))
+                coro = task.get_coro()
+                found = self._tasks[task] = self._new(
+                    _task_name(task, coro), "task", _task_module(coro)
+                )
             return found
         ident = _get_ident()
         found = self._threads.get(ident)
@@ -652,17 +655,31 @@ class Recorder:
     def task_created(self, task: asyncio.Task[Any]) -> None:
         """``loop.create_task`` returned ``task``: SPAWN, and watch how it ends."""
         parent = self.who()
-        if parent is None or _is_asyncio_plumbing(task):
+        if parent is None:
+            return
+        coro = task.get_coro()
+        if _is_asyncio_plumbing(coro):
             return
         # A task whose coroutine is gone (started eagerly and already done:
         # aiohttp's request handlers on 3.14) is named after its maker's code.
-        module = _task_module(task) or parent.module
-        child = self._new(_task_name(task), "task", module)
+        module = _task_module(coro) or parent.module
+        child = self._new(_task_name(task, coro), "task", module)
         self._tasks[task] = child
         self._task_parents[task] = parent
         narrowing = self._narrowing
-        if narrowing is None or narrowing.spawned(parent, child) is not None:
+        if narrowing is None:
             self.emit(Spawn(parent, child, time.monotonic()))
+        else:
+            # emit(), with the narrowing it would redo already done.
+            drawn = narrowing.spawned(parent, child)
+            if drawn is not None:
+                spawn = Spawn(parent if drawn.key == parent.key else drawn, child, _monotonic())
+                with self._lock:
+                    if self._take_place():
+                        self.events.append(spawn)
+                        self._shown.add(child.key)
+                    else:
+                        self._omitted += 1
         task.add_done_callback(self._task_done)
 
     def _task_done(self, task: asyncio.Task[Any]) -> None:
@@ -843,9 +860,9 @@ def _renamed(events: list[Event], renames: dict[int, Participant]) -> list[Event
     return out
 
 
-def _is_asyncio_plumbing(task: asyncio.Task[Any]) -> bool:
-    """asyncio.run's own clean-up tasks (shutting down generators, executors)."""
-    code = getattr(task.get_coro(), "cr_code", None)
+def _is_asyncio_plumbing(coro: object) -> bool:
+    """Whether ``coro`` is asyncio.run's own clean-up (shutting down generators, executors)."""
+    code = getattr(coro, "cr_code", None)
     return (
         code is not None
         and code.co_qualname in _ASYNCIO_CLEANUP
@@ -853,9 +870,9 @@ def _is_asyncio_plumbing(task: asyncio.Task[Any]) -> bool:
     )
 
 
-def _task_module(task: asyncio.Task[Any]) -> str:
-    """The module of a task's coroutine (what narrowing patterns can name)."""
-    frame = getattr(task.get_coro(), "cr_frame", None)
+def _task_module(coro: object) -> str:
+    """The module of a task's coroutine ``coro`` (what narrowing patterns can name)."""
+    frame = getattr(coro, "cr_frame", None)
     return str(frame.f_globals.get("__name__", "")) if frame is not None else ""
 
 
@@ -867,9 +884,9 @@ def _thread_module(thread: threading.Thread) -> str:
     return type(thread).__module__ if type(thread) is not threading.Thread else ""
 
 
-def _task_name(task: asyncio.Task[Any]) -> str:
+def _task_name(task: asyncio.Task[Any], coro: object) -> str:
+    """``task``'s name, with its coroutine's (``coro``) when asyncio made the name up."""
     name = task.get_name()
-    coro = task.get_coro()
     target = getattr(coro, "__name__", None)
     if target and name.startswith("Task-"):
         return f"{name} ({target})"
