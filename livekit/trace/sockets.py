@@ -472,7 +472,10 @@ class SocketTracker:
             if not taken and left <= 0:
                 return
             if in_callback:  # its receiver is known without asking the recorder
-                receiver, waiting = self._receiver(end, in_callback, bool(taken))
+                receiver: Participant | None = end.owner
+                waiting: tuple[Participant | None, _End] | None = None
+                if receiver is None or not end.spoke_first:  # not _receiver's first case
+                    receiver, waiting = self._receiver(end, in_callback, bool(taken))
                 self._taken(end, taken, left, key, data, receiver, waiting)
                 return
         # Outside the lock: adopting a participant takes the recorder's.
@@ -495,7 +498,13 @@ class SocketTracker:
             now = _monotonic()
             for arrow in taken:
                 arrow.read_at = now
-                self._receive(end, arrow, receiver, waiting)
+                # _receive(), written out: one call less per arrow read.
+                if receiver is not None:
+                    arrow.receiver = receiver
+                    self._fill(arrow)
+                else:
+                    arrow.waiting = waiting
+                    end.waiting.append(arrow)
         if left > 0 and (receiver is not None or waiting is not None):
             self._from_outside(
                 end, key=key, size=left, data=data, receiver=receiver, waiting=waiting
