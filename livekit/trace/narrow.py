@@ -223,7 +223,7 @@ class Narrowing:
     def event(self, event: Event) -> Event | None:
         """``event`` as drawn, or None when it is not drawn."""
         if isinstance(event, Message):
-            return self._message(event)
+            return self.message(event)
         if isinstance(event, Spawn):
             return self._spawn(event)
         # Keys, not identity: a task renamed at the end is a new object.
@@ -231,7 +231,8 @@ class Narrowing:
             return None  # a group's member, or folded into its parent, or hidden
         return event
 
-    def _message(self, event: Message) -> Message | None:
+    def message(self, event: Message) -> Message | None:
+        """What :meth:`event` makes of a :class:`Message` (its own step: every arrow takes it)."""
         sender, receiver = event[0], event[1]  # by index: no property calls
         views = self._views  # view(), written out: this runs for every arrow
         drawn_sender = views.get(sender.key, _UNSEEN)
@@ -280,8 +281,7 @@ class Narrowing:
     def drawn(self, sender: Participant, receiver: Participant) -> bool:
         """Whether a message from ``sender`` to ``receiver`` is drawn."""
         return (
-            self._message(_new_tuple(Message, (sender, receiver, "", "send", 0.0, None)))
-            is not None
+            self.message(_new_tuple(Message, (sender, receiver, "", "send", 0.0, None))) is not None
         )
 
     def hides(self, participant: Participant) -> bool:

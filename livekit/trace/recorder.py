@@ -33,6 +33,7 @@ import types
 from collections import deque
 from collections.abc import Callable
 from dataclasses import replace
+from itertools import compress, repeat
 from operator import length_hint
 from typing import TYPE_CHECKING, Any
 
@@ -62,6 +63,9 @@ class _Unreceived:
 
 
 UNRECEIVED = _Unreceived()
+#: The types of what :attr:`Recorder.events` holds that are not events
+#: (places held, records of messages not yet taken), mapped to False.
+_NOT_EVENTS: dict[type, bool] = {list: False, _Unreceived: False}
 #: The place given when the diagram is full but narrowing may still hide
 #: the message: it is counted when its receiver is known (see reserve).
 UNCOUNTED = -2
@@ -147,6 +151,9 @@ class Recorder:
         # so a thread is removed as soon as it ends.
         self._threads: dict[int, Participant] = {_get_ident(): self.caller}
         self._tasks: dict[asyncio.Task[Any], Participant] = {}
+        #: The same dict, which the socket tracker reads on every write
+        #: (who(), written out there); only the recorder changes it.
+        self.tasks = self._tasks
         self._task_parents: dict[asyncio.Task[Any], Participant] = {}
         # Tasks that ended under another name than they were made with.
         self._ended_renames: dict[int, Participant] = {}
@@ -258,8 +265,13 @@ class Recorder:
             return
         if place < 0:
             return
-        if self._narrowing is not None:
-            narrowed = self._narrowing.event(event)
+        narrowing = self._narrowing
+        if narrowing is not None:
+            # event(), without its dispatch in the common case: a message.
+            if type(event) is Message:
+                narrowed: Event | None = narrowing.message(event)
+            else:
+                narrowed = narrowing.event(event)
             if narrowed is None:
                 with self._lock:
                     if self.events[place] is not _DROPPED:
@@ -283,8 +295,12 @@ class Recorder:
 
     def recorded(self) -> list[Event]:
         """The events so far, without the places of messages not yet taken."""
+        events = self.events
         with self._lock:
-            return [e for e in self.events if not isinstance(e, (list, _Unreceived))]
+            # [e for e in events if not isinstance(e, (list, _Unreceived))],
+            # in C: it runs over every event at the end of a trace.
+            kept = compress(events, map(_NOT_EVENTS.get, map(type, events), repeat(True)))
+            return list(kept)  # type: ignore[arg-type]  # only events pass
 
     def _new(self, name: str, kind: ParticipantKind, module: str = "") -> Participant:
         return Participant(next(self._keys), name, kind, module)
@@ -362,7 +378,10 @@ class Recorder:
                 return loop_participant
             found = self._tasks.get(task)
             if found is None:
-                found = self._tasks[task] = self._new(_task_name(task), "task", _task_module(task))
+                coro = task.get_coro()
+                found = self._tasks[task] = self._new(
+                    _task_name(task, coro), "task", _task_module(coro)
+                )
             return found
         ident = _get_ident()
         found = self._threads.get(ident)
@@ -636,17 +655,31 @@ class Recorder:
     def task_created(self, task: asyncio.Task[Any]) -> None:
         """``loop.create_task`` returned ``task``: SPAWN, and watch how it ends."""
         parent = self.who()
-        if parent is None or _is_asyncio_plumbing(task):
+        if parent is None:
+            return
+        coro = task.get_coro()
+        if _is_asyncio_plumbing(coro):
             return
         # A task whose coroutine is gone (started eagerly and already done:
         # aiohttp's request handlers on 3.14) is named after its maker's code.
-        module = _task_module(task) or parent.module
-        child = self._new(_task_name(task), "task", module)
+        module = _task_module(coro) or parent.module
+        child = self._new(_task_name(task, coro), "task", module)
         self._tasks[task] = child
         self._task_parents[task] = parent
         narrowing = self._narrowing
-        if narrowing is None or narrowing.spawned(parent, child) is not None:
+        if narrowing is None:
             self.emit(Spawn(parent, child, time.monotonic()))
+        else:
+            # emit(), with the narrowing it would redo already done.
+            drawn = narrowing.spawned(parent, child)
+            if drawn is not None:
+                spawn = Spawn(parent if drawn.key == parent.key else drawn, child, _monotonic())
+                with self._lock:
+                    if self._take_place():
+                        self.events.append(spawn)
+                        self._shown.add(child.key)
+                    else:
+                        self._omitted += 1
         task.add_done_callback(self._task_done)
 
     def _task_done(self, task: asyncio.Task[Any]) -> None:
@@ -704,14 +737,22 @@ class Recorder:
 
         Our done callback was added first, so it runs before the awaiting
         tasks wake up and stop being recorded as awaiting.  Python 3.14
-        says publicly who awaits a task (``asyncio.capture_call_graph``, a
-        gather's caller among them); up to 3.13 the wake-up calls that the
-        loop has just queued are read instead (``loop._ready``; private,
-        hence the fallback to the parent).
+        says who awaits a task (``asyncio.capture_call_graph``, a gather's
+        caller among them); only the direct awaiters are needed, so the
+        set that graph is built from is read (``_asyncio_awaited_by``, the
+        graph's first level: the whole graph costs ~140 bytecodes per
+        ended task), with the public call as its fallback.  Up to 3.13 the
+        wake-up calls that the loop has just queued are read instead
+        (``loop._ready``; private, hence the fallback to the parent).
         """
         if sys.version_info >= (3, 14):
-            graph = asyncio.capture_call_graph(task, limit=0)
-            owners = [g.future for g in graph.awaited_by] if graph is not None else []
+            try:
+                owners = task._asyncio_awaited_by  # type: ignore[attr-defined]
+            except AttributeError:  # pragma: no cover - another Task implementation
+                graph = asyncio.capture_call_graph(task, limit=0)
+                owners = [g.future for g in graph.awaited_by] if graph is not None else []
+            if not owners:
+                return []
         else:
             try:
                 ready = list(task.get_loop()._ready)  # type: ignore[attr-defined]
@@ -819,9 +860,9 @@ def _renamed(events: list[Event], renames: dict[int, Participant]) -> list[Event
     return out
 
 
-def _is_asyncio_plumbing(task: asyncio.Task[Any]) -> bool:
-    """asyncio.run's own clean-up tasks (shutting down generators, executors)."""
-    code = getattr(task.get_coro(), "cr_code", None)
+def _is_asyncio_plumbing(coro: object) -> bool:
+    """Whether ``coro`` is asyncio.run's own clean-up (shutting down generators, executors)."""
+    code = getattr(coro, "cr_code", None)
     return (
         code is not None
         and code.co_qualname in _ASYNCIO_CLEANUP
@@ -829,9 +870,9 @@ def _is_asyncio_plumbing(task: asyncio.Task[Any]) -> bool:
     )
 
 
-def _task_module(task: asyncio.Task[Any]) -> str:
-    """The module of a task's coroutine (what narrowing patterns can name)."""
-    frame = getattr(task.get_coro(), "cr_frame", None)
+def _task_module(coro: object) -> str:
+    """The module of a task's coroutine ``coro`` (what narrowing patterns can name)."""
+    frame = getattr(coro, "cr_frame", None)
     return str(frame.f_globals.get("__name__", "")) if frame is not None else ""
 
 
@@ -843,9 +884,9 @@ def _thread_module(thread: threading.Thread) -> str:
     return type(thread).__module__ if type(thread) is not threading.Thread else ""
 
 
-def _task_name(task: asyncio.Task[Any]) -> str:
+def _task_name(task: asyncio.Task[Any], coro: object) -> str:
+    """``task``'s name, with its coroutine's (``coro``) when asyncio made the name up."""
     name = task.get_name()
-    coro = task.get_coro()
     target = getattr(coro, "__name__", None)
     if target and name.startswith("Task-"):
         return f"{name} ({target})"

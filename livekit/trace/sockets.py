@@ -239,6 +239,7 @@ class SocketTracker:
 
     def __init__(self, recorder: Recorder) -> None:
         self._recorder = recorder
+        self._tasks = recorder.tasks
         self._lock = threading.Lock()
         self._ends: dict[int, _End] = {}
         self._streams: dict[tuple[Address, Address], deque[_Arrow]] = {}
@@ -316,13 +317,19 @@ class SocketTracker:
             in_callback = False
             sender = recorder.thread_participant()
         else:
-            in_callback = _current_task(loop) is None
-            sender = end.owner if in_callback else recorder.who()
+            task = _current_task(loop)
+            in_callback = task is None
+            if task is None:
+                sender = end.owner
+            else:
+                # recorder.who(), written out: the loop and task are known.
+                tasks = self._tasks
+                sender = tasks.get(task) if tasks else recorder.thread_participant()
         if (
-            recorder.arrows >= recorder.max_messages
-            and end.last_out is None
+            end.last_out is None
             and address is None
             and not end.waiting
+            and recorder.arrows >= recorder.max_messages
             and not recorder.narrowed
         ):
             self._count_only(end, sender, thread=loop is None)
@@ -465,7 +472,10 @@ class SocketTracker:
             if not taken and left <= 0:
                 return
             if in_callback:  # its receiver is known without asking the recorder
-                receiver, waiting = self._receiver(end, in_callback, bool(taken))
+                receiver: Participant | None = end.owner
+                waiting: tuple[Participant | None, _End] | None = None
+                if receiver is None or not end.spoke_first:  # not _receiver's first case
+                    receiver, waiting = self._receiver(end, in_callback, bool(taken))
                 self._taken(end, taken, left, key, data, receiver, waiting)
                 return
         # Outside the lock: adopting a participant takes the recorder's.
@@ -488,7 +498,13 @@ class SocketTracker:
             now = _monotonic()
             for arrow in taken:
                 arrow.read_at = now
-                self._receive(end, arrow, receiver, waiting)
+                # _receive(), written out: one call less per arrow read.
+                if receiver is not None:
+                    arrow.receiver = receiver
+                    self._fill(arrow)
+                else:
+                    arrow.waiting = waiting
+                    end.waiting.append(arrow)
         if left > 0 and (receiver is not None or waiting is not None):
             self._from_outside(
                 end, key=key, size=left, data=data, receiver=receiver, waiting=waiting
