@@ -498,13 +498,7 @@ class SocketTracker:
             now = _monotonic()
             for arrow in taken:
                 arrow.read_at = now
-                # _receive(), written out: one call less per arrow read.
-                if receiver is not None:
-                    arrow.receiver = receiver
-                    self._fill(arrow)
-                else:
-                    arrow.waiting = waiting
-                    end.waiting.append(arrow)
+                self._receive(end, arrow, receiver, waiting)
         if left > 0 and (receiver is not None or waiting is not None):
             self._from_outside(
                 end, key=key, size=left, data=data, receiver=receiver, waiting=waiting
