@@ -430,13 +430,9 @@ class Recorder:
         while events[place] is not record:
             place -= 1
         record[1] = place
-        # _wait(), written out.
+        # _wait(), written out: one dict call when nothing waits under its id.
         key = id(item)
-        pending = self.pending
-        waiting = pending.get(key)
-        if waiting is None:
-            pending[key] = record
-        else:
+        if self.pending.setdefault(key, record) is not record:
             self._wait(record, key)
 
     def _wait(self, entry: _Record | _Waiting, key: int) -> None:
