@@ -72,13 +72,25 @@ _WRAP = re.compile(r"(\s*:?(?:no)?wrap):")
 _SPECIAL = re.compile(r'[#;%<>&"|`\x00-\x1f\x7f-\x9f\u2028\u2029]')
 
 
+# The ASCII characters of _SPECIAL, as bytes: deleting them from ASCII text
+# is a tighter loop in C than the pattern's search (a fourth of its time).
+_SPECIAL_ASCII = bytes(code for code in range(128) if _SPECIAL.match(chr(code)))
+
+
 def needs_escape(text: str) -> bool:
     """Whether :func:`escape` would change ``text``: one test for many labels joined.
 
     >>> needs_escape("hello"), needs_escape("a;b"), needs_escape("wrap: me")
     (False, True, True)
+    >>> needs_escape("héllo"), needs_escape("é\u2028")
+    (False, True)
     """
-    return _SPECIAL.search(text) is not None or "wrap:" in text
+    if "wrap:" in text:
+        return True
+    if text.isascii():  # known without a look at the text
+        data = text.encode("ascii")
+        return len(data.translate(None, _SPECIAL_ASCII)) != len(data)
+    return _SPECIAL.search(text) is not None
 
 
 def escape(text: str) -> str:

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from livekit import Supervisor, app_tree, child, sup_tree
-from livekit._labels import MAX_NAME, escape, short_name, visible
+from livekit._labels import MAX_NAME, escape, needs_escape, short_name, visible
 from livekit.trace.events import Exit, Message, Participant, Spawn
 from livekit.trace.format import sequence_diagram
 from livekit.trees import TreeNode, format_tree
@@ -224,3 +224,14 @@ def test_threads_with_awkward_names_are_drawn_as_written_in_the_interpreter_tree
             thread.join()
     for label in AWKWARD:
         assert shown(short_name(label)) in drawn["nodes"], label
+
+
+def test_needs_escape_says_whether_escape_changes_the_text() -> None:
+    """Every character below U+3000, alone, among ASCII and among other text."""
+    for code in range(0x3000):
+        char = chr(code)
+        for text in (char, f"ab{char}cd", f"é{char}", f"{char}wrap"):
+            assert needs_escape(text) == (escape(text) != text), repr(text)
+    # A "wrap:" anywhere may begin one of the labels joined: looked at again.
+    assert needs_escape("x wrap: y")
+    assert not needs_escape("wrap me")

@@ -173,6 +173,25 @@ def test_a_message_is_matched_to_its_put_by_identity(backend: str) -> None:
     ]
 
 
+@pytest.mark.parametrize("options", [{}, {"exclude": ["no_such_module"]}])
+def test_a_message_never_taken_leaves_no_place_among_the_events(
+    backend: str, options: dict[str, Any]
+) -> None:
+    """Put and still waiting when the trace ends: not drawn, and no place is left for it."""
+    box: queue.Queue[int] = queue.Queue()
+
+    def run() -> None:
+        box.put(1)
+        box.put(2)
+        box.get()
+
+    _, trace = traced(run, backend, **options)
+    assert all(type(e) is Message for e in trace.events)
+    assert arrows(trace.events) == [("caller (MainThread)", "caller (MainThread)", "1")]
+    assert "p0->>p0: 1" in str(trace.diagram)
+    assert box.get_nowait() == 2
+
+
 def test_one_object_in_two_queues_is_matched_to_the_put_into_the_queue_it_left(
     backend: str,
 ) -> None:

