@@ -126,7 +126,7 @@ class Hook:
         :func:`livekit.trace.channel`).
     wrap
         Watch the function with a wrapper on every backend, as
-        :mod:`livekit.trace.patching` does.  For a function that is always
+        ``livekit.trace.patching`` does.  For a function that is always
         reached through its owner's attribute (``Queue.put`` calls
         ``self._put``) and returns at once, a wrapper sees every call that
         ``sys.monitoring`` would, even from a thread that was already
