@@ -11,6 +11,7 @@ import os
 import pickle
 import select
 import socket
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -467,3 +468,30 @@ def test_a_new_cookie_for_a_connected_node_counts_only_after_disconnect(
     assert client.disconnect(node)
     with pytest.raises(NodeError, match=r"^authentication failed for node test@"):
         client.connect(node)
+
+
+def test_calls_that_race_a_modules_first_import_wait_for_it(
+    server: NodeServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The node runs each request in a thread of its own: the second call
+    # arrives while the first is still importing, and the module is then
+    # in sys.modules without its functions yet.
+    (tmp_path / "slow_to_import.py").write_text(
+        "import time\ntime.sleep(0.5)\ndef answer():\n    return 42\n", encoding="utf-8"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "slow_to_import", raising=False)
+    results: list[object] = []
+
+    def call() -> None:
+        try:
+            results.append(rpc.call(name_of(server), "slow_to_import", "answer", timeout=10))
+        except Exception as error:  # the test reports what the call raised
+            results.append(error)
+
+    callers = [threading.Thread(target=call, name=f"caller-{n}") for n in range(4)]
+    for caller in callers:
+        caller.start()
+    for caller in callers:
+        caller.join(15)
+    assert results == [42] * 4

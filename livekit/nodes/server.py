@@ -634,7 +634,11 @@ def _peer(link: Link) -> str:
 
 
 def _resolve(module: str, function: str) -> Callable[..., Any]:
-    target: Any = sys.modules.get(module) or importlib.import_module(module)
+    target: Any = sys.modules.get(module)
+    if target is None or getattr(getattr(target, "__spec__", None), "_initializing", False):
+        # Not imported yet, or another request's thread is still importing
+        # it: import_module waits for that import to finish, as import does.
+        target = importlib.import_module(module)
     for part in function.split("."):
         target = getattr(target, part)
     return target  # type: ignore[no-any-return]
