@@ -17,17 +17,15 @@ from starlette.testclient import TestClient, WebSocketDenialResponse
 from livekit.kernel._security import exchange_page
 from livekit.kernel.app import cookie_name, create_app
 from livekit.kernel.book import Cell
+from tests.conftest import MYSTNB_FRONT
 
 TOKEN = "test-token-1234"  # noqa: S105 - a test token, not a secret
 PORT = 8765
 ORIGIN = f"http://127.0.0.1:{PORT}"
 
-PAGE = """---
-file_format: mystnb
-kernelspec:
-  name: python3
----
-# Live
+PAGE = (
+    MYSTNB_FRONT
+    + """# Live
 
 ```{code-cell} ipython3
 name = "world"
@@ -53,6 +51,7 @@ stop_everything()
 print("last")
 ```
 """
+)
 
 
 class FakeSession:
@@ -506,7 +505,7 @@ def test_an_input_change_runs_again_what_a_deleting_cell_needs_but_no_skip_live_
         "del strings\nchart",
         ":tags: [skip-live]\nchart.stop()",
     ]
-    page = "---\nfile_format: mystnb\nkernelspec:\n  name: python3\n---\n# Spikes\n"
+    page = MYSTNB_FRONT + "# Spikes\n"
     page += "".join(f"\n```{{code-cell}} ipython3\n{code}\n```\n" for code in cells)
     (source / "spikes.md").write_text(page)
     with client.websocket_connect(live_url(client, "spikes")) as ws:

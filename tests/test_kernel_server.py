@@ -31,7 +31,7 @@ import pytest
 from livekit.kernel.app import cookie_name
 from livekit.kernel.book import Cell
 from livekit.kernel.server import BookServer
-from tests.conftest import python_for_another_user, require
+from tests.conftest import MYSTNB_FRONT, python_for_another_user, require
 
 ROOT = Path(__file__).resolve().parent.parent
 BOOK = ROOT / "tests" / "kernel_book"
@@ -308,18 +308,16 @@ def test_the_printed_address_names_the_address_bound(built: Path) -> None:
 
 # -- A client that never reads ---------------------------------------------------
 
-NEVER_READ_PAGE = """---
-file_format: mystnb
-kernelspec:
-  name: python3
----
-# A page that prints without end
+NEVER_READ_PAGE = (
+    MYSTNB_FRONT
+    + """# A page that prints without end
 
 ```{code-cell} ipython3
 while True:
     print("x" * 1000)
 ```
 """
+)
 
 
 def kernels() -> list[psutil.Process]:

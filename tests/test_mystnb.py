@@ -19,7 +19,7 @@ import altair as alt
 import pytest
 
 from livekit import mystnb, sphinxext
-from tests.conftest import require
+from tests.conftest import MYSTNB_FRONT, require
 
 ROOTS = Path(__file__).parent / "roots"
 
@@ -213,9 +213,7 @@ def test_a_first_cached_build_with_parallel_readers_makes_one_cache(tmp_path: Pa
     (source / "index.md").write_text(f"# Pages\n\n```{{toctree}}\n{toctree}\n```\n")
     for n, page in enumerate(pages):
         (source / f"{page}.md").write_text(
-            "---\nfile_format: mystnb\nkernelspec:\n  name: python3\n"
-            f"  display_name: Python 3\n---\n\n# Page {n}\n\n"
-            f"```{{code-cell}} ipython3\nprint({n} * 7)\n```\n"
+            MYSTNB_FRONT + f"\n# Page {n}\n\n```{{code-cell}} ipython3\nprint({n} * 7)\n```\n"
         )
     cache = tmp_path / "cache"
     args = ("-j", "2", "-D", f"nb_execution_cache_path={cache}")
