@@ -52,6 +52,9 @@ nb_execution_show_tb = True
 nb_execution_timeout = 180
 nb_execution_cache_path = str(Path(__file__).resolve().parent.parent / "build" / ".jupyter_cache")
 nb_merge_streams = True
+# How long each page ran in a clean build: a build with no earlier timings
+# of its own (a fresh machine, build/ removed) starts the longest page first.
+livekit_book_estimates = "page-times.json"
 myst_enable_extensions = ["colon_fence", "deflist", "fieldlist"]
 myst_heading_anchors = 3
 

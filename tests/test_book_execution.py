@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import nbformat
 import psutil
@@ -86,6 +87,47 @@ def test_a_pool_of_no_kernels_is_refused_by_value() -> None:
         _book_execution.kernels_at_once(-1)
 
 
+def test_a_clean_build_takes_page_times_from_the_users_record_then_the_estimates(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    conf, docs, record = tmp_path / "conf", tmp_path / "docs", tmp_path / "cache" / "times.json"
+    conf.mkdir()
+    (conf / "times.json").write_text(json.dumps({"pages": {"cluster": 15.0, "index": 3.0}}))
+    monkeypatch.setenv(_book_execution.TIMINGS_ENV, str(record))
+    app = SimpleNamespace(
+        config=SimpleNamespace(livekit_book_estimates="times.json"), confdir=conf, srcdir=docs
+    )
+    # No record yet (a fresh machine): the committed estimates.
+    assert _book_execution._load_timings(app) == {"cluster": 15.0, "index": 3.0}
+    # A build of another book, then two of this one: each page's last time.
+    other = SimpleNamespace(**{**vars(app), "srcdir": tmp_path / "other"})
+    _book_execution._remember_timings(other, {"index": 99.0})
+    _book_execution._remember_timings(app, {"cluster": 9.5, "trees": 4.0})
+    _book_execution._remember_timings(app, {"trees": 5.0})
+    assert _book_execution._load_timings(app) == {"cluster": 9.5, "index": 3.0, "trees": 5.0}
+    assert _book_execution._load_timings(other)["index"] == 99.0
+    assert [p.name for p in record.parent.iterdir()] == ["times.json"]  # no partial file left
+
+
+def test_page_times_that_cannot_be_kept_or_read_change_nothing_but_the_order(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    monkeypatch.setenv(_book_execution.TIMINGS_ENV, str(blocker / "times.json"))
+    app = SimpleNamespace(
+        config=SimpleNamespace(livekit_book_estimates=""), confdir=tmp_path, srcdir=tmp_path
+    )
+    _book_execution._remember_timings(app, {"cluster": 9.5})  # its folder cannot be made
+    assert _book_execution._load_timings(app) == {}
+    garbled = tmp_path / "garbled.json"
+    garbled.write_text('{"pages": {"cluster": "slow", "index": 2}, "x": ')
+    monkeypatch.setenv(_book_execution.TIMINGS_ENV, str(garbled))
+    assert _book_execution._load_timings(app) == {}
+    garbled.write_text(json.dumps({str(tmp_path.resolve()): {"cluster": "slow", "index": 2}}))
+    assert _book_execution._load_timings(app) == {"index": 2.0}
+
+
 @pytest.mark.docs
 def test_pages_execute_at_once_in_kernels_of_their_own(tmp_path: Path) -> None:
     record = tmp_path / "ran.jsonl"
@@ -114,6 +156,10 @@ def test_pages_execute_at_once_in_kernels_of_their_own(tmp_path: Path) -> None:
         assert page["wall"] >= 3
         assert page["kernel_start"] + page["cells"] == pytest.approx(page["wall"], abs=0.01)
         assert 0 < page["kernel_start_cpu"] <= page["kernel_cpu"]
+    # Kept for the next clean build too, outside the output folder.
+    kept = json.loads((tmp_path / "page-times.json").read_text())
+    walls = {name: timings["pages"][name]["wall"] for name in ("p0", "p1", "p2")}
+    assert kept == {str((tmp_path / "docs").resolve()): walls}
 
 
 @pytest.mark.docs
