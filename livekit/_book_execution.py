@@ -178,6 +178,7 @@ def setup(app: Any) -> None:
     """Connect the executor to a Sphinx application (from :mod:`livekit.sphinxext`)."""
     app.add_config_value("livekit_book_kernels", 0, "", int)
     app.add_config_value("livekit_book_estimates", "", "", str)
+    app.add_config_value("livekit_book_fork_kernels", True, "", bool)
     app.connect("env-before-read-docs", _execute_ahead)
     # After every other handler: the wait is not part of the page's reading.
     app.connect("source-read", _wait_for_page, priority=900)
@@ -262,7 +263,12 @@ def _execute_ahead(app: Any, env: Any, docnames: list[str]) -> None:
         nbformat.write(notebook, str(work / f"{index}.ipynb"))  # type: ignore[no-untyped-call]
         ahead.pages[page.docname] = index
     workers = kernels_at_once(app.config.livekit_book_kernels)
-    jobs = {"cache": str(cache), "workers": workers, "pages": [asdict(page) for page in pages]}
+    jobs = {
+        "cache": str(cache),
+        "workers": workers,
+        "fork": app.config.livekit_book_fork_kernels,
+        "pages": [asdict(page) for page in pages],
+    }
     (work / "jobs.json").write_text(json.dumps(jobs), encoding="utf-8")
     # Made here, not by the executor and a reader at once (see sphinxext).
     get_cache(str(cache)).db  # noqa: B018
@@ -581,6 +587,14 @@ def main(work: Path, lock: int) -> int:
     """
     jobs = json.loads((work / "jobs.json").read_text(encoding="utf-8"))
     held = [lock]
+    zygote = None
+    if jobs.get("fork", False):
+        from livekit import _book_kernels
+
+        # First, so that it imports a kernel's modules while this process
+        # imports its own.
+        if os.environ.get("JUPYTER_DEFAULT_PROVISIONER_NAME") == _book_kernels.NAME:
+            zygote = _book_kernels.Zygote.start()
 
     def release() -> None:
         usage = resource.getrusage(resource.RUSAGE_SELF)
@@ -590,6 +604,8 @@ def main(work: Path, lock: int) -> int:
     try:
         asyncio.run(_execute_all(work, jobs, release))
     finally:
+        if zygote is not None:
+            zygote.stop()
         for descriptor in held:
             os.close(descriptor)
     shutil.rmtree(work, ignore_errors=True)

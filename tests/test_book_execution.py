@@ -202,7 +202,9 @@ SLOW = (
     FRONT
     + "\n# Slow\n"
     + NOTES_ITS_KERNEL
-    + """time.sleep(60)
+    + """with open({parent!r}, "w") as f:
+    f.write(str(os.getppid()))
+time.sleep(60)
 ```
 """
 )
@@ -210,8 +212,8 @@ SLOW = (
 
 @pytest.mark.docs
 def test_a_build_killed_while_pages_execute_leaves_no_kernel_and_no_files(tmp_path: Path) -> None:
-    record = tmp_path / "kernel.pid"
-    write_book(tmp_path / "docs", {"slow": SLOW.format(record=str(record))})
+    record, parent = tmp_path / "kernel.pid", tmp_path / "parent.pid"
+    write_book(tmp_path / "docs", {"slow": SLOW.format(record=str(record), parent=str(parent))})
     scratch = tmp_path / "tmp"  # the build's temporary folders, and its kernels'
     scratch.mkdir()
     command = [sys.executable, "-m", "sphinx", "-j", "2", "-c", str(ROOT / "conf")]
@@ -226,18 +228,76 @@ def test_a_build_killed_while_pages_execute_leaves_no_kernel_and_no_files(tmp_pa
     )
     try:
         deadline = time.monotonic() + 120
-        while not record.exists() or not record.read_text():
+        while not parent.exists() or not parent.read_text():
             assert time.monotonic() < deadline, "the page never started"
             assert build.poll() is None
             time.sleep(0.1)
-        kernel = int(record.read_text())
+        # The kernel, and the zygote it was forked from.
+        kernel, zygote = int(record.read_text()), int(parent.read_text())
+        assert "_zygote_main" in " ".join(psutil.Process(zygote).cmdline())
         os.killpg(build.pid, signal.SIGTERM)  # the build and its readers, as a kill would
         build.wait(timeout=30)
         deadline = time.monotonic() + 30
-        while psutil.pid_exists(kernel) or list(scratch.iterdir()):
-            assert time.monotonic() < deadline, (kernel, list(scratch.iterdir()))
+        while psutil.pid_exists(kernel) or psutil.pid_exists(zygote) or list(scratch.iterdir()):
+            assert time.monotonic() < deadline, (kernel, zygote, list(scratch.iterdir()))
             time.sleep(0.1)
     finally:
         if build.poll() is None:
             os.killpg(build.pid, signal.SIGKILL)
             build.wait()
+
+
+# A page that notes its kernel, and changes what a next page in the same
+# process would see: a module's attribute, a builtin, the random state.
+FORKED = (
+    FRONT
+    + """
+# Forked {n}
+
+```{{code-cell}} ipython3
+import builtins, json, os, random, sys
+seen = {{
+    "pid": os.getpid(),
+    "parent": " ".join(open(f"/proc/{{os.getppid()}}/cmdline").read().split("\\0")),
+    "jpy_parent": os.environ.get("JPY_PARENT_PID") == str(os.getppid()),
+    "session": os.getsid(0) == os.getpid(),
+    "cwd": os.getcwd(),
+    "argv": sys.argv,
+    "random": random.random(),
+    "left_by_another": hasattr(json, "left_here") or hasattr(builtins, "left_here"),
+    "names": sorted(name for name in dir() if not name.startswith("_")),
+}}
+json.left_here = builtins.left_here = {n}
+with open({record!r}, "a") as f:
+    f.write(json.dumps(seen) + "\\n")
+```
+"""
+)
+
+
+@pytest.mark.docs
+@pytest.mark.parametrize("fork", [True, False])
+def test_each_page_runs_in_a_fresh_kernel_forked_or_started(tmp_path: Path, fork: bool) -> None:
+    record = tmp_path / "kernels.jsonl"
+    pages = {f"p{n}": FORKED.format(n=n, record=str(record)) for n in range(3)}
+    write_book(tmp_path / "docs", pages)
+    # Two kernels at a time for three pages: the third kernel comes after one ended.
+    args = ("-j", "1", "-D", "livekit_book_kernels=2", "-D", f"livekit_book_fork_kernels={fork:d}")
+    result = build_book(tmp_path / "docs", tmp_path / "html", *args)
+    assert result.returncode == 0, result.stderr[-4000:]
+    seen = [json.loads(line) for line in record.read_text().splitlines()]
+    assert len(seen) == 3
+    assert len({kernel["pid"] for kernel in seen}) == 3
+    assert len({kernel["random"] for kernel in seen}) == 3  # reseeded in each fork
+    parent = "_zygote_main" if fork else "livekit._book_execution"
+    for kernel in seen:
+        assert parent in kernel["parent"], kernel["parent"]
+        assert kernel["jpy_parent"]
+        assert kernel["session"]
+        assert kernel["cwd"] == str(tmp_path / "docs")
+        assert kernel["argv"][:2] == ["-c", "-f"]
+        assert not kernel["left_by_another"]
+        # IPython's own names, and the page's imports: nothing else.
+        ipython = ["In", "Out", "exit", "get_ipython", "open", "quit"]
+        assert kernel["names"] == sorted([*ipython, "builtins", "json", "os", "random", "sys"])
+    assert "ipython kernel" not in result.stdout + result.stderr  # ipykernel's own banner
