@@ -55,6 +55,11 @@ nb_merge_streams = True
 # How long each page ran in a clean build: a build with no earlier timings
 # of its own (a fresh machine, build/ removed) starts the longest page first.
 livekit_book_estimates = "page-times.json"
+# The pages' kernels are forked from one process that has imported the
+# kernel's own modules (livekit._book_kernels); most pages draw charts, so
+# it imports Altair for them too (0.5 CPU-s a kernel). A page still has to
+# import what it uses: its namespace is empty as in any new kernel.
+livekit_book_preload = ["altair"]
 myst_enable_extensions = ["colon_fence", "deflist", "fieldlist"]
 myst_heading_anchors = 3
 

@@ -179,6 +179,7 @@ def setup(app: Any) -> None:
     app.add_config_value("livekit_book_kernels", 0, "", int)
     app.add_config_value("livekit_book_estimates", "", "", str)
     app.add_config_value("livekit_book_fork_kernels", True, "", bool)
+    app.add_config_value("livekit_book_preload", [], "", list)
     app.connect("env-before-read-docs", _execute_ahead)
     # After every other handler: the wait is not part of the page's reading.
     app.connect("source-read", _wait_for_page, priority=900)
@@ -267,6 +268,7 @@ def _execute_ahead(app: Any, env: Any, docnames: list[str]) -> None:
         "cache": str(cache),
         "workers": workers,
         "fork": app.config.livekit_book_fork_kernels,
+        "preload": list(app.config.livekit_book_preload),
         "pages": [asdict(page) for page in pages],
     }
     (work / "jobs.json").write_text(json.dumps(jobs), encoding="utf-8")
@@ -594,7 +596,7 @@ def main(work: Path, lock: int) -> int:
         # First, so that it imports a kernel's modules while this process
         # imports its own.
         if os.environ.get("JUPYTER_DEFAULT_PROVISIONER_NAME") == _book_kernels.NAME:
-            zygote = _book_kernels.Zygote.start()
+            zygote = _book_kernels.Zygote.start(jobs.get("preload", []))
 
     def release() -> None:
         usage = resource.getrusage(resource.RUSAGE_SELF)

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
 import json
 import os
 import selectors
@@ -130,7 +131,8 @@ class IpcProvisioner(LocalProvisioner):
 #: What the zygote runs (``python -c``, as a kernel is launched, so that its
 #: ``__main__`` is no module that a page's subprocesses would import again).
 ZYGOTE = (
-    "import sys; from livekit._book_kernels import _zygote_main; _zygote_main(int(sys.argv[1]))"
+    "import sys; from livekit._book_kernels import _zygote_main; "
+    "_zygote_main(int(sys.argv[1]), sys.argv[2:])"
 )
 
 
@@ -204,11 +206,12 @@ class Zygote:
         self._lock = asyncio.Lock()
 
     @classmethod
-    def start(cls) -> Zygote:
+    def start(cls, preload: list[str] | tuple[str, ...] = ()) -> Zygote:
+        """Start a zygote; it also imports the modules named in ``preload``."""
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         with theirs:
             process = subprocess.Popen(  # noqa: S603 (our own interpreter and module)
-                [sys.executable, "-c", ZYGOTE, str(theirs.fileno())],
+                [sys.executable, "-c", ZYGOTE, str(theirs.fileno()), *preload],
                 stdin=subprocess.DEVNULL,
                 pass_fds=(theirs.fileno(),),
             )
@@ -247,13 +250,17 @@ class Zygote:
             self.process.wait()
 
 
-def _zygote_main(descriptor: int) -> None:
+def _zygote_main(descriptor: int, preload: list[str]) -> None:
     """Import what a kernel imports, then fork a kernel for each request on ``descriptor``.
 
-    A request is one JSON line (``argv``, ``env``, ``cwd``); the reply is
-    one JSON line with the kernel's ``pid`` (or an ``error``).  The zygote
-    waits for each of its kernels, so their CPU time is counted as its
-    children's, and ends at EOF.
+    ``preload`` names modules that the pages import, to import once here
+    too (one that fails to import is left to the pages).  A request is one
+    JSON line (``argv``, ``env``, ``cwd``); the reply is one JSON line with
+    the kernel's ``pid`` (or an ``error``).  The zygote waits for each of
+    its kernels, so their CPU time is counted as its children's, and ends
+    at EOF.  A process with a thread cannot fork safely: if an import
+    started one, every reply is an error, and the kernels start as new
+    Pythons.
     """
     # As LAUNCH does: no debugger in a book's kernel.
     sys.modules["debugpy"] = None  # type: ignore[assignment]
@@ -264,6 +271,12 @@ def _zygote_main(descriptor: int) -> None:
 
     import livekit  # noqa: F401 (the startup file imports it in every kernel)
 
+    for name in filter(None, preload):
+        with contextlib.suppress(ImportError):
+            importlib.import_module(name)
+    import threading
+
+    threads = threading.active_count()
     sock = socket.socket(fileno=descriptor)
     selector = selectors.DefaultSelector()
     selector.register(sock, selectors.EVENT_READ)
@@ -283,6 +296,10 @@ def _zygote_main(descriptor: int) -> None:
             pending += data
             while b"\n" in pending:
                 line, pending = pending.split(b"\n", 1)
+                if threads > 1:
+                    refusal = {"error": f"{threads} threads: not forking"}
+                    sock.sendall(json.dumps(refusal).encode() + b"\n")
+                    continue
                 pid = os.fork()
                 if pid == 0:
                     selector.close()

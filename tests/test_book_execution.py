@@ -265,6 +265,8 @@ seen = {{
     "argv": sys.argv,
     "random": random.random(),
     "left_by_another": hasattr(json, "left_here") or hasattr(builtins, "left_here"),
+    # conf.py's livekit_book_preload: imported by the zygote, not by the page.
+    "altair_imported": "altair" in sys.modules,
     "names": sorted(name for name in dir() if not name.startswith("_")),
 }}
 json.left_here = builtins.left_here = {n}
@@ -297,6 +299,7 @@ def test_each_page_runs_in_a_fresh_kernel_forked_or_started(tmp_path: Path, fork
         assert kernel["cwd"] == str(tmp_path / "docs")
         assert kernel["argv"][:2] == ["-c", "-f"]
         assert not kernel["left_by_another"]
+        assert kernel["altair_imported"] is fork
         # IPython's own names, and the page's imports: nothing else.
         ipython = ["In", "Out", "exit", "get_ipython", "open", "quit"]
         assert kernel["names"] == sorted([*ipython, "builtins", "json", "os", "random", "sys"])
