@@ -595,7 +595,7 @@ def main(work: Path, lock: int) -> int:
 
         # First, so that it imports a kernel's modules while this process
         # imports its own.
-        if os.environ.get("JUPYTER_DEFAULT_PROVISIONER_NAME") == _book_kernels.NAME:
+        if _book_kernels.can_fork():
             zygote = _book_kernels.Zygote.start(jobs.get("preload", []))
 
     def release() -> None:

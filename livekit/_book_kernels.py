@@ -136,6 +136,25 @@ ZYGOTE = (
 )
 
 
+def can_fork() -> bool:
+    """Return True if this process's book kernels can be forked from a :class:`Zygote`.
+
+    That takes Linux (``os.pidfd_open``: the zygote waits for each kernel
+    without a signal handler that the kernel would inherit) and this
+    module's provisioner in use (:mod:`livekit.sphinxext` selects it).
+
+    Examples
+    --------
+    >>> isinstance(can_fork(), bool)
+    True
+    """
+    return (
+        sys.platform == "linux"
+        and hasattr(os, "pidfd_open")
+        and os.environ.get("JUPYTER_DEFAULT_PROVISIONER_NAME") == NAME
+    )
+
+
 class ForkedKernel:
     """The part of :class:`subprocess.Popen` that a provisioner uses, for a forked kernel.
 

@@ -304,3 +304,20 @@ def test_each_page_runs_in_a_fresh_kernel_forked_or_started(tmp_path: Path, fork
         ipython = ["In", "Out", "exit", "get_ipython", "open", "quit"]
         assert kernel["names"] == sorted([*ipython, "builtins", "json", "os", "random", "sys"])
     assert "ipython kernel" not in result.stdout + result.stderr  # ipykernel's own banner
+
+
+@pytest.mark.docs
+def test_a_zygote_that_dies_leaves_the_kernels_to_start_as_new_pythons(tmp_path: Path) -> None:
+    record = tmp_path / "kernels.jsonl"
+    write_book(tmp_path / "docs", {"p0": FORKED.format(n=0, record=str(record))})
+    # A module the zygote is to preload, whose import kills it.
+    modules = tmp_path / "modules"
+    modules.mkdir()
+    (modules / "kills_the_zygote.py").write_text("import os\nos._exit(3)\n")
+    env = {"PYTHONPATH": os.pathsep.join([str(modules), os.environ.get("PYTHONPATH", "")])}
+    args = ("-D", "livekit_book_preload=kills_the_zygote")
+    result = build_book(tmp_path / "docs", tmp_path / "html", *args, env=env)
+    assert result.returncode == 0, result.stderr[-4000:]
+    (kernel,) = [json.loads(line) for line in record.read_text().splitlines()]
+    assert "livekit._book_execution" in kernel["parent"]
+    assert not kernel["left_by_another"]
