@@ -10,10 +10,19 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 from pathlib import Path
 from typing import Any
 
-import livekit
+# Before myst-nb imports nbformat, which imports jsonschema: where
+# rfc3987-syntax is installed (JupyterLab brings it into the test
+# environment), jsonschema builds its RFC 3987 parser at import, 2.3
+# CPU-seconds at this build's start, for two string formats that no
+# notebook schema uses. The book's kernels go without it too
+# (livekit._book_startup), as does a build with the docs extra alone.
+sys.modules.setdefault("rfc3987_syntax", None)  # type: ignore[arg-type]
+
+import livekit  # noqa: E402
 
 project = "livekit"
 author = "The livekit authors"
