@@ -11,7 +11,9 @@ Targets (on a quiet 2-core machine):
 goes instead: it builds the book once with the documented command and
 prints the build's phases, then a table of every page: when its kernel
 started, the kernel's start-up, the cells' time, the CPU the kernel used,
-and how long Sphinx took to parse the page.
+and how long Sphinx took to parse the page.  With ``--estimates`` it also
+writes each page's time into ``conf/page-times.json``, the estimates a
+build without timings of its own (a fresh machine) schedules the pages by.
 
 Both are absolute budgets, but this machine is shared: other builds and
 test runs stretch wall time, sometimes fivefold.  So each build is compared
@@ -32,7 +34,9 @@ seconds too (sphinx plus its kernels), which a loaded machine stretches
 far less than wall time, and the load average at the end.
 
 Every build writes to a temporary folder, with its own jupyter-cache, so
-running this never touches ``build/``.  Set ``LIVEKIT_BENCH_BOOK_REPEAT`` to
+running this never touches ``build/``; like any build of the book, each
+keeps its pages' times in the user's cache, which the next clean build
+schedules the pages by.  Set ``LIVEKIT_BENCH_BOOK_REPEAT`` to
 build more than once and keep the fastest (default 1: a full build is long).
 """
 
@@ -206,7 +210,7 @@ def phase_rows(lines: list[tuple[float, str]], total: float) -> list[tuple[str, 
     return [(name, end - at) for (at, name), end in zip(starts, ends, strict=True)]
 
 
-def pages() -> None:
+def pages(estimates: bool = False) -> None:
     """Build the book once, as tox does, and print where its time went, page by page.
 
     The phases come from the build's log; the pages from the timings the
@@ -222,6 +226,8 @@ def pages() -> None:
         out = Path(tmp) / "html"
         timing, lines = stamped_build(out)
         record = json.loads((out / ".doctrees" / _book_execution.TIMINGS).read_text())
+    if estimates:
+        write_estimates(record)
     print(f"Where the time goes: one clean build, {timing.wall:.1f} s wall, {timing.cpu:.1f} s CPU")
     for name, seconds in phase_rows(lines, timing.wall):
         print(f"  {seconds:5.1f} s  {name}")
@@ -260,8 +266,21 @@ def pages() -> None:
     )
 
 
+#: The book's committed estimates of each page's time (``livekit_book_estimates``).
+ESTIMATES = ROOT / "conf" / "page-times.json"
+
+
+def write_estimates(record: dict[str, Any]) -> None:
+    """Write each executed page's time in ``record`` into :data:`ESTIMATES`."""
+    walls = {name: page["wall"] for name, page in record["pages"].items() if "wall" in page}
+    content = json.loads(ESTIMATES.read_text(encoding="utf-8"))
+    content["pages"] = {name: round(walls[name], 1) for name in sorted(walls, key=walls.get)[::-1]}
+    ESTIMATES.write_text(json.dumps(content, indent=1) + "\n", encoding="utf-8")
+    print(f"wrote {len(walls)} pages' times into {ESTIMATES.relative_to(ROOT)}")
+
+
 if __name__ == "__main__":
-    if sys.argv[1:] == ["--pages"]:
-        pages()
+    if sys.argv[1:2] == ["--pages"] and set(sys.argv[2:]) <= {"--estimates"}:
+        pages(estimates="--estimates" in sys.argv)
     else:
         print(table(main())[0])

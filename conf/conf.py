@@ -10,10 +10,19 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 from pathlib import Path
 from typing import Any
 
-import livekit
+# Before myst-nb imports nbformat, which imports jsonschema: where
+# rfc3987-syntax is installed (JupyterLab brings it into the test
+# environment), jsonschema builds its RFC 3987 parser at import, 2.3
+# CPU-seconds at this build's start, for two string formats that no
+# notebook schema uses. The book's kernels go without it too
+# (livekit._book_startup), as does a build with the docs extra alone.
+sys.modules.setdefault("rfc3987_syntax", None)  # type: ignore[arg-type]
+
+import livekit  # noqa: E402
 
 project = "livekit"
 author = "The livekit authors"
@@ -52,6 +61,14 @@ nb_execution_show_tb = True
 nb_execution_timeout = 180
 nb_execution_cache_path = str(Path(__file__).resolve().parent.parent / "build" / ".jupyter_cache")
 nb_merge_streams = True
+# How long each page ran in a clean build: a build with no earlier timings
+# of its own (a fresh machine, build/ removed) starts the longest page first.
+livekit_book_estimates = "page-times.json"
+# The pages' kernels are forked from one process that has imported the
+# kernel's own modules (livekit._book_kernels); most pages draw charts, so
+# it imports Altair for them too (0.5 CPU-s a kernel). A page still has to
+# import what it uses: its namespace is empty as in any new kernel.
+livekit_book_preload = ["altair"]
 myst_enable_extensions = ["colon_fence", "deflist", "fieldlist"]
 myst_heading_anchors = 3
 

@@ -60,6 +60,8 @@ if TYPE_CHECKING:
 
 #: The file beside the doctrees that keeps each page's timings.
 TIMINGS = "livekit-pages.json"
+#: The environment variable that names the file of the user's page times.
+TIMINGS_ENV = "LIVEKIT_BOOK_TIMINGS"
 #: A marker's suffix: the page executed and is in the cache.
 DONE = ".done"
 #: A marker's suffix: the page's execution failed.
@@ -175,6 +177,9 @@ def kernels_at_once(configured: int) -> int:
 def setup(app: Any) -> None:
     """Connect the executor to a Sphinx application (from :mod:`livekit.sphinxext`)."""
     app.add_config_value("livekit_book_kernels", 0, "", int)
+    app.add_config_value("livekit_book_estimates", "", "", str)
+    app.add_config_value("livekit_book_fork_kernels", True, "", bool)
+    app.add_config_value("livekit_book_preload", [], "", list)
     app.connect("env-before-read-docs", _execute_ahead)
     # After every other handler: the wait is not part of the page's reading.
     app.connect("source-read", _wait_for_page, priority=900)
@@ -259,7 +264,13 @@ def _execute_ahead(app: Any, env: Any, docnames: list[str]) -> None:
         nbformat.write(notebook, str(work / f"{index}.ipynb"))  # type: ignore[no-untyped-call]
         ahead.pages[page.docname] = index
     workers = kernels_at_once(app.config.livekit_book_kernels)
-    jobs = {"cache": str(cache), "workers": workers, "pages": [asdict(page) for page in pages]}
+    jobs = {
+        "cache": str(cache),
+        "workers": workers,
+        "fork": app.config.livekit_book_fork_kernels,
+        "preload": list(app.config.livekit_book_preload),
+        "pages": [asdict(page) for page in pages],
+    }
     (work / "jobs.json").write_text(json.dumps(jobs), encoding="utf-8")
     # Made here, not by the executor and a reader at once (see sphinxext).
     get_cache(str(cache)).db  # noqa: B018
@@ -443,12 +454,98 @@ def _timings_path(app: Any) -> Path:
     return Path(app.doctreedir) / TIMINGS
 
 
-def _load_timings(app: Any) -> dict[str, float]:
+def expected_times_path() -> Path | None:
+    """Return the file that keeps each page's last run time for this user.
+
+    ``$LIVEKIT_BOOK_TIMINGS`` names it; by default it is
+    ``livekit/book-pages.json`` in the user's cache folder
+    (``$XDG_CACHE_HOME``, else ``~/.cache``), outside any build folder, so
+    that a clean build still knows which page runs longest.  None when
+    there is no home to keep it in.
+
+    Examples
+    --------
+    >>> import os
+    >>> os.environ["LIVEKIT_BOOK_TIMINGS"] = "/tmp/book-pages.json"
+    >>> expected_times_path()
+    PosixPath('/tmp/book-pages.json')
+    >>> del os.environ["LIVEKIT_BOOK_TIMINGS"]
+    >>> expected_times_path().name
+    'book-pages.json'
+    """
+    override = os.environ.get(TIMINGS_ENV)
+    if override:
+        return Path(override)
+    cache = os.environ.get("XDG_CACHE_HOME")
     try:
-        pages = json.loads(_timings_path(app).read_text(encoding="utf-8"))["pages"]
-        return {name: float(page["wall"]) for name, page in pages.items() if "wall" in page}
-    except (OSError, ValueError, KeyError, TypeError):
+        base = Path(cache) if cache else Path.home() / ".cache"
+    except RuntimeError:  # no HOME and no password entry
+        return None
+    return base / "livekit" / "book-pages.json"
+
+
+def _book_key(app: Any) -> str:
+    # One entry per book: its source folder.
+    return str(Path(app.srcdir).resolve())
+
+
+def _read_json(path: Path | None) -> dict[str, Any]:
+    if path is None:
         return {}
+    try:
+        content = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return content if isinstance(content, dict) else {}
+
+
+def _walls(pages: Any) -> dict[str, float]:
+    if not isinstance(pages, dict):
+        return {}
+    walls: dict[str, float] = {}
+    for name, wall in pages.items():
+        with contextlib.suppress(TypeError, ValueError):
+            walls[str(name)] = float(wall)
+    return walls
+
+
+def _load_timings(app: Any) -> dict[str, float]:
+    """Return each page's expected run time, from what earlier builds measured.
+
+    The user's own record of this book's last builds
+    (:func:`expected_times_path`) comes first; a page it does not know takes
+    its time from the book's committed estimates (``livekit_book_estimates``,
+    a JSON file beside ``conf.py``: ``{"pages": {docname: seconds}}``); a
+    page neither knows is estimated from its code cells (:func:`page_cost`).
+    """
+    times: dict[str, float] = {}
+    if app.config.livekit_book_estimates:
+        estimates = Path(app.confdir, app.config.livekit_book_estimates)
+        times.update(_walls(_read_json(estimates).get("pages")))
+    times.update(_walls(_read_json(expected_times_path()).get(_book_key(app))))
+    return times
+
+
+def _remember_timings(app: Any, walls: dict[str, float]) -> None:
+    """Add this build's page times to the user's record (nothing if it cannot be written)."""
+    path = expected_times_path()
+    if path is None or not walls:
+        return
+    record = _read_json(path)
+    key = _book_key(app)
+    record[key] = {**_walls(record.get(key)), **walls}
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # Whole, then renamed: two builds at once each write a file of their own.
+        with tempfile.NamedTemporaryFile(
+            "w", dir=path.parent, prefix=f".{path.name}.", delete=False, encoding="utf-8"
+        ) as partial:
+            json.dump(record, partial, indent=1)
+        Path(partial.name).replace(path)
+    except OSError as error:
+        from sphinx.util import logging
+
+        logging.getLogger(__name__).verbose("page timings not kept in %s: %s", path, error)
 
 
 def _save_timings(app: Any, ahead: Ahead | None, exception: BaseException | None) -> None:
@@ -475,6 +572,7 @@ def _save_timings(app: Any, ahead: Ahead | None, exception: BaseException | None
     path = _timings_path(app)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(record, indent=1), encoding="utf-8")
+    _remember_timings(app, {name: page["wall"] for name, page in pages.items() if "wall" in page})
 
 
 # -- The executor process ----------------------------------------------------
@@ -489,8 +587,19 @@ def main(work: Path, lock: int) -> int:
     the build and its readers are done with ``work`` (or have died), and
     removes ``work``: a build stopped by Ctrl-C leaves nothing behind.
     """
+    # As the build's conf.py and its kernels do: nbformat imports jsonschema,
+    # which would build an RFC 3987 parser no notebook uses (2.3 CPU-s).
+    sys.modules.setdefault("rfc3987_syntax", None)  # type: ignore[arg-type]
     jobs = json.loads((work / "jobs.json").read_text(encoding="utf-8"))
     held = [lock]
+    zygote = None
+    if jobs.get("fork", False):
+        from livekit import _book_kernels
+
+        # First, so that it imports a kernel's modules while this process
+        # imports its own.
+        if _book_kernels.can_fork():
+            zygote = _book_kernels.Zygote.start(jobs.get("preload", []))
 
     def release() -> None:
         usage = resource.getrusage(resource.RUSAGE_SELF)
@@ -500,6 +609,8 @@ def main(work: Path, lock: int) -> int:
     try:
         asyncio.run(_execute_all(work, jobs, release))
     finally:
+        if zygote is not None:
+            zygote.stop()
         for descriptor in held:
             os.close(descriptor)
     shutil.rmtree(work, ignore_errors=True)

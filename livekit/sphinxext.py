@@ -16,7 +16,10 @@ Add ``"livekit.sphinxext"`` to ``extensions``.  It
 * creates myst-nb's jupyter-cache before the pages are read, so that the
   readers of ``sphinx -j`` do not each try to;
 * executes the pages ahead of reading, several kernels at a time, longest
-  first (``livekit._book_execution``).
+  first (``livekit._book_execution``);
+* builds the navigation of the pages that are not part of the book's table
+  of contents (viewcode's source pages, the index, the search page) once
+  per folder, not once per page.
 """
 
 from __future__ import annotations
@@ -43,6 +46,9 @@ def setup(app: Any) -> dict[str, Any]:
     app.connect("builder-inited", _make_cache)
     _book_execution.setup(app)
     app.connect("html-page-context", _add_page_scripts)
+    # Before the theme's handlers, which render the sidebar's templates.
+    app.connect("html-page-context", _share_navigation, priority=400)
+    app.connect("build-finished", _forget_navigation)
     app.add_css_file("livekit.css")
     # livekit serve: mark each code cell with its page and index, and add the
     # page script that makes cells live when a kernel is there.
@@ -78,6 +84,59 @@ def _make_cache(app: Any) -> None:
     from jupyter_cache import get_cache  # type: ignore[import-untyped]
 
     get_cache(app.config.nb_execution_cache_path or ".jupyter_cache").db  # noqa: B018
+
+
+def _share_navigation(
+    app: Any, pagename: str, templatename: str, context: dict[str, Any], doctree: Any
+) -> None:
+    """Give a page outside the table of contents the navigation of its folder.
+
+    Each page's sidebar is the book's whole table of contents, which Sphinx
+    resolves and renders for every page it writes (the template function
+    ``toctree``): a quarter of the build's Sphinx time, most of it for
+    viewcode's source pages, written one after another at the end.  For a
+    page that is not a document of the book (a source page, ``genindex``,
+    ``search``), that navigation marks no entry as current and opens none,
+    so it is the same for every such page of a folder but for nothing: its
+    links are relative to the folder.  It is made once per folder and
+    arguments, and the pages of the book keep their own.
+
+    Examples
+    --------
+    >>> from types import SimpleNamespace
+    >>> calls = []
+    >>> def toctree(**kwargs):
+    ...     calls.append(kwargs)
+    ...     return "<ul>...</ul>"
+    >>> app = SimpleNamespace(env=SimpleNamespace(all_docs={"index": 0}))
+    >>> for page in ("_modules/livekit/rpc", "_modules/livekit/trace", "index"):
+    ...     context = {"toctree": toctree}
+    ...     _share_navigation(app, page, "page.html", context, None)
+    ...     html = context["toctree"](collapse=True, maxdepth=3)
+    >>> len(calls)  # once for the folder, once for the book's own page
+    2
+    """
+    toctree = context.get("toctree")
+    if toctree is None or pagename in app.env.all_docs:
+        return
+    shared: dict[tuple[Any, ...], str] = app.__dict__.setdefault("livekit_navigation", {})
+    folder = pagename.rpartition("/")[0]
+
+    def folder_toctree(**kwargs: Any) -> str:
+        key = (folder, *sorted(kwargs.items()))
+        try:
+            return shared[key]
+        except KeyError:
+            html: str = toctree(**kwargs)
+            shared[key] = html
+            return html
+
+    context["toctree"] = folder_toctree
+
+
+def _forget_navigation(app: Any, exception: BaseException | None) -> None:
+    # The next build of the same application may have another table of contents.
+    app.__dict__.pop("livekit_navigation", None)
 
 
 def _add_page_scripts(

@@ -129,12 +129,15 @@ def build_book(
 ) -> subprocess.CompletedProcess[str]:
     """Build a book with livekit's configuration, executing every page.
 
-    ``env`` adds to the environment of the build and of its kernels.
+    ``env`` adds to the environment of the build and of its kernels.  The
+    build keeps its pages' run times beside ``out``, not in the user's cache.
     """
     env = {
         **os.environ,
         "LIVEKIT_NB_EXECUTION": "force",
         "PYTHONWARNINGS": "ignore",
+        # The pages' run times, which a build keeps in the user's cache.
+        "LIVEKIT_BOOK_TIMINGS": str(out.parent / "page-times.json"),
         **(env or {}),
     }
     return subprocess.run(

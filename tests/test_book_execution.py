@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import nbformat
 import psutil
@@ -86,6 +87,47 @@ def test_a_pool_of_no_kernels_is_refused_by_value() -> None:
         _book_execution.kernels_at_once(-1)
 
 
+def test_a_clean_build_takes_page_times_from_the_users_record_then_the_estimates(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    conf, docs, record = tmp_path / "conf", tmp_path / "docs", tmp_path / "cache" / "times.json"
+    conf.mkdir()
+    (conf / "times.json").write_text(json.dumps({"pages": {"cluster": 15.0, "index": 3.0}}))
+    monkeypatch.setenv(_book_execution.TIMINGS_ENV, str(record))
+    app = SimpleNamespace(
+        config=SimpleNamespace(livekit_book_estimates="times.json"), confdir=conf, srcdir=docs
+    )
+    # No record yet (a fresh machine): the committed estimates.
+    assert _book_execution._load_timings(app) == {"cluster": 15.0, "index": 3.0}
+    # A build of another book, then two of this one: each page's last time.
+    other = SimpleNamespace(**{**vars(app), "srcdir": tmp_path / "other"})
+    _book_execution._remember_timings(other, {"index": 99.0})
+    _book_execution._remember_timings(app, {"cluster": 9.5, "trees": 4.0})
+    _book_execution._remember_timings(app, {"trees": 5.0})
+    assert _book_execution._load_timings(app) == {"cluster": 9.5, "index": 3.0, "trees": 5.0}
+    assert _book_execution._load_timings(other)["index"] == 99.0
+    assert [p.name for p in record.parent.iterdir()] == ["times.json"]  # no partial file left
+
+
+def test_page_times_that_cannot_be_kept_or_read_change_nothing_but_the_order(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    monkeypatch.setenv(_book_execution.TIMINGS_ENV, str(blocker / "times.json"))
+    app = SimpleNamespace(
+        config=SimpleNamespace(livekit_book_estimates=""), confdir=tmp_path, srcdir=tmp_path
+    )
+    _book_execution._remember_timings(app, {"cluster": 9.5})  # its folder cannot be made
+    assert _book_execution._load_timings(app) == {}
+    garbled = tmp_path / "garbled.json"
+    garbled.write_text('{"pages": {"cluster": "slow", "index": 2}, "x": ')
+    monkeypatch.setenv(_book_execution.TIMINGS_ENV, str(garbled))
+    assert _book_execution._load_timings(app) == {}
+    garbled.write_text(json.dumps({str(tmp_path.resolve()): {"cluster": "slow", "index": 2}}))
+    assert _book_execution._load_timings(app) == {"index": 2.0}
+
+
 @pytest.mark.docs
 def test_pages_execute_at_once_in_kernels_of_their_own(tmp_path: Path) -> None:
     record = tmp_path / "ran.jsonl"
@@ -114,6 +156,10 @@ def test_pages_execute_at_once_in_kernels_of_their_own(tmp_path: Path) -> None:
         assert page["wall"] >= 3
         assert page["kernel_start"] + page["cells"] == pytest.approx(page["wall"], abs=0.01)
         assert 0 < page["kernel_start_cpu"] <= page["kernel_cpu"]
+    # Kept for the next clean build too, outside the output folder.
+    kept = json.loads((tmp_path / "page-times.json").read_text())
+    walls = {name: timings["pages"][name]["wall"] for name in ("p0", "p1", "p2")}
+    assert kept == {str((tmp_path / "docs").resolve()): walls}
 
 
 @pytest.mark.docs
@@ -156,7 +202,9 @@ SLOW = (
     FRONT
     + "\n# Slow\n"
     + NOTES_ITS_KERNEL
-    + """time.sleep(60)
+    + """with open({parent!r}, "w") as f:
+    f.write(str(os.getppid()))
+time.sleep(60)
 ```
 """
 )
@@ -164,8 +212,8 @@ SLOW = (
 
 @pytest.mark.docs
 def test_a_build_killed_while_pages_execute_leaves_no_kernel_and_no_files(tmp_path: Path) -> None:
-    record = tmp_path / "kernel.pid"
-    write_book(tmp_path / "docs", {"slow": SLOW.format(record=str(record))})
+    record, parent = tmp_path / "kernel.pid", tmp_path / "parent.pid"
+    write_book(tmp_path / "docs", {"slow": SLOW.format(record=str(record), parent=str(parent))})
     scratch = tmp_path / "tmp"  # the build's temporary folders, and its kernels'
     scratch.mkdir()
     command = [sys.executable, "-m", "sphinx", "-j", "2", "-c", str(ROOT / "conf")]
@@ -180,18 +228,96 @@ def test_a_build_killed_while_pages_execute_leaves_no_kernel_and_no_files(tmp_pa
     )
     try:
         deadline = time.monotonic() + 120
-        while not record.exists() or not record.read_text():
+        while not parent.exists() or not parent.read_text():
             assert time.monotonic() < deadline, "the page never started"
             assert build.poll() is None
             time.sleep(0.1)
-        kernel = int(record.read_text())
+        # The kernel, and the zygote it was forked from.
+        kernel, zygote = int(record.read_text()), int(parent.read_text())
+        assert "_zygote_main" in " ".join(psutil.Process(zygote).cmdline())
         os.killpg(build.pid, signal.SIGTERM)  # the build and its readers, as a kill would
         build.wait(timeout=30)
         deadline = time.monotonic() + 30
-        while psutil.pid_exists(kernel) or list(scratch.iterdir()):
-            assert time.monotonic() < deadline, (kernel, list(scratch.iterdir()))
+        while psutil.pid_exists(kernel) or psutil.pid_exists(zygote) or list(scratch.iterdir()):
+            assert time.monotonic() < deadline, (kernel, zygote, list(scratch.iterdir()))
             time.sleep(0.1)
     finally:
         if build.poll() is None:
             os.killpg(build.pid, signal.SIGKILL)
             build.wait()
+
+
+# A page that notes its kernel, and changes what a next page in the same
+# process would see: a module's attribute, a builtin, the random state.
+FORKED = (
+    FRONT
+    + """
+# Forked {n}
+
+```{{code-cell}} ipython3
+import builtins, json, os, random, sys
+seen = {{
+    "pid": os.getpid(),
+    "parent": " ".join(open(f"/proc/{{os.getppid()}}/cmdline").read().split("\\0")),
+    "jpy_parent": os.environ.get("JPY_PARENT_PID") == str(os.getppid()),
+    "session": os.getsid(0) == os.getpid(),
+    "cwd": os.getcwd(),
+    "argv": sys.argv,
+    "random": random.random(),
+    "left_by_another": hasattr(json, "left_here") or hasattr(builtins, "left_here"),
+    # conf.py's livekit_book_preload: imported by the zygote, not by the page.
+    "altair_imported": "altair" in sys.modules,
+    "names": sorted(name for name in dir() if not name.startswith("_")),
+}}
+json.left_here = builtins.left_here = {n}
+with open({record!r}, "a") as f:
+    f.write(json.dumps(seen) + "\\n")
+```
+"""
+)
+
+
+@pytest.mark.docs
+@pytest.mark.parametrize("fork", [True, False])
+def test_each_page_runs_in_a_fresh_kernel_forked_or_started(tmp_path: Path, fork: bool) -> None:
+    record = tmp_path / "kernels.jsonl"
+    pages = {f"p{n}": FORKED.format(n=n, record=str(record)) for n in range(3)}
+    write_book(tmp_path / "docs", pages)
+    # Two kernels at a time for three pages: the third kernel comes after one ended.
+    args = ("-j", "1", "-D", "livekit_book_kernels=2", "-D", f"livekit_book_fork_kernels={fork:d}")
+    result = build_book(tmp_path / "docs", tmp_path / "html", *args)
+    assert result.returncode == 0, result.stderr[-4000:]
+    seen = [json.loads(line) for line in record.read_text().splitlines()]
+    assert len(seen) == 3
+    assert len({kernel["pid"] for kernel in seen}) == 3
+    assert len({kernel["random"] for kernel in seen}) == 3  # reseeded in each fork
+    parent = "_zygote_main" if fork else "livekit._book_execution"
+    for kernel in seen:
+        assert parent in kernel["parent"], kernel["parent"]
+        assert kernel["jpy_parent"]
+        assert kernel["session"]
+        assert kernel["cwd"] == str(tmp_path / "docs")
+        assert kernel["argv"][:2] == ["-c", "-f"]
+        assert not kernel["left_by_another"]
+        assert kernel["altair_imported"] is fork
+        # IPython's own names, and the page's imports: nothing else.
+        ipython = ["In", "Out", "exit", "get_ipython", "open", "quit"]
+        assert kernel["names"] == sorted([*ipython, "builtins", "json", "os", "random", "sys"])
+    assert "ipython kernel" not in result.stdout + result.stderr  # ipykernel's own banner
+
+
+@pytest.mark.docs
+def test_a_zygote_that_dies_leaves_the_kernels_to_start_as_new_pythons(tmp_path: Path) -> None:
+    record = tmp_path / "kernels.jsonl"
+    write_book(tmp_path / "docs", {"p0": FORKED.format(n=0, record=str(record))})
+    # A module the zygote is to preload, whose import kills it.
+    modules = tmp_path / "modules"
+    modules.mkdir()
+    (modules / "kills_the_zygote.py").write_text("import os\nos._exit(3)\n")
+    env = {"PYTHONPATH": os.pathsep.join([str(modules), os.environ.get("PYTHONPATH", "")])}
+    args = ("-D", "livekit_book_preload=kills_the_zygote")
+    result = build_book(tmp_path / "docs", tmp_path / "html", *args, env=env)
+    assert result.returncode == 0, result.stderr[-4000:]
+    (kernel,) = [json.loads(line) for line in record.read_text().splitlines()]
+    assert "livekit._book_execution" in kernel["parent"]
+    assert not kernel["left_by_another"]

@@ -86,3 +86,25 @@ def test_no_cookie_in_force_in_any_kernel_appears_in_a_built_page(built_book: Pa
     }
     assert leaks == set()
     print(f"{len(records)} cells in {len(kernels)} kernels had {len(cookies)} cookies in force")
+
+
+def test_a_page_outside_the_contents_has_the_books_navigation_from_its_own_folder(
+    built_book: Path,
+) -> None:
+    # Viewcode's source pages and the index pages share their folder's
+    # navigation (livekit.sphinxext): it must link every page of the book,
+    # relative to each page's own folder, and mark none as current.
+    def sidebar(page: Path) -> tuple[set[Path], bool]:
+        html = page.read_text(encoding="utf-8")
+        nav = html[html.index('<nav class="bd-links bd-docs-nav"') :]
+        nav = nav[: nav.index("</nav>")]
+        links = {(page.parent / href).resolve() for href in re.findall(r'href="([^"#]+)', nav)}
+        return links, "current" in nav
+
+    book, _ = sidebar(built_book / "index.html")
+    assert len(book) > 20
+    assert all(link.is_file() for link in book)
+    outside = [built_book / "genindex.html", *sorted((built_book / "_modules").rglob("*.html"))]
+    assert len({page.parent for page in outside}) > 5
+    for page in outside:
+        assert sidebar(page) == (book, False), page.relative_to(built_book)
