@@ -665,12 +665,17 @@ def _sender(name: str) -> Callable[[SocketTracker], Callable[..., Any]]:
                 and _get_running_loop() is None
             ):
                 next(counted)
-                return original(self, data, *args, **kwargs)
-            arrow = sending(self, data, None, end)
+                arrow: _Arrow | None = None
+            else:
+                arrow = sending(self, data, None, end)
+            # A plain call when nothing else is passed (asyncio's way, and
+            # the ping-pong's): passing *args and **kwargs on makes a list,
+            # a tuple and a dict on every call.
+            plain = not args and not kwargs
             if arrow is None:
-                return original(self, data, *args, **kwargs)
+                return original(self, data) if plain else original(self, data, *args, **kwargs)
             try:
-                sent = original(self, data, *args, **kwargs)
+                sent = original(self, data) if plain else original(self, data, *args, **kwargs)
             except BaseException:
                 # How much a failed sendall sent is not known: none is drawn.
                 unsent(arrow, len(data))
@@ -734,7 +739,12 @@ def _recv(tracker: SocketTracker) -> Callable[..., Any]:
     ends, received = tracker.ends, tracker.received
 
     def recv(self: Any, *args: Any, **kwargs: Any) -> bytes:
-        data: bytes = original(self, *args, **kwargs)
+        # A plain call when only the size is passed (see _sender).
+        data: bytes = (
+            original(self, args[0])
+            if len(args) == 1 and not kwargs
+            else original(self, *args, **kwargs)
+        )
         end = ends.get(id(self))
         if end is not None and end.fast_in and end.fast_in == _get_ident() and end.ref() is self:
             return data
@@ -749,7 +759,11 @@ def _recv_into(tracker: SocketTracker) -> Callable[..., Any]:
     ends, received = tracker.ends, tracker.received
 
     def recv_into(self: Any, buffer: Any, *args: Any, **kwargs: Any) -> int:
-        size: int = original(self, buffer, *args, **kwargs)
+        size: int = (
+            original(self, buffer)
+            if not args and not kwargs
+            else original(self, buffer, *args, **kwargs)
+        )
         end = ends.get(id(self))
         if end is not None and end.fast_in and end.fast_in == _get_ident() and end.ref() is self:
             return size
