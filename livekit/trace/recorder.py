@@ -717,7 +717,8 @@ class Recorder:
             return
         error = task.exception()
         narrowing = self._narrowing
-        if narrowing is not None and narrowing.view(child) is None:
+        drawn = narrowing.view(child) if narrowing is not None else child
+        if drawn is None:
             return  # neither its replies nor its end are drawn
         receivers = self._awaiters(task) or [self._task_parents[task]]
         if narrowing is not None:
@@ -729,7 +730,7 @@ class Recorder:
             )
             for receiver in receivers:
                 self.emit(Message(child, receiver, text, "reply", now))
-        if narrowing is None or not narrowing.hides(child):
+        if drawn.key == child.key:  # narrowing.hides(child), with its view known
             self.emit(Exit(child, "normal" if error is None else type(error).__name__, now))
 
     def _awaiters(self, task: asyncio.Task[Any]) -> list[Participant]:
