@@ -85,14 +85,15 @@ def _wrapper(original: Any, starts: list[Fire], returns: list[Fire]) -> Callable
 
         def at_one_start(*args: Any, **kwargs: Any) -> Any:
             start(args, kwargs, None)
-            return original(*args, **kwargs)
+            # Without keywords, args is passed on as it is: no dict is copied.
+            return original(*args, **kwargs) if kwargs else original(*args)
 
         return at_one_start
     if len(returns) == 1 and not starts:
         end = returns[0]
 
         def at_one_return(*args: Any, **kwargs: Any) -> Any:
-            result = original(*args, **kwargs)
+            result = original(*args, **kwargs) if kwargs else original(*args)
             end(args, kwargs, result)
             return result
 
