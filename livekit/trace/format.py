@@ -352,7 +352,13 @@ def sequence_diagram(caller: Participant, events: Sequence[Event], omitted: int 
     for event in events:
         if type(event) is Message:
             if event[0] is not sender or event[1] is not receiver or event[3] is not kind:
-                if run:
+                if len(run) == 1:  # flush() of a run of one, written out: most runs
+                    text = run.pop()
+                    label = written.get(text)
+                    if label is None:
+                        label = written[text] = escape(text) if needs_escape(text) else text
+                    append(start + label)
+                elif run:
                     flush()
                 sender, receiver, kind = event[0], event[1], event[3]
                 key = (sender.key, receiver.key, kind)
