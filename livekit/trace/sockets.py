@@ -66,6 +66,7 @@ import time
 import weakref
 from collections import deque
 from collections.abc import Callable
+from operator import attrgetter, not_
 from typing import Any
 
 from livekit.trace._patches import Patches
@@ -84,6 +85,7 @@ _SOCKET = socket.socket
 _HEAD = 256
 # How many labels a trace remembers (see SocketTracker._fill).
 _LABELS = 1024
+_RECEIVER = attrgetter("receiver")
 _WAKE_UP_PIPE = "_make_self_pipe"  # BaseSelectorEventLoop's, asyncio's own
 # Sockets that multiprocessing (its forkserver's) and livekit itself (a
 # node's links, whose calls a trace draws as CALL and REPLY) use are
@@ -595,9 +597,9 @@ class SocketTracker:
         if counted:
             self._recorder.count(counted)
         with self._lock:
-            for arrow in self._arrows:
-                if arrow.receiver is not None:
-                    continue
+            arrows = self._arrows
+            # The arrows with no receiver yet, picked in C: most have one.
+            for arrow in itertools.compress(arrows, map(not_, map(_RECEIVER, arrows))):
                 if arrow.waiting is not None:
                     loop_thread, end = arrow.waiting
                     arrow.receiver = end.owner or loop_thread
