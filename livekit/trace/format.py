@@ -266,7 +266,7 @@ def participants_in_order(caller: Participant, events: Iterable[Event]) -> list[
     return list(seen.values())
 
 
-def sequence_diagram(caller: Participant, events: Sequence[Event], omitted: int = 0) -> str:  # noqa: PLR0912 - one pass over every event, written out
+def sequence_diagram(caller: Participant, events: Sequence[Event], omitted: int = 0) -> str:  # noqa: PLR0912, PLR0915 - one pass over every event, written out
     """Return the Mermaid source of a whole trace.
 
     Parameters
@@ -328,30 +328,48 @@ def sequence_diagram(caller: Participant, events: Sequence[Event], omitted: int 
     # Consecutive messages with the same start are one run, joined at once.
     starts: dict[tuple[int, int, str], str] = {}
     sender = receiver = kind = None
-    start = between = ""
+    start = ""
     run: list[str] = []
     add = run.append
+    # A run of one (a request, then its answer) is the common case: its
+    # label as written is remembered, since a protocol's labels repeat.
+    written: dict[str, str] = {}
 
     def flush() -> None:
-        # escape(), for a whole run: most labels (numbers, words) hold
-        # nothing to escape, which one C-level search over them all tells.
-        labels = map(escape, run) if needs_escape("".join(run)) else run
-        append(start + between.join(labels))
+        if len(run) == 1:
+            text = run[0]
+            label = written.get(text)
+            if label is None:
+                label = written[text] = escape(text) if needs_escape(text) else text
+            append(start + label)
+        else:
+            # escape(), for a whole run: most labels (numbers, words) hold
+            # nothing to escape, which one C-level search over them all tells.
+            labels = map(escape, run) if needs_escape("".join(run)) else run
+            append(start + ("\n" + start).join(labels))
         run.clear()
 
     for event in events:
         if type(event) is Message:
             if event[0] is not sender or event[1] is not receiver or event[3] is not kind:
-                if run:
+                if len(run) == 1:  # flush() of a run of one, written out: most runs
+                    text = run.pop()
+                    label = written.get(text)
+                    if label is None:
+                        label = written[text] = escape(text) if needs_escape(text) else text
+                    append(start + label)
+                elif run:
                     flush()
                 sender, receiver, kind = event[0], event[1], event[3]
                 key = (sender.key, receiver.key, kind)
-                seen.setdefault(key[0], sender)
-                seen.setdefault(key[1], receiver)
-                start = starts.get(key) or starts.setdefault(
-                    key, f"{_INDENT}p{key[0]}{_ARROWS[kind]}p{key[1]}: {_PREFIXES[kind]}"
-                )
-                between = "\n" + start
+                found = starts.get(key)
+                if found is None:  # a new pair: its ends may be new participants
+                    seen.setdefault(key[0], sender)
+                    seen.setdefault(key[1], receiver)
+                    found = starts[key] = (
+                        f"{_INDENT}p{key[0]}{_ARROWS[kind]}p{key[1]}: {_PREFIXES[kind]}"
+                    )
+                start = found
             add(event[2])
             continue
         if run:

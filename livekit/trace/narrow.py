@@ -279,10 +279,15 @@ class Narrowing:
         return drawn_parent
 
     def drawn(self, sender: Participant, receiver: Participant) -> bool:
-        """Whether a message from ``sender`` to ``receiver`` is drawn."""
-        return (
-            self.message(_new_tuple(Message, (sender, receiver, "", "send", 0.0, None))) is not None
-        )
+        """Whether a message from ``sender`` to ``receiver`` is drawn.
+
+        What :meth:`message` tells by returning None or not, without a
+        message made to ask: a task's end asks it of every awaiter.
+        """
+        drawn_sender, drawn_receiver = self.view(sender), self.view(receiver)
+        if drawn_sender is None or drawn_receiver is None:
+            return False
+        return drawn_sender.key != drawn_receiver.key or sender.key == receiver.key
 
     def hides(self, participant: Participant) -> bool:
         """Whether ``participant``'s own notes (its EXIT) are not drawn: it is

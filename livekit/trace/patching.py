@@ -85,14 +85,15 @@ def _wrapper(original: Any, starts: list[Fire], returns: list[Fire]) -> Callable
 
         def at_one_start(*args: Any, **kwargs: Any) -> Any:
             start(args, kwargs, None)
-            return original(*args, **kwargs)
+            # Without keywords, args is passed on as it is: no dict is copied.
+            return original(*args, **kwargs) if kwargs else original(*args)
 
         return at_one_start
     if len(returns) == 1 and not starts:
         end = returns[0]
 
         def at_one_return(*args: Any, **kwargs: Any) -> Any:
-            result = original(*args, **kwargs)
+            result = original(*args, **kwargs) if kwargs else original(*args)
             end(args, kwargs, result)
             return result
 
@@ -322,6 +323,23 @@ def _exact_wrapper(
     None when ``original`` has defaults, keyword-only or variable
     parameters: the general wrapper passes those on.
     """
+    gate_kind = "none" if gate is None else "call" if callable(gate) else "value"
+    code = _wrapper_code(original, tuple(names), row.at, gate_kind, with_gate=with_gate)
+    if code is None:
+        return None
+    namespace = {"_lk_original": original, "_lk_event": event, "_lk_gate": gate}
+    exec(code, namespace)  # noqa: S102 - made from checked identifiers only
+    return namespace["_lk_wrapper"]
+
+
+@functools.lru_cache(maxsize=256)
+def _wrapper_code(
+    original: Any, names: tuple[str, ...], at: str, gate_kind: str, *, with_gate: bool
+) -> CodeType | None:
+    """The code that defines :func:`_exact_wrapper`'s wrapper, made and
+    compiled once: every trace start makes the same wrappers, and making
+    them (15 on 3.11) cost each start about 3 million instructions, a
+    thirteenth of what tracing 200 aiohttp requests costs."""
     code = original.__code__
     parameters = code.co_varnames[: code.co_argcount]
     plain = (
@@ -336,15 +354,16 @@ def _exact_wrapper(
         return None
     signature = ", ".join(parameters)
     values = ", ".join(names)
+    gate_value = "_lk_gate()" if gate_kind == "call" else "_lk_gate"
     if with_gate:
         # The gate's value is the event's first value: a participant, say.
-        check = "_lk_passed = _lk_gate()" if callable(gate) else "_lk_passed = _lk_gate"
+        check = f"_lk_passed = {gate_value}"
         values = f"_lk_passed, {values}"
         test = "_lk_passed"
     else:
         check = ""
-        test = "" if gate is None else ("_lk_gate()" if callable(gate) else "_lk_gate")
-    if row.at == "start":
+        test = "" if gate_kind == "none" else gate_value
+    if at == "start":
         fire = f"_lk_event({values})"
         body = [check, f"if {test}:\n        {fire}" if test else fire]
         body.append(f"return _lk_original({signature})")
@@ -354,6 +373,4 @@ def _exact_wrapper(
         body.append(f"if {test}:\n        {fire}" if test else fire)
         body.append("return _lk_result")
     source = f"def _lk_wrapper({signature}):\n" + "".join(f"    {line}\n" for line in body if line)
-    namespace = {"_lk_original": original, "_lk_event": event, "_lk_gate": gate}
-    exec(compile(source, f"<livekit wrapper of {code.co_qualname}>", "exec"), namespace)  # noqa: S102 - made from checked identifiers only
-    return namespace["_lk_wrapper"]
+    return compile(source, f"<livekit wrapper of {code.co_qualname}>", "exec")

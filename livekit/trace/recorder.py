@@ -652,18 +652,35 @@ class Recorder:
 
     # -- asyncio ---------------------------------------------------------
 
-    def task_created(self, task: asyncio.Task[Any]) -> None:
+    def task_created(self, task: asyncio.Task[Any]) -> None:  # noqa: PLR0912 - who() written out
         """``loop.create_task`` returned ``task``: SPAWN, and watch how it ends."""
-        parent = self.who()
+        # who(), written out (as in put): this runs for every task made.
+        loop = _get_running_loop()
+        if loop is None:
+            parent = self._threads.get(_get_ident())
+        else:
+            current = _current_task(loop)
+            if current is None:
+                parent = self._loop(loop, adopt=False)
+            elif self._tasks:
+                parent = self._tasks.get(current)
+            else:
+                parent = self._threads.get(_get_ident())
         if parent is None:
             return
         coro = task.get_coro()
         if _is_asyncio_plumbing(coro):
             return
-        # A task whose coroutine is gone (started eagerly and already done:
-        # aiohttp's request handlers on 3.14) is named after its maker's code.
-        module = _task_module(coro) or parent.module
-        child = self._new(_task_name(task, coro), "task", module)
+        # _task_module() and _task_name(), written out.  A task whose
+        # coroutine is gone (started eagerly and already done: aiohttp's
+        # request handlers on 3.14) is named after its maker's code.
+        frame = getattr(coro, "cr_frame", None)
+        module = str(frame.f_globals.get("__name__", "")) if frame is not None else ""
+        name = task.get_name()
+        target = getattr(coro, "__name__", None)
+        if target and name.startswith("Task-"):
+            name = f"{name} ({target})"
+        child = self._new(name, "task", module or parent.module)
         self._tasks[task] = child
         self._task_parents[task] = parent
         narrowing = self._narrowing
@@ -691,24 +708,20 @@ class Recorder:
         try:
             self._task_ended(task, child)
         finally:
-            self._forget(task, child)
-
-    def _forget(self, task: asyncio.Task[Any], child: Participant) -> None:
-        """Let an ended task go: the trace keeps neither it nor what it returned.
-
-        The name it ended with is the one drawn (see :meth:`finish`).  The
-        last task is kept, so that who() goes on telling a traced program's
-        untraced tasks from its threads (``_tasks`` is never empty again).
-        """
-        name = task.get_name()
-        # _renamed_to's test, written out: it is seldom true.
-        if name != child.name and not child.name.startswith(name + " ("):
-            renamed = _renamed_to(child, name)
-            if renamed is not None:
-                self._ended_renames[child.key] = renamed
-        if len(self._tasks) > 1:
-            del self._tasks[task]
-            self._task_parents.pop(task, None)
+            # Let the ended task go: the trace keeps neither it nor what it
+            # returned.  The name it ended with is the one drawn (see
+            # finish).  The last task is kept, so that who() goes on telling
+            # a traced program's untraced tasks from its threads (``_tasks``
+            # is never empty again).
+            name = task.get_name()
+            # _renamed_to's test, written out: it is seldom true.
+            if name != child.name and not child.name.startswith(name + " ("):
+                renamed = _renamed_to(child, name)
+                if renamed is not None:
+                    self._ended_renames[child.key] = renamed
+            if len(self._tasks) > 1:
+                del self._tasks[task]
+                self._task_parents.pop(task, None)
 
     def _task_ended(self, task: asyncio.Task[Any], child: Participant) -> None:
         now = time.monotonic()
@@ -717,7 +730,8 @@ class Recorder:
             return
         error = task.exception()
         narrowing = self._narrowing
-        if narrowing is not None and narrowing.view(child) is None:
+        drawn = narrowing.view(child) if narrowing is not None else child
+        if drawn is None:
             return  # neither its replies nor its end are drawn
         receivers = self._awaiters(task) or [self._task_parents[task]]
         if narrowing is not None:
@@ -729,7 +743,7 @@ class Recorder:
             )
             for receiver in receivers:
                 self.emit(Message(child, receiver, text, "reply", now))
-        if narrowing is None or not narrowing.hides(child):
+        if drawn.key == child.key:  # narrowing.hides(child), with its view known
             self.emit(Exit(child, "normal" if error is None else type(error).__name__, now))
 
     def _awaiters(self, task: asyncio.Task[Any]) -> list[Participant]:
@@ -753,23 +767,24 @@ class Recorder:
                 owners = [g.future for g in graph.awaited_by] if graph is not None else []
             if not owners:
                 return []
+            found = [
+                participant
+                for owner in owners
+                if isinstance(owner, asyncio.Task) and (participant := self._tasks.get(owner))
+            ]
         else:
             try:
                 ready = list(task.get_loop()._ready)  # type: ignore[attr-defined]
             except AttributeError:  # pragma: no cover - another loop implementation
                 return []
-            owners = [
-                getattr(getattr(handle, "_callback", None), "__self__", None)
-                for handle in ready
-                if (args := getattr(handle, "_args", None)) and args[0] is task
-            ]
-            if not owners:
-                return []
-        found = [
-            participant
-            for owner in owners
-            if isinstance(owner, asyncio.Task) and (participant := self._tasks.get(owner))
-        ]
+            # The wake-ups of the tasks that awaited it, read in one pass.
+            found = []
+            for handle in ready:
+                args = getattr(handle, "_args", None)
+                if args and args[0] is task:
+                    owner = getattr(getattr(handle, "_callback", None), "__self__", None)
+                    if isinstance(owner, asyncio.Task) and (participant := self._tasks.get(owner)):
+                        found.append(participant)
         return sorted(found, key=lambda p: p.key) if len(found) > 1 else found
 
     # -- end -------------------------------------------------------------
@@ -804,15 +819,19 @@ class Recorder:
     def _task_renames(self) -> dict[int, Participant]:
         """Tasks named after they were created (``create_task(name=...)`` on 3.11).
 
-        A task that ended keeps the name it ended with (see :meth:`_forget`).
+        A task that ended keeps the name it ended with (see ``_task_done``).
         """
         renames = dict(self._ended_renames)
         for task, participant in list(self._tasks.items()):
             # The name alone, not the coroutine: 3.12.0 and 3.12.1 crash in
             # get_coro() of an eagerly started task that has ended.
-            renamed = _renamed_to(participant, task.get_name())
-            if renamed is not None:
-                renames[participant.key] = renamed
+            name = task.get_name()
+            # _renamed_to's test, written out: tasks a trace never saw start
+            # (eager ones, 3.12+) stay here, one per aiohttp request.
+            if name != participant.name and not participant.name.startswith(name + " ("):
+                renamed = _renamed_to(participant, name)
+                if renamed is not None:
+                    renames[participant.key] = renamed
         return renames
 
     def close(self) -> None:

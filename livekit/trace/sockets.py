@@ -66,6 +66,7 @@ import time
 import weakref
 from collections import deque
 from collections.abc import Callable
+from operator import attrgetter, not_
 from typing import Any
 
 from livekit.trace._patches import Patches
@@ -84,6 +85,7 @@ _SOCKET = socket.socket
 _HEAD = 256
 # How many labels a trace remembers (see SocketTracker._fill).
 _LABELS = 1024
+_RECEIVER = attrgetter("receiver")
 _WAKE_UP_PIPE = "_make_self_pipe"  # BaseSelectorEventLoop's, asyncio's own
 # Sockets that multiprocessing (its forkserver's) and livekit itself (a
 # node's links, whose calls a trace draws as CALL and REPLY) use are
@@ -169,14 +171,19 @@ class _Arrow:
     )
 
     def __init__(
-        self, sender: Participant, key: tuple[Address, Address], place: int, total: int
+        self,
+        sender: Participant,
+        key: tuple[Address, Address],
+        place: int,
+        total: int,
+        head: bytes,
     ) -> None:
         self.sender = sender
         self.key = key
         self.place = place
         self.total = total
         self.unread = total
-        self.head = b""
+        self.head = head
         self.sent = _monotonic()
         self.read_at = 0.0
         self.receiver: Participant | None = None
@@ -334,16 +341,17 @@ class SocketTracker:
         ):
             self._count_only(end, sender, thread=loop is None)
             return None
-        if sender is None and end.waiting and not in_callback:
-            sender = recorder.adopt()  # it answers bytes a traced participant sent
-        if sender is None and loop is not None:
-            # A task the trace never saw start (Python 3.12+ starts some
-            # eagerly, without create_task): a helper of the socket's user,
-            # or of the traced task whose call started it.
-            sender = end.owner
-            if sender is None and not end.orphan:
-                sender = recorder.task_on_stack()
-                end.orphan = sender is None  # an untraced program's: ask once
+        if sender is None:
+            if end.waiting and not in_callback:
+                sender = recorder.adopt()  # it answers bytes a traced participant sent
+            if sender is None and loop is not None:
+                # A task the trace never saw start (Python 3.12+ starts some
+                # eagerly, without create_task): a helper of the socket's user,
+                # or of the traced task whose call started it.
+                sender = end.owner
+                if sender is None and not end.orphan:
+                    sender = recorder.task_on_stack()
+                    end.orphan = sender is None  # an untraced program's: ask once
         size = len(data)
         if sender is None or size == 0:
             return None
@@ -370,8 +378,7 @@ class SocketTracker:
             if place == -1:  # the diagram is full, and the write counted
                 end.last_out = None
                 return None
-            arrow = _Arrow(sender, key, place, size)
-            arrow.head = bytes(data[:_HEAD])
+            arrow = _Arrow(sender, key, place, size, bytes(data[:_HEAD]))
             stream = self._streams.get(key)
             if stream is None:
                 stream = self._streams[key] = deque()
@@ -409,7 +416,7 @@ class SocketTracker:
             arrow.unread -= size
             self._fill(arrow)
 
-    def received(  # noqa: PLR0912 - one function: it runs for every read
+    def received(  # noqa: PLR0912, PLR0915 - one function: it runs for every read
         self,
         sock: socket.socket,
         size: int,
@@ -453,8 +460,9 @@ class SocketTracker:
         with self._lock:
             if end.spoke_first is None:
                 end.spoke_first = False
-            if end.last_out is not None:
-                end.last_out.open = False  # a reply came: the next write is a new arrow
+            last_out = end.last_out
+            if last_out is not None:
+                last_out.open = False  # a reply came: the next write is a new arrow
             stream = self._streams.get(key)
             if stream is None and peer is None:
                 stream = self._stream_to(end.local)
@@ -462,7 +470,7 @@ class SocketTracker:
             taken: list[_Arrow] = []
             while stream and left > 0:
                 arrow = stream[0]
-                share = min(arrow.unread, left)
+                share = arrow.unread if arrow.unread < left else left  # min(), without a call
                 arrow.unread -= share
                 left -= share
                 if arrow.receiver is None and arrow.waiting is None:
@@ -472,16 +480,24 @@ class SocketTracker:
             if not taken and left <= 0:
                 return
             if in_callback:  # its receiver is known without asking the recorder
+                # A client's end: the task that asked reads the answer.  A
+                # server's: the task that answers it read it (known later).
                 receiver: Participant | None = end.owner
                 waiting: tuple[Participant | None, _End] | None = None
-                if receiver is None or not end.spoke_first:  # not _receiver's first case
-                    receiver, waiting = self._receiver(end, in_callback, bool(taken))
+                if receiver is None or not end.spoke_first:
+                    receiver = None
+                    loop_thread = recorder.thread_participant()
+                    # Neither: an untraced loop reading from outside.
+                    if loop_thread is not None or taken:
+                        waiting = (loop_thread, end)
                 self._taken(end, taken, left, key, data, receiver, waiting)
                 return
         # Outside the lock: adopting a participant takes the recorder's.
-        receiver, waiting = self._receiver(end, in_callback, bool(taken))
+        receiver = recorder.who()
+        if receiver is None and taken:
+            receiver = recorder.adopt()  # Erlang's token: it received a traced message
         with self._lock:
-            self._taken(end, taken, left, key, data, receiver, waiting)
+            self._taken(end, taken, left, key, data, receiver, None)
 
     def _taken(  # noqa: PLR0917 - the state of one read, passed on
         self,
@@ -511,25 +527,6 @@ class SocketTracker:
             if to == local and stream:
                 return stream
         return None
-
-    def _receiver(
-        self, end: _End, in_callback: bool, traced_bytes: bool
-    ) -> tuple[Participant | None, tuple[Participant | None, _End] | None]:
-        """Who reads, or (None, the last resort) when it is decided later."""
-        recorder = self._recorder
-        if in_callback:
-            # A client's end: the task that asked reads the answer.  A
-            # server's: the task that answers it read it (known later).
-            if end.owner is not None and end.spoke_first:
-                return end.owner, None
-            loop_thread = recorder.thread_participant()
-            if loop_thread is None and not traced_bytes:
-                return None, None  # an untraced loop reading from outside
-            return None, (loop_thread, end)
-        found = recorder.who()
-        if found is None and traced_bytes:
-            found = recorder.adopt()  # Erlang's token: it received a traced message
-        return found, None
 
     def _receive(
         self,
@@ -566,8 +563,8 @@ class SocketTracker:
         if place == -1:
             end.last_in = None
             return
-        arrow = _Arrow(self._peer(key[0] if key[0] is not None else end.local), key, place, size)
-        arrow.head = bytes(data[:_HEAD])
+        sender = self._peer(key[0] if key[0] is not None else end.local)
+        arrow = _Arrow(sender, key, place, size, bytes(data[:_HEAD]))
         arrow.unread = 0
         arrow.read_at = _monotonic()
         self._arrows.append(arrow)
@@ -600,9 +597,9 @@ class SocketTracker:
         if counted:
             self._recorder.count(counted)
         with self._lock:
-            for arrow in self._arrows:
-                if arrow.receiver is not None:
-                    continue
+            arrows = self._arrows
+            # The arrows with no receiver yet, picked in C: most have one.
+            for arrow in itertools.compress(arrows, map(not_, map(_RECEIVER, arrows))):
                 if arrow.waiting is not None:
                     loop_thread, end = arrow.waiting
                     arrow.receiver = end.owner or loop_thread
@@ -665,12 +662,17 @@ def _sender(name: str) -> Callable[[SocketTracker], Callable[..., Any]]:
                 and _get_running_loop() is None
             ):
                 next(counted)
-                return original(self, data, *args, **kwargs)
-            arrow = sending(self, data, None, end)
+                arrow: _Arrow | None = None
+            else:
+                arrow = sending(self, data, None, end)
+            # A plain call when nothing else is passed (asyncio's way, and
+            # the ping-pong's): passing *args and **kwargs on makes a list,
+            # a tuple and a dict on every call.
+            plain = not args and not kwargs
             if arrow is None:
-                return original(self, data, *args, **kwargs)
+                return original(self, data) if plain else original(self, data, *args, **kwargs)
             try:
-                sent = original(self, data, *args, **kwargs)
+                sent = original(self, data) if plain else original(self, data, *args, **kwargs)
             except BaseException:
                 # How much a failed sendall sent is not known: none is drawn.
                 unsent(arrow, len(data))
@@ -734,7 +736,12 @@ def _recv(tracker: SocketTracker) -> Callable[..., Any]:
     ends, received = tracker.ends, tracker.received
 
     def recv(self: Any, *args: Any, **kwargs: Any) -> bytes:
-        data: bytes = original(self, *args, **kwargs)
+        # A plain call when only the size is passed (see _sender).
+        data: bytes = (
+            original(self, args[0])
+            if len(args) == 1 and not kwargs
+            else original(self, *args, **kwargs)
+        )
         end = ends.get(id(self))
         if end is not None and end.fast_in and end.fast_in == _get_ident() and end.ref() is self:
             return data
@@ -749,7 +756,11 @@ def _recv_into(tracker: SocketTracker) -> Callable[..., Any]:
     ends, received = tracker.ends, tracker.received
 
     def recv_into(self: Any, buffer: Any, *args: Any, **kwargs: Any) -> int:
-        size: int = original(self, buffer, *args, **kwargs)
+        size: int = (
+            original(self, buffer)
+            if not args and not kwargs
+            else original(self, buffer, *args, **kwargs)
+        )
         end = ends.get(id(self))
         if end is not None and end.fast_in and end.fast_in == _get_ident() and end.ref() is self:
             return size
