@@ -841,9 +841,14 @@ class Recorder:
         return renames
 
     def close(self) -> None:
-        """Stop recording and drop every reference to the traced program."""
+        """Stop recording and drop every reference to the traced program.
+
+        The events go too: the trace holds what :meth:`recorded` returned,
+        and its Messages once they are read, which need not be held twice.
+        """
         self.active = False
         with self._lock:
+            self.events = []
             # A record never taken holds its item and channel (see put_by).
             for waiting in self.pending.values():
                 for entry in waiting if type(waiting) is deque else (waiting,):
