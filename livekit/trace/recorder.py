@@ -15,8 +15,8 @@ untraced threads are ignored.
 Memory: each recorded queue message is a plain tuple of its participants'
 keys, a label of at most :data:`~livekit.trace.events.MAX_LABEL` characters
 and two floats (:mod:`livekit.trace._compact`, which the garbage collector
-stops tracking): about 200 bytes with a short ASCII label, at most about 360
-with four-byte characters (``sys.getsizeof`` of its parts); other events
+stops tracking): about 190 bytes with a short ASCII label, at most about 380
+with four-byte characters (``tracemalloc``); other events
 hold references to shared participants instead; and at most ``max_messages`` arrows
 (and the EXIT notes of the participants they started) are kept.  A message
 put but not yet taken is held (a strong reference, so that its identity
