@@ -15,7 +15,7 @@ untraced threads are ignored.
 Memory: each recorded queue message is a plain tuple of its participants'
 keys, a label of at most :data:`~livekit.trace.events.MAX_LABEL` characters
 and two floats (:mod:`livekit.trace._compact`, which the garbage collector
-stops tracking): about 190 bytes with a short ASCII label, at most about 380
+stops tracking): about 200 bytes with a short ASCII label, at most about 390
 with four-byte characters (``tracemalloc``); other events
 hold references to shared participants instead; and at most ``max_messages`` arrows
 (and the EXIT notes of the participants they started) are kept.  A message
@@ -845,10 +845,14 @@ class Recorder:
 
         The events go too: the trace holds what :meth:`recorded` returned,
         and its Messages once they are read, which need not be held twice.
+        The list keeps its length: a thread still inside a hook as the
+        trace ends may yet write its message's place (see got).
         """
         self.active = False
         with self._lock:
-            self.events = []
+            # The list only grows: what another thread appends meanwhile stays.
+            kept = len(self.events)
+            self.events[:kept] = [UNRECEIVED] * kept
             # A record never taken holds its item and channel (see put_by).
             for waiting in self.pending.values():
                 for entry in waiting if type(waiting) is deque else (waiting,):
