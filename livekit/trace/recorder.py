@@ -563,7 +563,8 @@ class Recorder:
         sender, place, _, _, _, sent = entry
         if type(entry) is list:
             # In the record's place, compact: the collector lets it go (see
-            # livekit.trace._compact); both participants came from _new.
+            # livekit.trace._compact); both are in self.participants (the
+            # caller, or made by _new: every participant the dicts hold is).
             self.events[place] = (sender.key, receiver.key, label, _monotonic(), sent)
         else:
             # tuple.__new__ skips the named tuple's Python-level __new__.
