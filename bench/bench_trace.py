@@ -114,7 +114,7 @@ def main() -> list[dict[str, Any]]:
             queue_pairs,
             2.5,
             {"max_messages": 200_000},
-            "a label per message and the 100k-line diagram; 214 B per event (3.11), 206 (3.13)",
+            "a label per message and the 100k-line diagram; 198 B per event (3.11), 190 (3.13)",
         ),
         ("trace: 20,000-message thread ping-pong", thread_ping_pong, 1.2, {}, "two threads"),
         ("trace: 20,000-message asyncio.Queue ping-pong", asyncio_ping_pong, 1.5, {}, "two tasks"),

@@ -445,6 +445,74 @@ def test_a_task_renamed_before_it_ends_is_drawn_under_its_new_name(backend: str)
     assert "first" not in spawned + exited
 
 
+def test_a_renamed_task_s_queue_messages_name_it_under_its_new_name(backend: str) -> None:
+    """Its messages, kept compact, find its final name as its SPAWN and EXIT do."""
+
+    async def main() -> None:
+        box: asyncio.Queue[str] = asyncio.Queue()
+
+        async def work() -> None:
+            await box.put("before")
+            asyncio.current_task().set_name("renamed")  # type: ignore[union-attr]
+            await box.put("after")
+
+        await asyncio.create_task(work(), name="first")
+        await box.get()
+        await box.get()
+
+    _, trace = traced(lambda: asyncio.run(main()), backend)
+    messages = [e for e in trace.events if isinstance(e, Message) and e.kind == "send"]
+    assert [(m.sender.name, m.label) for m in messages] == [
+        ("renamed", "'before'"),
+        ("renamed", "'after'"),
+    ]
+    spawn = next(e for e in trace.events if isinstance(e, Spawn) and e.child.name == "renamed")
+    assert all(m.sender is spawn.child for m in messages)  # one participant object
+    diagram = str(trace.diagram)
+    assert f"participant p{spawn.child.key} as renamed" in diagram
+    assert "first" not in diagram
+
+
+def test_a_trace_that_keeps_every_message_leaves_the_collector_none_to_walk(
+    backend: str,
+) -> None:
+    """Queue messages are kept as records the garbage collector stops tracking.
+
+    A Message, a tuple subclass holding participants, would be walked by
+    every older-generation pass while the program runs; the events read
+    after the trace are Messages all the same, made once.
+    """
+    box: queue.Queue[int] = queue.Queue()
+
+    def run() -> None:
+        for i in range(5000):
+            box.put(i)
+            box.get()
+
+    gc.collect()
+    before = len(gc.get_objects())
+    _, trace = traced(run, backend, max_messages=10_000)
+    gc.collect()
+    assert len(gc.get_objects()) - before < 500  # 5,000 Messages were 5,000 more
+    events = trace.events
+    assert events is trace.events
+    assert len(events) == 5000
+    assert all(type(e) is Message for e in events)
+    first, last = events[0], events[-1]
+    assert (first.sender.name, first.receiver.name, first.label, first.kind) == (
+        "caller (MainThread)",
+        "caller (MainThread)",
+        "0",
+        "send",
+    )
+    assert first.sender is last.receiver
+    assert first.sent is not None
+    assert last.sent is not None
+    assert first.sent <= first.time <= last.sent <= last.time
+    assert last.label == "4999"
+    assert str(trace.diagram).count("p0->>p0: ") == 5000
+
+
 def test_a_cancelled_task_exits_cancelled(backend: str) -> None:
     async def main() -> None:
         sleeper = asyncio.create_task(asyncio.Event().wait(), name="sleeper")

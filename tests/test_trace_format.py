@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from livekit.trace import format as trace_format
+from livekit.trace._compact import expand
 from livekit.trace.events import MAX_LABEL, Activation, Exit, Message, Participant, Spawn
 from livekit.trace.format import (
     default_caption,
@@ -306,3 +309,45 @@ def test_mermaid_draws_every_escaped_label_and_name_as_it_was(browser: Any, tmp_
             assert expected in [a.replace("\n", "") for a in drawn["actors"]]
     finally:
         page.close()
+
+
+def test_compact_queue_messages_are_drawn_as_their_messages_would_be() -> None:
+    """A trace keeps queue messages as (sender key, receiver key, label, time, sent).
+
+    Mixed with every other kind of event, in random runs, they give the
+    very text (and caption) that their Messages give.
+    """
+    people = [
+        CALLER,
+        PONG,
+        WORKER,
+        Participant(3, "x;y #1", "task"),
+        Participant(300, "far", "process"),
+    ]
+    by_key = {p.key: p for p in people}
+    labels = ["1", "'ping'", "a;b", "#x", "%%{init}%%", "<b>", "é", "end", "x" * MAX_LABEL]
+    chance = random.Random(13)  # noqa: S311 - the same cases on every run, not secrets
+    for _ in range(300):
+        records: list[Any] = []
+        for _ in range(chance.randrange(0, 30)):
+            a, b = chance.choice(people[:3]), chance.choice(people)
+            label = chance.choice(labels)
+            roll = chance.random()
+            if roll < 0.5:
+                records.extend([(a.key, b.key, label, 2.0, 1.0)] * chance.randrange(1, 4))
+            elif roll < 0.7:
+                kind = chance.choice(["send", "call", "reply"])
+                records.append(Message(a, b, label, kind, 2.0, 1.0))
+            elif roll < 0.8:
+                records.append(Spawn(a, b))
+            elif roll < 0.9:
+                records.append(Exit(b, label))
+            else:
+                records.append(Activation(b, ends=chance.random() < 0.5))
+        omitted = chance.choice([0, 0, 1, 7])
+        events = expand(records, by_key)
+        assert all(type(e) is not tuple for e in events)
+        assert trace_format._diagram(CALLER, records, by_key, omitted) == sequence_diagram(
+            CALLER, events, omitted
+        )
+        assert trace_format._caption("t", records, omitted) == default_caption("t", events, omitted)

@@ -187,6 +187,28 @@ def test_a_wrapped_row_is_a_wrapper_with_the_functions_signature_on_either_backe
     ]
 
 
+def test_a_wrapped_row_s_wrapper_is_compiled_once_for_every_trace(backend: str) -> None:
+    """Each trace gets its own wrapper (its own recorder's event), from one compiled code."""
+    box = Postbox()
+    hooks.register(POSTBOX_ROWS)
+    try:
+        wrappers, traces = [], []
+        for _ in range(2):
+            with SequenceTrace(backend=backend) as trace:
+                wrappers.append(Postbox.__dict__["deliver"])
+                box.deliver("a", 1)
+                box.take()
+            traces.append(trace)
+    finally:
+        hooks.unregister(POSTBOX_ROWS)
+    first, second = wrappers
+    assert first is not second
+    assert first.__code__ is second.__code__
+    assert first.__globals__["_lk_event"] != second.__globals__["_lk_event"]
+    for trace in traces:
+        assert [m.label for m in trace.events] == ["'a'"]
+
+
 def test_the_standard_queue_rows_are_wrapped_and_say_so() -> None:
     wrapped = [row for row in hooks.STANDARD if row.wrap]
     assert {(row.owner, row.name) for row in wrapped} == {

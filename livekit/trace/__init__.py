@@ -32,6 +32,7 @@ from livekit.trace import channels as _channels
 from livekit.trace import format as _format
 from livekit.trace import hooks as _hooks
 from livekit.trace import sources as _sources
+from livekit.trace._compact import Recorded, expand
 from livekit.trace.channels import channel
 from livekit.trace.events import Activation, Event, Exit, Participant
 from livekit.trace.hooks import Backend, Hook, register, unregister
@@ -184,7 +185,12 @@ class SequenceTrace:
         self._recorder: Recorder | None = None
         self._processes: ProcessTracker | None = None
         self._backend: Backend | None = None
-        self._events: tuple[Event, ...] = ()
+        # After the trace: what it kept (queue messages compact, see
+        # livekit.trace._compact) and its participants by key; the events
+        # are made from them when first read.
+        self._records: Sequence[Recorded] = ()
+        self._participants: dict[int, Participant] = {}
+        self._events: tuple[Event, ...] | None = ()
         self._omitted = 0
         self._caller: Participant | None = None
         self._started: _sources.Running | None = None
@@ -283,17 +289,21 @@ class SequenceTrace:
                 events = recorder.finish(events, narrowed=len(events) == len(recorded))
                 self._omitted = recorder.omitted + overflow
                 # Messages seen outside this interpreter (livekit.clusters).
-                # Counted in C: a trace has thousands (list.count is faster than Counter).
+                # Counted in C: a trace has thousands (list.count is faster than
+                # Counter, and quickest for compact messages, found by identity:
+                # when every event is one, there is no note to count).
                 kinds = list(map(type, events))
-                room = self._max_messages - (
-                    len(events) - kinds.count(Exit) - kinds.count(Activation)
-                )
+                notes = 0
+                if kinds.count(tuple) < len(kinds):
+                    notes = kinds.count(Exit) + kinds.count(Activation)
+                room = self._max_messages - (len(events) - notes)
                 assert self._started is not None  # noqa: S101 - __enter__ ran
                 merged, overflow = _sources.finish_all(self._started, events, room)
                 self._omitted += overflow
                 if len(merged) != len(events):  # messages seen outside were merged in
                     merged = recorder.narrow(merged)
-                self._events = tuple(merged)
+                self._records, self._participants = merged, recorder.participants
+                self._events = None  # made when read
             finally:
                 recorder.close()
                 processes.close()
@@ -304,9 +314,23 @@ class SequenceTrace:
     @property
     def events(self) -> tuple[Event, ...]:
         """The recorded events, in the order they happened."""
-        if self._recorder is not None and self._recorder.active:
-            return tuple(self._recorder.recorded())
-        return self._events
+        recorder = self._recorder
+        if recorder is not None and recorder.active:
+            return tuple(expand(recorder.recorded(), recorder.participants))
+        events = self._events
+        if events is None:
+            # Made once, on the first read; the records go, the events
+            # hold the same labels and times.
+            events = self._events = tuple(expand(self._records, self._participants))
+            self._records = events
+        return events
+
+    def _recorded(self) -> tuple[Sequence[Recorded], dict[int, Participant]]:
+        """What the trace kept, queue messages compact, and its participants by key."""
+        recorder = self._recorder
+        if recorder is not None and recorder.active:
+            return recorder.recorded(), dict(recorder.participants)
+        return self._records, self._participants
 
     @property
     def omitted(self) -> int:
@@ -358,10 +382,15 @@ class SequenceTrace:
         """The Mermaid sequence diagram of :attr:`events`."""
         if self._caller is None:
             raise RuntimeError("the trace has not started: use it in a with block")
-        events, omitted = self.events, self.omitted
-        caption = self._caption or _format.default_caption(self._target, events, omitted)
-        source = _format.sequence_diagram(self._caller, events, omitted)
-        return Mermaid(source, caption=caption, text=lambda: _drawing(events, omitted))
+        # The records as kept: a hundred thousand queue messages are drawn
+        # without a Message made for each.
+        records, participants = self._recorded()
+        omitted = self.omitted
+        caption = self._caption or _format._caption(self._target, records, omitted)
+        source = _format._diagram(self._caller, records, participants, omitted)
+        return Mermaid(
+            source, caption=caption, text=lambda: _drawing(expand(records, participants), omitted)
+        )
 
 
 def tracing(**options: Unpack[TraceOptions]) -> SequenceTrace:
@@ -537,7 +566,7 @@ def render_seq_trace(fn: Callable[[], T], **options: Unpack[TraceOptions]) -> T:
     return result
 
 
-def _drawing(events: tuple[Event, ...], omitted: int) -> str:
+def _drawing(events: Sequence[Event], omitted: int) -> str:
     """The terminal drawing of a trace, as wide as the terminal it goes to."""
     from livekit.trace.text import sequence_text
 
@@ -555,6 +584,6 @@ def _attach(error: BaseException, trace: SequenceTrace) -> None:
     except AttributeError:  # pragma: no cover - an exception type with __slots__
         return
     error.add_note(
-        f"livekit.seq_trace: the diagram of the {len(trace.events)} events recorded "
+        f"livekit.seq_trace: the diagram of the {len(trace._recorded()[0])} events recorded "
         f"before this error is in the exception's {EXCEPTION_ATTRIBUTE} attribute"
     )

@@ -14,10 +14,11 @@ from __future__ import annotations
 import builtins
 import re
 import reprlib
-from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, cast
 
 from livekit._labels import MAX_NAME, escape, needs_escape, short_name
+from livekit.trace._compact import Recorded
 from livekit.trace.events import (
     MAX_LABEL,
     Activation,
@@ -266,7 +267,7 @@ def participants_in_order(caller: Participant, events: Iterable[Event]) -> list[
     return list(seen.values())
 
 
-def sequence_diagram(caller: Participant, events: Sequence[Event], omitted: int = 0) -> str:  # noqa: PLR0912, PLR0915 - one pass over every event, written out
+def sequence_diagram(caller: Participant, events: Sequence[Event], omitted: int = 0) -> str:
     """Return the Mermaid source of a whole trace.
 
     Parameters
@@ -316,6 +317,21 @@ def sequence_diagram(caller: Participant, events: Sequence[Event], omitted: int 
         p2-->>p0: REPLY: 2
         deactivate p2
     """
+    return _diagram(caller, events, {}, omitted)
+
+
+def _diagram(  # noqa: PLR0912, PLR0915 - one pass over every event, written out
+    caller: Participant,
+    records: Sequence[Recorded],
+    participants: Mapping[int, Participant],
+    omitted: int,
+) -> str:
+    """:func:`sequence_diagram` of a trace's records as it keeps them.
+
+    Queue messages may be compact (:mod:`livekit.trace._compact`), their
+    participants in ``participants`` by key: a trace that keeps a hundred
+    thousand is drawn without a Message made for each.
+    """
     # participants_in_order(), written out in the one pass over the events:
     # their lines are put in front of the others when it ends.
     seen: dict[int, Participant] = {caller.key: caller}
@@ -328,6 +344,9 @@ def sequence_diagram(caller: Participant, events: Sequence[Event], omitted: int 
     # Consecutive messages with the same start are one run, joined at once.
     starts: dict[tuple[int, int, str], str] = {}
     sender = receiver = kind = None
+    # The ends of a run of compact messages (kind "send"), by key; -1 when
+    # the run, if any, is of Messages.
+    first = second = -1
     start = ""
     run: list[str] = []
     add = run.append
@@ -349,7 +368,23 @@ def sequence_diagram(caller: Participant, events: Sequence[Event], omitted: int 
             append(start + ("\n" + start).join(labels))
         run.clear()
 
-    for event in events:
+    for event in records:
+        if type(event) is tuple:  # compact: (sender key, receiver key, label, time, sent)
+            if event[0] != first or event[1] != second:
+                if run:
+                    flush()
+                sender = receiver = kind = None  # a Message after it starts a run
+                first, second = event[0], event[1]  # type: ignore[assignment] # ints here
+                if first not in seen:
+                    seen[first] = participants[first]
+                if second not in seen:
+                    seen[second] = participants[second]
+                key = (first, second, "send")
+                start = starts.get(key) or starts.setdefault(
+                    key, f"{_INDENT}p{first}{_ARROWS['send']}p{second}: "
+                )
+            add(event[2])
+            continue
         if type(event) is Message:
             if event[0] is not sender or event[1] is not receiver or event[3] is not kind:
                 if len(run) == 1:  # flush() of a run of one, written out: most runs
@@ -360,6 +395,7 @@ def sequence_diagram(caller: Participant, events: Sequence[Event], omitted: int 
                     append(start + label)
                 elif run:
                     flush()
+                first = second = -1  # a compact message after it starts a run
                 sender, receiver, kind = event[0], event[1], event[3]
                 key = (sender.key, receiver.key, kind)
                 found = starts.get(key)
@@ -374,6 +410,7 @@ def sequence_diagram(caller: Participant, events: Sequence[Event], omitted: int 
             continue
         if run:
             flush()
+        event = cast("Event", event)  # the compact records are all above
         for participant in participants_of(event):
             seen.setdefault(participant.key, participant)
         if isinstance(event, Spawn):
@@ -407,11 +444,22 @@ def default_caption(target: str, events: Sequence[Event], omitted: int = 0) -> s
     >>> default_caption("ping_pong", [])
     'Messages exchanged while ping_pong ran: none were recorded.'
     """
-    if not events:
+    return _caption(target, events, omitted)
+
+
+def _caption(target: str, records: Sequence[Recorded], omitted: int) -> str:
+    """:func:`default_caption` of a trace's records, queue messages compact or not."""
+    if not records:
         return f"Messages exchanged while {target} ran: none were recorded."
     # Counted in C: a trace that keeps every message has a hundred thousand.
-    kinds = list(map(type, events))
-    messages, spawned = kinds.count(Message), kinds.count(Spawn)
+    # A plain tuple is a compact queue message, the commonest record, and
+    # the quickest to count (list.count finds it by identity): when all
+    # are, no other kind need be counted.
+    kinds = list(map(type, records))
+    messages = kinds.count(tuple)
+    if messages < len(kinds):
+        messages += kinds.count(Message)
+    spawned = kinds.count(Spawn) if messages < len(kinds) else 0
     parts = [f"{messages} {'message' if messages == 1 else 'messages'}"]
     if spawned:
         parts.append(f"{spawned} {'start' if spawned == 1 else 'starts'}")

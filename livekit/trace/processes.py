@@ -46,6 +46,7 @@ from typing import Any
 
 from livekit.trace import _child
 from livekit.trace._child import Channel, Half, channel_of
+from livekit.trace._compact import Recorded, expand
 from livekit.trace._rebuild import Placeholder, name_of, rebuild
 from livekit.trace.events import (
     Event,
@@ -286,19 +287,22 @@ class ProcessTracker:
     # -- the end ---------------------------------------------------------
 
     def finish(
-        self, events: list[Event], room: int, shown: frozenset[int]
-    ) -> tuple[list[Event], int]:
+        self, events: list[Recorded], room: int, shown: frozenset[int]
+    ) -> tuple[list[Recorded], int]:
         """Merge the children's reports into ``events``; return them and the overflow.
 
-        ``room`` is how many more arrows fit under ``max_messages``;
-        ``shown`` the participants whose SPAWN is in ``events``.
+        ``events`` are the recorder's (queue messages compact); ``room`` is
+        how many more arrows fit under ``max_messages``; ``shown`` the
+        participants whose SPAWN is in ``events``.
         """
         self.active = False
         if not self._links and not self._halves:
             return events, 0
         self._collect_reports()
+        # Merged by time, each with its participants: Messages again.
+        expanded = expand(events, self._recorder.participants)
         participants = dict(self._known)
-        for event in events:
+        for event in expanded:
             for p in participants_of(event):
                 participants.setdefault(p.key, p)
         halves = list(self._halves)
@@ -314,7 +318,7 @@ class ProcessTracker:
         extra: list[Event] = [*messages, *exits]
         extra.sort(key=lambda e: e.time)
         kept, overflow = fit_in_room(extra, room, lambda exit: exit.who.key in shown)
-        return merge_by_time(events, kept), overflow
+        return merge_by_time(expanded, kept), overflow  # type: ignore[return-value] # events are records
 
     def _collect_reports(self) -> None:
         """Tell every child the trace ended, and read what each reported.

@@ -12,10 +12,12 @@ a thread, task or process it starts is traced; anyone who receives a
 message from a traced participant becomes traced.  Messages between
 untraced threads are ignored.
 
-Memory: each recorded event holds two references to shared participants,
-a float and a label of at most :data:`~livekit.trace.events.MAX_LABEL`
-characters: about 210 bytes with a short ASCII label, at most about 370 with
-four-byte characters (``sys.getsizeof`` of its parts); and at most ``max_messages`` arrows
+Memory: each recorded queue message is a plain tuple of its participants'
+keys, a label of at most :data:`~livekit.trace.events.MAX_LABEL` characters
+and two floats (:mod:`livekit.trace._compact`, which the garbage collector
+stops tracking): about 200 bytes with a short ASCII label, at most about 390
+with four-byte characters (``tracemalloc``); other events
+hold references to shared participants instead; and at most ``max_messages`` arrows
 (and the EXIT notes of the participants they started) are kept.  A message
 put but not yet taken is held (a strong reference, so that its identity
 cannot be reused) until it is taken or the trace ends.
@@ -37,6 +39,7 @@ from itertools import compress, repeat
 from operator import length_hint
 from typing import TYPE_CHECKING, Any
 
+from livekit.trace._compact import Recorded, expand
 from livekit.trace.events import (
     MAX_LABEL,
     Activation,
@@ -128,7 +131,7 @@ class Recorder:
         narrowing: Callable[[Callable[[], int]], Narrowing] | None = None,
     ) -> None:
         self.active = True
-        self.events: list[Event | _Unreceived | _Record] = []
+        self.events: list[Recorded | _Unreceived | _Record] = []
         self._shown: set[int] = set()  # participants whose SPAWN is kept
         self.max_messages = max_messages
         # Without narrowing, an arrow takes one of max_messages places, and
@@ -147,13 +150,16 @@ class Recorder:
         made = narrowing(self._keys.__next__) if narrowing is not None else None
         self._narrowing = made if made is not None and made.active else None
         self.caller = Participant(0, f"caller ({caller.name})", "caller")
+        #: Every participant of the trace by key, under its final name once
+        #: the trace ends (see finish): a :data:`Compact` message names its
+        #: two by key.
+        self.participants: dict[int, Participant] = {0: self.caller}
         # Threads by ident; an ident is only valid while its thread lives,
         # so a thread is removed as soon as it ends.
         self._threads: dict[int, Participant] = {_get_ident(): self.caller}
-        self._tasks: dict[asyncio.Task[Any], Participant] = {}
-        #: The same dict, which the socket tracker reads on every write
-        #: (who(), written out there); only the recorder changes it.
-        self.tasks = self._tasks
+        #: The participants of tasks; the socket tracker reads it on every
+        #: write (who(), written out there); only the recorder changes it.
+        self.tasks: dict[asyncio.Task[Any], Participant] = {}
         self._task_parents: dict[asyncio.Task[Any], Participant] = {}
         # Tasks that ended under another name than they were made with.
         self._ended_renames: dict[int, Participant] = {}
@@ -175,7 +181,7 @@ class Recorder:
         if loop is not None:
             task = _current_task(loop)
             if task is not None:
-                self._tasks[task] = self.caller
+                self.tasks[task] = self.caller
 
     # -- bookkeeping -----------------------------------------------------
 
@@ -293,21 +299,31 @@ class Recorder:
         """Whether narrowing options apply: a full diagram must still follow messages."""
         return self._narrowing is not None
 
-    def recorded(self) -> list[Event]:
-        """The events so far, without the places of messages not yet taken."""
+    def recorded(self) -> list[Recorded]:
+        """The events so far, without the places of messages not yet taken.
+
+        Queue messages are :data:`Compact` records (``expand`` them with
+        :attr:`participants`).
+        """
         events = self.events
         with self._lock:
-            # Told in C first: a trace that ends with no message waiting has
-            # no place to leave out, and a copy is five times faster.
-            kinds = set(map(type, events))
-            if list not in kinds and _Unreceived not in kinds:
-                return events.copy()  # type: ignore[return-value] # none is a place
+            # A message waits (its record holds a place): one pass leaves
+            # the places out.  Otherwise a pass in C tells whether any place
+            # is left (a socket's write, a dropped arrow): a trace that ends
+            # with none has nothing to leave out, and a copy is five times
+            # faster.
+            if not self.pending:
+                kinds = set(map(type, events))
+                if list not in kinds and _Unreceived not in kinds:
+                    return events.copy()  # type: ignore[return-value] # none is a place
             # [e for e in events if not isinstance(e, (list, _Unreceived))], in C.
             kept = compress(events, map(_NOT_EVENTS.get, map(type, events), repeat(True)))
             return list(kept)  # type: ignore[arg-type]  # only events pass
 
     def _new(self, name: str, kind: ParticipantKind, module: str = "") -> Participant:
-        return Participant(next(self._keys), name, kind, module)
+        participant = Participant(next(self._keys), name, kind, module)
+        self.participants[participant.key] = participant
+        return participant
 
     def new_participant(self, name: str, kind: ParticipantKind) -> Participant:
         """A participant of this trace seen elsewhere (see :mod:`livekit.trace.sources`)."""
@@ -322,7 +338,7 @@ class Recorder:
         is for rare cases only.
         """
         frames = {}
-        for task, participant in list(self._tasks.items()):
+        for task, participant in list(self.tasks.items()):
             frame = getattr(task.get_coro(), "cr_frame", None)
             if frame is not None:
                 frames[id(frame)] = participant
@@ -349,8 +365,8 @@ class Recorder:
             task = _current_task(loop)
             if task is None:
                 return self._loop(loop, adopt=False)
-            if self._tasks:
-                return self._tasks.get(task)
+            if self.tasks:
+                return self.tasks.get(task)
         return self._threads.get(_get_ident())
 
     def _loop(self, loop: object, *, adopt: bool) -> Participant | None:
@@ -380,10 +396,10 @@ class Recorder:
                 loop_participant = self._loop(loop, adopt=True)
                 assert loop_participant is not None  # noqa: S101 - adopt=True makes one
                 return loop_participant
-            found = self._tasks.get(task)
+            found = self.tasks.get(task)
             if found is None:
                 coro = task.get_coro()
-                found = self._tasks[task] = self._new(
+                found = self.tasks[task] = self._new(
                     _task_name(task, coro), "task", _task_module(coro)
                 )
             return found
@@ -423,8 +439,8 @@ class Recorder:
                 task = _current_task(loop)
                 if task is None:
                     sender = self._loop(loop, adopt=False)
-                elif self._tasks:
-                    sender = self._tasks.get(task)
+                elif self.tasks:
+                    sender = self.tasks.get(task)
                 else:
                     sender = self._threads.get(_get_ident())
             if sender is None:
@@ -545,12 +561,16 @@ class Recorder:
                 entry[2] = entry[4] = None
             return
         sender, place, _, _, _, sent = entry
-        # tuple.__new__ skips the named tuple's Python-level __new__.
-        message = _new_tuple(Message, (sender, receiver, label, "send", _monotonic(), sent))
         if type(entry) is list:
-            self.events[place] = message  # in the record's place
+            # In the record's place, compact: the collector lets it go (see
+            # livekit.trace._compact); both are in self.participants (the
+            # caller, or made by _new: every participant the dicts hold is).
+            self.events[place] = (sender.key, receiver.key, label, _monotonic(), sent)
         else:
-            self.fill(place, message)
+            # tuple.__new__ skips the named tuple's Python-level __new__.
+            self.fill(
+                place, _new_tuple(Message, (sender, receiver, label, "send", _monotonic(), sent))
+            )
 
     def _taken(
         self, key: int, waiting: Any, queue: object, *, newest_first: bool
@@ -662,8 +682,8 @@ class Recorder:
             current = _current_task(loop)
             if current is None:
                 parent = self._loop(loop, adopt=False)
-            elif self._tasks:
-                parent = self._tasks.get(current)
+            elif self.tasks:
+                parent = self.tasks.get(current)
             else:
                 parent = self._threads.get(_get_ident())
         if parent is None:
@@ -681,7 +701,7 @@ class Recorder:
         if target and name.startswith("Task-"):
             name = f"{name} ({target})"
         child = self._new(name, "task", module or parent.module)
-        self._tasks[task] = child
+        self.tasks[task] = child
         self._task_parents[task] = parent
         narrowing = self._narrowing
         if narrowing is None:
@@ -702,7 +722,7 @@ class Recorder:
     def _task_done(self, task: asyncio.Task[Any]) -> None:
         if not self.active:
             return
-        child = self._tasks.get(task)
+        child = self.tasks.get(task)
         if child is None:
             return
         try:
@@ -711,7 +731,7 @@ class Recorder:
             # Let the ended task go: the trace keeps neither it nor what it
             # returned.  The name it ended with is the one drawn (see
             # finish).  The last task is kept, so that who() goes on telling
-            # a traced program's untraced tasks from its threads (``_tasks``
+            # a traced program's untraced tasks from its threads (``tasks``
             # is never empty again).
             name = task.get_name()
             # _renamed_to's test, written out: it is seldom true.
@@ -719,8 +739,8 @@ class Recorder:
                 renamed = _renamed_to(child, name)
                 if renamed is not None:
                     self._ended_renames[child.key] = renamed
-            if len(self._tasks) > 1:
-                del self._tasks[task]
+            if len(self.tasks) > 1:
+                del self.tasks[task]
                 self._task_parents.pop(task, None)
 
     def _task_ended(self, task: asyncio.Task[Any], child: Participant) -> None:
@@ -770,7 +790,7 @@ class Recorder:
             found = [
                 participant
                 for owner in owners
-                if isinstance(owner, asyncio.Task) and (participant := self._tasks.get(owner))
+                if isinstance(owner, asyncio.Task) and (participant := self.tasks.get(owner))
             ]
         else:
             try:
@@ -783,7 +803,7 @@ class Recorder:
                 args = getattr(handle, "_args", None)
                 if args and args[0] is task:
                     owner = getattr(getattr(handle, "_callback", None), "__self__", None)
-                    if isinstance(owner, asyncio.Task) and (participant := self._tasks.get(owner)):
+                    if isinstance(owner, asyncio.Task) and (participant := self.tasks.get(owner)):
                         found.append(participant)
         return sorted(found, key=lambda p: p.key) if len(found) > 1 else found
 
@@ -800,21 +820,27 @@ class Recorder:
         with self._lock:
             return frozenset(self._shown)
 
-    def finish(self, events: list[Event], *, narrowed: bool = False) -> list[Event]:
+    def finish(self, events: list[Recorded], *, narrowed: bool = False) -> list[Recorded]:
         """The final form of ``events``: tasks renamed after they were made.
 
         ``events`` are :meth:`recorded`, with what others saw merged in;
         ``narrowed`` says that nothing was merged in, so that narrowing,
         applied as each event was recorded, has nothing left to do.
+        :attr:`participants` gets the new names too: the :data:`Compact`
+        records read them there.
         """
-        events = _renamed(events, self._task_renames())
+        renames = self._task_renames()
+        self.participants.update(renames)
+        events = _renamed(events, renames)
         return events if narrowed else self.narrow(events)
 
-    def narrow(self, events: list[Event]) -> list[Event]:
+    def narrow(self, events: list[Recorded]) -> list[Recorded]:
         """``events`` as the trace's narrowing options draw them (kept ones are unchanged)."""
         if self._narrowing is None:
             return events
-        return self._narrowing.events(events)
+        # With narrowing options no record is compact (see put): this
+        # expands only what others saw, merged in.
+        return self._narrowing.events(expand(events, self.participants))  # type: ignore[return-value] # events are records
 
     def _task_renames(self) -> dict[int, Participant]:
         """Tasks named after they were created (``create_task(name=...)`` on 3.11).
@@ -822,7 +848,7 @@ class Recorder:
         A task that ended keeps the name it ended with (see ``_task_done``).
         """
         renames = dict(self._ended_renames)
-        for task, participant in list(self._tasks.items()):
+        for task, participant in list(self.tasks.items()):
             # The name alone, not the coroutine: 3.12.0 and 3.12.1 crash in
             # get_coro() of an eagerly started task that has ended.
             name = task.get_name()
@@ -835,9 +861,18 @@ class Recorder:
         return renames
 
     def close(self) -> None:
-        """Stop recording and drop every reference to the traced program."""
+        """Stop recording and drop every reference to the traced program.
+
+        The events go too: the trace holds what :meth:`recorded` returned,
+        and its Messages once they are read, which need not be held twice.
+        The list keeps its length: a thread still inside a hook as the
+        trace ends may yet write its message's place (see got).
+        """
         self.active = False
         with self._lock:
+            # The list only grows: what another thread appends meanwhile stays.
+            kept = len(self.events)
+            self.events[:kept] = [UNRECEIVED] * kept
             # A record never taken holds its item and channel (see put_by).
             for waiting in self.pending.values():
                 for entry in waiting if type(waiting) is deque else (waiting,):
@@ -846,7 +881,7 @@ class Recorder:
             self.pending.clear()
         self._calls.clear()
         self._running.clear()
-        self._tasks.clear()
+        self.tasks.clear()
         self._task_parents.clear()
         self._ended_renames.clear()
         self._loops.clear()
@@ -861,21 +896,27 @@ def _renamed_to(participant: Participant, name: str) -> Participant | None:
     return replace(participant, name=name)
 
 
-def _renamed(events: list[Event], renames: dict[int, Participant]) -> list[Event]:
+def _renamed(events: list[Recorded], renames: dict[int, Participant]) -> list[Recorded]:
+    """``events`` with the participants of ``renames`` (by key) renamed.
+
+    A :data:`Compact` record names its participants by key: it is kept.
+    """
     if not renames:
         return events
 
     def new(p: Participant) -> Participant:
         return renames.get(p.key, p)
 
-    out: list[Event] = []
+    out: list[Recorded] = []
     for event in events:
-        if isinstance(event, Spawn):
+        if type(event) is tuple:
+            out.append(event)
+        elif isinstance(event, Spawn):
             out.append(replace(event, parent=new(event.parent), child=new(event.child)))
         elif isinstance(event, Message):
             out.append(event._replace(sender=new(event.sender), receiver=new(event.receiver)))
         else:
-            out.append(replace(event, who=new(event.who)))
+            out.append(replace(event, who=new(event.who)))  # type: ignore[type-var,union-attr] # an Exit or an Activation
     return out
 
 

@@ -31,7 +31,8 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
-from livekit.trace.events import Event, Message, Participant, ParticipantKind, fit_in_room
+from livekit.trace._compact import Recorded, when
+from livekit.trace.events import Event, Participant, ParticipantKind, fit_in_room
 from livekit.trace.format import describe
 
 log = logging.getLogger("livekit.trace")
@@ -194,21 +195,15 @@ def start_all(
     return trace
 
 
-def _when(event: Event) -> float:
-    # A trace draws an arrow where its message was sent (Message.time is when
-    # it was taken), so merge by that.
-    if isinstance(event, Message) and event.sent is not None:
-        return event.sent
-    return event.time
-
-
 def finish_all(
-    started: Running | Sequence[Source], events: Sequence[Event], room: int
-) -> tuple[list[Event], int]:
+    started: Running | Sequence[Source], events: Sequence[Recorded], room: int
+) -> tuple[list[Recorded], int]:
     """Merge the sources' events into ``events`` by time; at most ``room`` more arrows.
 
-    Returns the merged events and how many arrows did not fit (or that
-    the sources said they left out).
+    ``events`` may hold queue messages in their compact form, as the
+    recorder keeps them (:mod:`livekit.trace._compact`): they are merged as
+    they are.  Returns the merged events and how many arrows did not fit
+    (or that the sources said they left out).
     """
     global _running  # noqa: PLW0603
     if isinstance(started, Running):
@@ -225,6 +220,8 @@ def finish_all(
             log.warning("a trace source failed to report and is left out", exc_info=True)
     if not extra:
         return list(events), overflow
-    extra.sort(key=_when)
+    # A trace draws an arrow where its message was sent (Message.time is
+    # when it was taken), so merge by that.
+    extra.sort(key=when)
     kept, left_out = fit_in_room(extra, room)
-    return list(heapq.merge(events, kept, key=_when)), overflow + left_out
+    return list(heapq.merge(events, kept, key=when)), overflow + left_out
