@@ -130,8 +130,15 @@ class IpcProvisioner(LocalProvisioner):
 
 #: What the zygote runs (``python -c``, as a kernel is launched, so that its
 #: ``__main__`` is no module that a page's subprocesses would import again).
+#: ``python -c`` puts its working folder first on ``sys.path`` (as ``""``),
+#: and a kernel's is its page's folder, but the zygote's is the build's:
+#: a checkout's ``livekit/`` there would be imported instead of the
+#: installed one.  So the zygote imports without it, and each kernel puts
+#: it back, in its page's folder, before it runs.
 ZYGOTE = (
-    "import sys; from livekit._book_kernels import _zygote_main; "
+    "import sys\n"
+    "if sys.path[:1] == ['']:\n    del sys.path[0]\n"
+    "from livekit._book_kernels import _zygote_main\n"
     "_zygote_main(int(sys.argv[1]), sys.argv[2:])"
 )
 
@@ -360,6 +367,8 @@ def _run_kernel(request: dict[str, Any]) -> None:
         os.dup2(devnull, 0)
         os.close(devnull)
         sys.argv = ["-c", *request["argv"]]
+        if not sys.flags.safe_path:
+            sys.path.insert(0, "")  # as ``python -c`` has it (see ZYGOTE)
         from ipykernel import kernelapp
 
         kernelapp.launch_new_instance([*sys.argv[1:], f"--IPKernelApp.parent_handle={parent}"])

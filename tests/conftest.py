@@ -125,12 +125,17 @@ def mermaid_page(folder: Path) -> Path:
 
 
 def build_book(
-    source: Path, out: Path, *extra: str, env: dict[str, str] | None = None
+    source: Path,
+    out: Path,
+    *extra: str,
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """Build a book with livekit's configuration, executing every page.
 
-    ``env`` adds to the environment of the build and of its kernels.  The
-    build keeps its pages' run times beside ``out``, not in the user's cache.
+    ``env`` adds to the environment of the build and of its kernels; ``cwd``
+    is the folder the build runs in (this one by default).  The build keeps
+    its pages' run times beside ``out``, not in the user's cache.
     """
     env = {
         **os.environ,
@@ -160,6 +165,7 @@ def build_book(
         capture_output=True,
         text=True,
         env=env,
+        cwd=cwd,
         timeout=900,
         check=False,
     )

@@ -306,6 +306,51 @@ def test_each_page_runs_in_a_fresh_kernel_forked_or_started(tmp_path: Path, fork
     assert "ipython kernel" not in result.stdout + result.stderr  # ipykernel's own banner
 
 
+FOLDERS = (
+    FRONT
+    + """
+# Where imports come from
+
+```{{code-cell}} ipython3
+import json, os, sys
+with open({record!r}, "w") as f:
+    json.dump({{
+        "path_head": sys.path[0],
+        "cwd": os.getcwd(),
+        "build_folder_module": "only_in_the_build_folder" in sys.modules,
+    }}, f)
+```
+"""
+)
+
+
+@pytest.mark.docs
+@pytest.mark.parametrize("fork", [True, False])
+def test_a_kernel_imports_from_its_page_s_folder_not_the_build_s(
+    tmp_path: Path, fork: bool
+) -> None:
+    # A module in the folder the build runs in (a checkout's livekit/ is
+    # one), named for preloading: a new kernel, in its page's folder,
+    # cannot import it, so neither may the zygote the kernel is forked from.
+    record = tmp_path / "kernel.json"
+    write_book(tmp_path / "docs", {"p0": FOLDERS.format(record=str(record))})
+    folder = tmp_path / "build-folder"
+    folder.mkdir()
+    (folder / "only_in_the_build_folder.py").write_text("")
+    args = (
+        "-D",
+        "livekit_book_preload=only_in_the_build_folder",
+        "-D",
+        f"livekit_book_fork_kernels={fork:d}",
+    )
+    result = build_book(tmp_path / "docs", tmp_path / "html", *args, cwd=folder)
+    assert result.returncode == 0, result.stderr[-4000:]
+    kernel = json.loads(record.read_text())
+    assert kernel["cwd"] == str(tmp_path / "docs")
+    assert kernel["path_head"] == ""  # the page's folder, as for python -c
+    assert kernel["build_folder_module"] is False
+
+
 @pytest.mark.docs
 def test_a_zygote_that_dies_leaves_the_kernels_to_start_as_new_pythons(tmp_path: Path) -> None:
     record = tmp_path / "kernels.jsonl"
