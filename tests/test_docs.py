@@ -108,3 +108,14 @@ def test_a_page_outside_the_contents_has_the_books_navigation_from_its_own_folde
     assert len({page.parent for page in outside}) > 5
     for page in outside:
         assert sidebar(page) == (book, False), page.relative_to(built_book)
+
+
+def test_the_book_shows_the_source_of_livekit_s_modules_only(built_book: Path) -> None:
+    # A documented value of another package's type (Reason, a typing.Literal)
+    # must not make a page of that package's source.
+    modules = built_book / "_modules"
+    pages = sorted(page.relative_to(modules) for page in modules.rglob("*.html"))
+    assert Path("livekit/trace/format.html") in pages
+    assert [
+        page for page in pages if page.parts[0] not in ("livekit", "livekit.html", "index.html")
+    ] == []

@@ -201,7 +201,7 @@ def finish_all(
     """Merge the sources' events into ``events`` by time; at most ``room`` more arrows.
 
     ``events`` may hold queue messages in their compact form, as the
-    recorder keeps them (:mod:`livekit.trace._compact`): they are merged as
+    recorder keeps them (``livekit.trace._compact``): they are merged as
     they are.  Returns the merged events and how many arrows did not fit
     (or that the sources said they left out).
     """
