@@ -358,7 +358,6 @@ class Request:
     def __init__(
         self, calls: NodeCalls, link: Link, sender: Participant, node: str, started: float
     ) -> None:
-        self._calls = calls
         #: The trace's node calls this request belongs to.
         self.calls = calls
         self.link = link
@@ -374,7 +373,7 @@ class Request:
     def trace_frame(self, frame: Sequence[Any]) -> None:
         """The node's ``trace`` frame arrived: merge its events."""
         if self.target is not None:
-            self._calls.merge(self, frame, time.monotonic())
+            self.calls.merge(self, frame, time.monotonic())
         self.traced.set()
 
     def untrace(self, trace_id: str) -> None:
@@ -392,7 +391,7 @@ class Request:
         with self._lock:
             self._over = True
         self.traced.set()
-        self._calls.forget(self)
+        self.calls.forget(self)
 
 
 class NodeCalls:
