@@ -429,7 +429,7 @@ def _check_static_outputs(page: Any, background: str = LIGHT) -> None:
     # (1) Mermaid: JupyterLab's own renderer draws text/vnd.mermaid, as an
     # <img> of the SVG with a data: URL.
     diagram = _cell(page, 1).locator(".jp-RenderedMermaid img[src^='data:image/svg+xml']")
-    diagram.wait_for(timeout=20_000)
+    diagram.wait_for(timeout=60_000)  # the kernel starts and runs first
     assert diagram.evaluate("img => img.complete && img.naturalWidth > 0")
     svg = urllib.parse.unquote(diagram.get_attribute("src") or "")
     assert 'aria-roledescription="sequence"' in svg
