@@ -31,10 +31,12 @@ A page whose execution fails fails the build as myst-nb's would
 the executor did not write (a page whose source an extension rewrote, an
 executor that died) is executed by myst-nb in the reader, as before.
 
-The expected run time of a page is the time it took in the last build of
-the same output folder (kept beside the doctrees), or else an estimate
-from its code cells.  Each page's timings (queued, kernel start, cells,
-kernel CPU) are kept in the same file, ``livekit-pages.json``, which
+The expected run time of a page is the time it took in the user's last
+build of the same book (:func:`expected_times_path`, outside any build
+folder, so that a clean build knows it too), else the book's committed
+estimate (``livekit_book_estimates``), else an estimate from its code
+cells.  Each build's page timings (queued, kernel start, cells, kernel
+CPU) are kept beside its doctrees, in ``livekit-pages.json``, which
 ``bench/bench_book.py --pages`` prints.
 """
 
