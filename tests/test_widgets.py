@@ -7,6 +7,7 @@ and what a browser following the protocol would hold.
 
 from __future__ import annotations
 
+import sys
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -338,3 +339,27 @@ def test_repr_says_how_many_points() -> None:
     plot = VegaLite(CHART)
     plot.push({"iter": 0, "total": 0})
     assert repr(plot) == "<VegaLite 'Memory': 1 point>"
+
+
+def test_a_stalled_client_costs_one_wake_up_timer_however_many_pushes(plot: VegaLite) -> None:
+    # Every push into a connection waiting for its ack asks to be woken
+    # at the same moment (its last send + STALL), computed from two clock
+    # readings: the nanoseconds that arithmetic moves it by start no new
+    # timer.  (Each replaced timer was a thread that close() did not wait
+    # for: one outlived the widget.)
+    started: list[str] = []
+
+    def first_call(frame: object, event: str, arg: object) -> None:
+        sys.setprofile(None)
+        started.append(threading.current_thread().name)
+
+    client = FakeClient(plot, auto_ack=False)
+    client.ready()
+    threading.setprofile(first_call)
+    try:
+        for point in points(0, 200):
+            plot.push(point, window=5)
+    finally:
+        threading.setprofile(None)  # type: ignore[arg-type]
+    plot.close()
+    assert started.count("livekit-vegalite-flush") == 1

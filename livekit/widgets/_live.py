@@ -49,6 +49,10 @@ STALL = 0.25
 #: At most this many messages per connection wait for their acknowledgement
 #: (each holds at most a window of rows per dataset).
 IN_FLIGHT = 3
+#: A wake-up asked for less than this much earlier (seconds) than the one
+#: already set is the same wake-up: the arithmetic of two clock readings
+#: moves a deadline by nanoseconds, and no timer is replaced for that.
+_SAME_WAKE_UP = 0.001
 
 
 class Connection:
@@ -127,6 +131,9 @@ class LiveWidget:
         self._connections: list[Connection] = []
         self._timer: threading.Timer | None = None
         self._timer_deadline = 0.0
+        # Every timer started that may still be running (a replaced one is
+        # cancelled, and its thread ends soon after): close() joins them all.
+        self._timers: list[threading.Timer] = []
         self._model: Any = None
         self._book_displays: list[str] = []
 
@@ -157,12 +164,14 @@ class LiveWidget:
             for connection in self._connections:
                 connection.attached = False
             self._connections.clear()
-            timer, self._timer = self._timer, None
-            if timer is not None:
+            self._timer = None
+            timers, self._timers = self._timers, []
+            for timer in timers:
                 timer.cancel()
             model, self._model = self._model, None
-        if timer is not None and timer is not threading.current_thread():
-            timer.join()  # cancelled: it returns at once, and no thread outlives the widget
+        for timer in timers:
+            if timer is not threading.current_thread():
+                timer.join()  # cancelled: it returns at once, and no thread outlives the widget
         if model is not None:
             model.close()
 
@@ -255,13 +264,15 @@ class LiveWidget:
         # holds no thread.
         deadline = time.monotonic() + delay
         if self._timer is not None:
-            if self._timer_deadline <= deadline:
+            if self._timer_deadline <= deadline + _SAME_WAKE_UP:
                 return
             self._timer.cancel()
         timer = threading.Timer(delay, self._on_timer)
         timer.name = f"livekit-{self.kind}-flush"
         timer.daemon = True
         self._timer = timer
+        self._timers = [t for t in self._timers if t.is_alive()]
+        self._timers.append(timer)
         self._timer_deadline = deadline
         timer.start()
 
