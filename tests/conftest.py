@@ -8,6 +8,7 @@ fails the run: a green CI must mean the pages were really looked at.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
@@ -69,8 +70,16 @@ def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
 
     Not shared across tests: while Playwright's sync API is open it keeps an
     asyncio loop marked running on the main thread, and every later test
-    that calls ``asyncio.run()`` would fail.
+    that calls ``asyncio.run()`` would fail.  (A fixture wider than one test
+    may use :func:`open_chromium` if it is closed before it returns.)
     """
+    with open_chromium(tmp_path_factory) as context:
+        yield context
+
+
+@contextlib.contextmanager
+def open_chromium(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A headless chromium (a Playwright browser context), closed on exit."""
     executable = chromium_path()
     require(executable is not None, "Debian's chromium is not installed (apt-get install chromium)")
     try:

@@ -11,6 +11,8 @@ from typing import Any
 
 import pytest
 
+from tests.conftest import open_chromium
+
 pytestmark = [pytest.mark.browser, pytest.mark.docs]
 
 
@@ -59,14 +61,39 @@ def wait_until_drawn(page: Any) -> dict[str, int]:
     )
 
 
-def test_every_page_draws_its_diagrams_and_charts_offline(built_book: Path, browser: Any) -> None:
+@pytest.fixture(scope="module")
+def every_page(built_book: Path, tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, Any]]:
+    """Every built page, opened once from disk and drawn: what the tests read of it.
+
+    One visit a page for both tests below (drawing the whole book takes
+    most of a minute); the browser is closed before the first test runs.
+    """
+    seen: list[dict[str, Any]] = []
+    with open_chromium(tmp_path_factory) as browser:
+        for path in book_pages(built_book):
+            page, errors, remote = visit(browser, path.as_uri())
+            try:
+                counts = wait_until_drawn(page)
+                diagrams = page.evaluate(DIAGRAM_TEXT_SIZES) if counts["mermaid"] else []
+            finally:
+                page.close()
+            seen.append(
+                {
+                    "path": path,
+                    "name": path.relative_to(built_book).as_posix(),
+                    "counts": counts,
+                    "diagrams": diagrams,
+                    "errors": errors,
+                    "remote": remote,
+                }
+            )
+    return seen
+
+
+def test_every_page_draws_its_diagrams_and_charts_offline(every_page: list[dict[str, Any]]) -> None:
     drawn = {"mermaid": 0, "charts": 0}
-    for path in book_pages(built_book):
-        page, errors, remote = visit(browser, path.as_uri())
-        try:
-            counts = wait_until_drawn(page)
-        finally:
-            page.close()
+    for seen in every_page:
+        path, counts, errors, remote = seen["path"], seen["counts"], seen["errors"], seen["remote"]
         assert counts["mermaid_svg"] == counts["mermaid"], path.name
         assert counts["chart_svg"] == counts["charts"], path.name
         assert errors == [], f"{path.name}: {errors}"
@@ -154,17 +181,12 @@ DIAGRAM_TEXT_SIZES = """() => [...document.querySelectorAll('pre.mermaid svg')].
 })"""
 
 
-def test_no_diagram_text_is_drawn_smaller_than_11_px(built_book: Path, browser: Any) -> None:
+def test_no_diagram_text_is_drawn_smaller_than_11_px(every_page: list[dict[str, Any]]) -> None:
     smallest: dict[str, float] = {}
-    for path in book_pages(built_book):
-        page, errors, _ = visit(browser, path.as_uri())
-        try:
-            if wait_until_drawn(page)["mermaid"] == 0:
-                continue
-            diagrams = page.evaluate(DIAGRAM_TEXT_SIZES)
-        finally:
-            page.close()
-        name = path.relative_to(built_book).as_posix()
+    for seen in every_page:
+        if seen["counts"]["mermaid"] == 0:
+            continue
+        name, diagrams, errors = seen["name"], seen["diagrams"], seen["errors"]
         for index, diagram in enumerate(diagrams):
             where = f"{name} diagram {index + 1} ({diagram['text']!r})"
             size = diagram["smallest"]
