@@ -47,6 +47,23 @@ CHROMIUM_ARGS = [
 ]
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _livekit_home_of_the_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Point ``LIVEKIT_HOME`` at a folder of this run's own when it is unset.
+
+    tox sets it for each env; a plain ``pytest`` would otherwise write the
+    nodes, registry entries and cookies of its tests (and of the processes
+    they start, which inherit the environment) into the user's real
+    ``~/.livekit``. A test that needs another home sets its own.
+    """
+    if os.environ.get("LIVEKIT_HOME"):
+        yield
+        return
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("LIVEKIT_HOME", str(tmp_path_factory.mktemp("run") / "livekit-home"))
+        yield
+
+
 def on_ci() -> bool:
     return os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 

@@ -336,3 +336,109 @@ def test_nothing_is_left_after_livekit_serve_kills_a_kernel_that_was_a_node(
     ]
     assert seen == [[".json", ".sock"]]  # the kernel was a node
     assert list((livekit_home / "nodes").iterdir()) == []
+
+
+# A node started under home A, in a script that then points LIVEKIT_HOME at
+# home B and leaves as the parameter says. What it wrote must be removed from
+# A, and nothing may appear in B (but the second node of "restart", which
+# starts under B and is gone from it when the script ends).
+MOVED_HOME_SCRIPT = """
+import os, sys, threading
+import livekit
+
+home_a, home_b, how = sys.argv[1:]
+os.environ["LIVEKIT_HOME"] = home_a
+name = livekit.start_node("moved")
+os.environ["LIVEKIT_HOME"] = home_b
+print(name, sorted(os.listdir(os.path.join(home_a, "nodes"))), flush=True)
+if how == "stop":
+    assert livekit.stop_node()
+elif how == "stop from another thread":
+    stopper = threading.Thread(target=livekit.stop_node)
+    stopper.start()
+    stopper.join()
+elif how == "start again under its name":
+    assert livekit.start_node("moved") == name == livekit.node()  # the same node
+elif how == "restart":
+    assert livekit.stop_node()
+    livekit.start_node("moved")
+    print(sorted(os.listdir(os.path.join(home_b, "nodes"))), flush=True)
+elif how == "sigterm":
+    sys.stdin.read()
+# "exit": atexit stops the node
+"""
+
+
+#: How the script above ends its node, once LIVEKIT_HOME names home B.
+ENDINGS = [
+    "stop",
+    "stop from another thread",
+    "start again under its name",
+    "restart",
+    "exit",
+    "sigterm",
+]
+
+
+@pytest.mark.parametrize("how", ENDINGS)
+def test_a_node_removes_its_entry_from_the_home_it_started_in_after_livekit_home_changes(
+    tmp_path: Path, how: str
+) -> None:
+    home_a, home_b = tmp_path / "home-a", tmp_path / "home-b"
+    with subprocess.Popen(
+        [sys.executable, "-c", MOVED_HOME_SCRIPT, str(home_a), str(home_b), how],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    ) as proc:
+        assert proc.stdout is not None
+        own = [f"moved.{proc.pid}.sock", "moved.json"]
+        assert proc.stdout.readline() == f"moved@{registry.this_host()} {own}\n"
+        if how == "sigterm":
+            proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == (-signal.SIGTERM if how == "sigterm" else 0)
+    assert list((home_a / "nodes").iterdir()) == []
+    if how == "restart":  # a new node: it starts, and ends, under the home of its own start
+        assert out == f"{own}\n"
+        assert list((home_b / "nodes").iterdir()) == []
+    else:
+        assert out == ""
+        assert not home_b.exists()
+
+
+def test_this_interpreters_node_stops_in_its_home_after_the_test_that_set_it_is_over(
+    livekit_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # What a test suite does: one test starts the node under its LIVEKIT_HOME,
+    # a later one, with its own LIVEKIT_HOME, stops it.
+    livekit.start_node("moved")
+    nodes = livekit_home / "nodes"
+    assert sorted(p.name for p in nodes.iterdir()) == [f"moved.{os.getpid()}.sock", "moved.json"]
+    later = tmp_path / "later-home"
+    monkeypatch.setenv("LIVEKIT_HOME", str(later))
+    assert livekit.stop_node() is True
+    assert list(nodes.iterdir()) == []
+    assert not later.exists()
+
+
+def test_a_node_under_a_relative_livekit_home_stops_in_it_after_a_change_of_directory(
+    tmp_path: Path,
+) -> None:
+    script = (
+        "import os, sys, livekit\n"
+        "os.environ['LIVEKIT_HOME'] = 'relative-home'\n"
+        "livekit.start_node('moved')\n"
+        "os.chdir(sys.argv[1])\n"
+        "livekit.stop_node()\n"
+    )
+    (tmp_path / "start").mkdir()
+    (tmp_path / "elsewhere").mkdir()
+    subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path / "elsewhere")],
+        cwd=tmp_path / "start",
+        timeout=60,
+        check=True,
+    )
+    assert list((tmp_path / "start" / "relative-home" / "nodes").iterdir()) == []
+    assert list((tmp_path / "elsewhere").iterdir()) == []

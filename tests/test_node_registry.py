@@ -76,6 +76,46 @@ def test_register_then_lookup_finds_this_process(livekit_home: Path) -> None:
     assert not path.exists()
 
 
+def test_unregister_removes_the_entry_from_the_home_it_was_registered_in(
+    livekit_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    entry = registry.register("demo", "127.0.0.1", 4370)
+    path = livekit_home / "nodes" / "demo.json"
+    assert entry.file == str(path)
+    # The file holds where the node is, not where the file is.
+    stored = sorted(json.loads(path.read_text()))
+    assert stored == ["host", "name", "path", "pid", "port", "started"]
+    later = tmp_path / "later-home"
+    monkeypatch.setenv("LIVEKIT_HOME", str(later))
+    registry.unregister(entry)
+    assert list(path.parent.iterdir()) == []
+    assert not later.exists()
+
+
+def test_register_and_lookup_use_the_home_they_are_given(
+    livekit_home: Path, tmp_path: Path
+) -> None:
+    other = tmp_path / "other-home"
+    entry = registry.register("demo", "127.0.0.1", 4370, home=other)
+    assert entry.file == str(other / "nodes" / "demo.json")
+    assert registry.lookup("demo") is None  # not in the current home
+    assert registry.lookup("demo", home=other) == entry
+    assert registry.entries(home=other) == [entry]
+    assert not livekit_home.exists()
+    registry.unregister(entry)
+    assert registry.entries(home=other) == []
+
+
+def test_unregister_refuses_an_entry_that_names_no_file() -> None:
+    made = Entry("demo", "127.0.0.1", 4370, os.getpid(), 0.0)
+    with pytest.raises(ValueError, match="names no file") as caught:
+        registry.unregister(made)
+    assert str(caught.value) == (
+        "expected an entry read from or written to the registry, got one that names no file: "
+        f"Entry(name='demo', host='127.0.0.1', port=4370, pid={os.getpid()}, started=0.0, path='')"
+    )
+
+
 def test_a_name_held_by_a_live_process_cannot_be_registered_again() -> None:
     registry.register("demo", "127.0.0.1", 4370)
     with pytest.raises(NodeError) as caught:

@@ -273,7 +273,7 @@ def test_an_older_node_is_called_as_before_and_drawn_without_its_inside(
     ]
 
 
-def test_a_call_to_this_interpreters_own_node_draws_call_and_reply() -> None:
+def test_a_call_to_this_interpreters_own_node_draws_call_and_reply(livekit_home: Path) -> None:
     # The node is the tracing process itself: it cannot run a second trace,
     # so the call is served untraced there, and drawn from the caller's side.
     me = livekit.node()

@@ -7,6 +7,11 @@ the user (or to root, for the folders above the home) and be writable by
 no one else. A folder that others may write to is still fine when it is
 root's and sticky (``/tmp``): there nobody can rename or delete what they
 do not own.
+
+The home is read from the environment each time :func:`livekit_home` is
+called, but a node asks only once, when it starts, and keeps that home for
+its whole life: its registry entry and socket are written there and removed
+from there, whatever ``LIVEKIT_HOME`` says by the time it stops.
 """
 
 from __future__ import annotations
@@ -28,17 +33,27 @@ class UnsafeHomeError(PermissionError):
 
 
 def livekit_home() -> Path:
-    """Return livekit's per-user directory: ``$LIVEKIT_HOME`` or ``~/.livekit``."""
+    """Return livekit's per-user directory now: ``$LIVEKIT_HOME`` or ``~/.livekit``.
+
+    The path is made absolute, so that a home kept from an earlier call
+    still names the same folder after a change of working directory.
+
+    Examples
+    --------
+    >>> livekit_home().is_absolute()
+    True
+    """
     override = os.environ.get(HOME_ENV)
-    return Path(override) if override else Path.home() / ".livekit"
+    return Path(os.path.abspath(override if override else Path.home() / ".livekit"))
 
 
-def make_dir(path: Path) -> Path:
+def make_dir(path: Path, home: Path | None = None) -> Path:
     """Create ``path`` and any missing parent up to livekit's home, all private (0700).
 
     ``Path.mkdir(parents=True)`` would give the parents the default mode.
     Whether created now or found, livekit's home and ``path`` must pass
-    :func:`check_private_dir`.
+    :func:`check_private_dir`. ``home`` is the home ``path`` lies in; the
+    current one (:func:`livekit_home`) when None.
 
     Raises
     ------
@@ -46,7 +61,7 @@ def make_dir(path: Path) -> Path:
         If one of them, or a folder above the home, belongs to another user
         or others may write to it.
     """
-    home = livekit_home()
+    home = home if home is not None else livekit_home()
     check_private_dir(path, home)  # before creating anything inside someone else's folder
     for directory in (home, path):
         directory.mkdir(mode=0o700, parents=True, exist_ok=True)

@@ -4,6 +4,11 @@ The node server runs as the ``"node-server"`` child of livekit's own
 supervisor (:func:`livekit.supervisor.app_supervisor`), so it shows in
 ``app_tree("livekit")`` and stops with the interpreter.
 
+A node keeps the livekit home it started with (``$LIVEKIT_HOME`` or
+``~/.livekit`` at :func:`start_node`) for its whole life: its entry and
+Unix socket are written there, and removed from there when it stops, even
+if ``LIVEKIT_HOME`` has changed meanwhile.
+
 A node leaves nothing in the registry on any exit it can see: :func:`stop_node`,
 the interpreter's exit (``atexit``), and SIGTERM when nobody else handles it
 (the node then removes its entry and socket and lets SIGTERM end the process
@@ -20,11 +25,12 @@ import os
 import signal
 import threading
 from dataclasses import dataclass
+from pathlib import Path
 from types import FrameType
 
 from livekit.nodes import cookie as _cookie
 from livekit.nodes import registry
-from livekit.nodes._home import make_dir
+from livekit.nodes._home import livekit_home, make_dir
 from livekit.nodes.errors import NodeError
 from livekit.nodes.server import NodeServer
 from livekit.supervisor import app_supervisor, child, stopping
@@ -39,6 +45,8 @@ class _Running:
     server: NodeServer
     entry: registry.Entry
     child: str
+    #: The livekit home the node started in; its registry is the node's for life.
+    home: Path
 
 
 _lock = threading.RLock()
@@ -112,6 +120,10 @@ def start_node(
     if they hold its cookie. Anyone who holds the cookie can run any code in
     this process, as in Erlang.
 
+    The node's registry entry and Unix socket go in livekit's home as it is
+    now (``$LIVEKIT_HOME`` or ``~/.livekit``), and are removed from there when
+    the node stops, even if ``LIVEKIT_HOME`` has changed meanwhile.
+
     Parameters
     ----------
     name
@@ -166,20 +178,24 @@ def start_node(
             _cookie.set_cookie(cookie)
         else:
             _cookie.get_cookie()  # a bad cookie file fails here, not at the first peer
+        # Read once: the environment may name another home by the time this node stops.
+        home = livekit_home()
         with contextlib.suppress(OSError):
-            registry.prune()  # the dead entries found on the way are removed, not kept
+            registry.prune(home=home)  # the dead entries found on the way are removed, not kept
         short = name or f"python{os.getpid()}"
         full = f"{short}@{registry.this_host()}"
         # The Unix socket's name holds the pid, so it never clobbers a live namesake's.
-        unix_path = make_dir(registry.registry_dir()) / f"{short}.{os.getpid()}.sock"
+        unix_path = make_dir(registry.registry_dir(home), home) / f"{short}.{os.getpid()}.sock"
         server = NodeServer(
             full, cookie=_cookie.get_cookie, host=host, port=port, unix_path=str(unix_path)
         )
         entry = None
         try:
-            entry = registry.register(short, *server.address, path=server.unix_path or "")
+            entry = registry.register(
+                short, *server.address, path=server.unix_path or "", home=home
+            )
             spec = child(lambda: server.serve(stopping()), name=CHILD_NAME, restart="permanent")
-            _running = _Running(full, server, entry, app_supervisor().start_child(spec))
+            _running = _Running(full, server, entry, app_supervisor().start_child(spec), home)
         except BaseException:
             # Undo in reverse: nothing may stay bound or registered for a node that never ran.
             server.close()
@@ -213,8 +229,9 @@ def stop_node() -> bool:
     """Stop this interpreter's node server; return False if it was not running.
 
     The listener closes, every link to it ends, and its registry entry and
-    Unix socket are removed (with the entries of any dead node found on the
-    way). Links this interpreter opened to other nodes stay open.
+    Unix socket are removed from the home the node started in (with the
+    entries of any dead node found there). Links this interpreter opened to
+    other nodes stay open.
 
     Examples
     --------
@@ -236,5 +253,5 @@ def stop_node() -> bool:
         registry.unregister(running.entry)
         _give_back_sigterm()
         with contextlib.suppress(OSError):
-            registry.prune()
+            registry.prune(home=running.home)
     return True

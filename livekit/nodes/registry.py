@@ -8,6 +8,13 @@ whoever finds it dead: a client that looks it up, a node that starts or
 stops (:func:`prune`). Nodes on other hosts are named with their port:
 ``name@host:port``.
 
+The registry lives in livekit's home as it is when a function here is
+called (``$LIVEKIT_HOME/nodes`` or ``~/.livekit/nodes``), unless a ``home``
+is given. An :class:`Entry` remembers the file it was read from or written
+to, and :func:`unregister` removes that file: a node that started under one
+home removes its entry from there even if ``LIVEKIT_HOME`` has changed since
+(see :mod:`livekit.nodes.local`).
+
 What the registry is trusted with: the folder is the user's own and
 writable by no one else (checked on every read, see
 :mod:`livekit.nodes._home`), and a client reaches a node it found here only
@@ -24,7 +31,7 @@ import os
 import re
 import socket
 import struct
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import psutil
@@ -121,40 +128,48 @@ class Entry:
     started: float
     #: Its Unix socket, the faster way in from this host; "" when it has none.
     path: str = ""
+    #: The registry file this entry was read from or written to; "" for one made by hand.
+    #: Not stored in the file itself.
+    file: str = field(default="", repr=False)
 
     def connect_host(self) -> str:
         """Return the address a same-host client should dial."""
         return {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(self.host, self.host)  # noqa: S104
 
 
-def registry_dir() -> Path:
-    """Return the directory of the registry, ``~/.livekit/nodes``."""
-    return livekit_home() / "nodes"
+def registry_dir(home: Path | None = None) -> Path:
+    """Return the directory of the registry, ``nodes/`` in ``home`` or in :func:`livekit_home`."""
+    return (home if home is not None else livekit_home()) / "nodes"
 
 
-def register(name: str, host: str, port: int, path: str = "") -> Entry:
+def register(name: str, host: str, port: int, path: str = "", *, home: Path | None = None) -> Entry:
     """Record that this process serves node ``name`` at ``host:port`` (and ``path``).
+
+    The entry is written in the registry of ``home`` (the current livekit
+    home when None); the returned :class:`Entry` names that file, for
+    :func:`unregister`.
 
     Raises
     ------
     NodeError
         If a live process already holds that name.
     """
-    directory = make_dir(registry_dir())
+    home = home if home is not None else livekit_home()
+    directory = make_dir(registry_dir(home), home)
     me = psutil.Process()
-    entry = Entry(check_short_name(name), host, port, me.pid, me.create_time(), path)
-    entry_file = directory / f"{name}.json"
+    entry_file = directory / f"{check_short_name(name)}.json"
+    entry = Entry(name, host, port, me.pid, me.create_time(), path, str(entry_file))
     # Write the entry whole, then link it into place: a reader never sees a
     # half-written file, and link() fails if the name is already claimed.
     draft = directory / f".{name}.{me.pid}.tmp"
     with os.fdopen(os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as file:
-        json.dump(asdict(entry), file)
+        json.dump(_stored(entry), file)
     try:
         for _ in range(2):
             try:
                 os.link(draft, entry_file)
             except FileExistsError:
-                holder = lookup(name)
+                holder = lookup(name, home=home)
                 if holder is not None:
                     raise NodeError(
                         f"the node name {name!r} is in use by process {holder.pid} on this host"
@@ -167,20 +182,35 @@ def register(name: str, host: str, port: int, path: str = "") -> Entry:
 
 
 def unregister(entry: Entry) -> None:
-    """Remove ``entry`` and its Unix socket from the registry if it is still this process's."""
-    path = registry_dir() / f"{entry.name}.json"
-    _remove_if_unchanged(path, entry)
+    """Remove ``entry`` and its Unix socket from the registry if it is still this process's.
+
+    The entry is removed from the file it names (:attr:`Entry.file`), in the
+    home it was registered in, whatever the livekit home is now.
+
+    Raises
+    ------
+    ValueError
+        If ``entry`` was made by hand, so names no registry file.
+    """
+    if not entry.file:
+        raise ValueError(
+            f"expected an entry read from or written to the registry, got one that names "
+            f"no file: {entry!r}"
+        )
+    _remove_if_unchanged(Path(entry.file), entry)
 
 
-def lookup(name: str) -> Entry | None:
+def lookup(name: str, *, home: Path | None = None) -> Entry | None:
     """Return the live entry registered as ``name``, deleting it if its process died.
+
+    ``home`` is the livekit home whose registry to read; the current one when None.
 
     Examples
     --------
     >>> lookup("no-such-node") is None
     True
     """
-    path = _checked_dir() / f"{check_short_name(name)}.json"
+    path = _checked_dir(home) / f"{check_short_name(name)}.json"
     entry = _read(path)
     if entry is None:
         return None
@@ -190,43 +220,51 @@ def lookup(name: str) -> Entry | None:
     return entry
 
 
-def read(name: str) -> Entry | None:
+def read(name: str, *, home: Path | None = None) -> Entry | None:
     """Return the entry registered as ``name`` without checking that it is alive.
+
+    ``home`` is the livekit home whose registry to read; the current one when None.
 
     Examples
     --------
     >>> read("no-such-node") is None
     True
     """
-    return _read(_checked_dir() / f"{check_short_name(name)}.json")
+    return _read(_checked_dir(home) / f"{check_short_name(name)}.json")
 
 
-def entries() -> list[Entry]:
+def entries(*, home: Path | None = None) -> list[Entry]:
     """Return the live nodes of this host, by name, cleaning dead entries.
+
+    ``home`` is the livekit home whose registry to read; the current one when None.
 
     Examples
     --------
     >>> entries()
     []
     """
-    directory = _checked_dir()
+    directory = _checked_dir(home)
     if not directory.is_dir():
         return []
     found = (
-        lookup(path.stem) for path in sorted(directory.glob("*.json")) if _NAME.match(path.stem)
+        lookup(path.stem, home=home)
+        for path in sorted(directory.glob("*.json"))
+        if _NAME.match(path.stem)
     )
     return [entry for entry in found if entry is not None]
 
 
-def prune() -> int:
+def prune(*, home: Path | None = None) -> int:
     """Delete every entry whose process has died, with its Unix socket; return how many.
+
+    ``home`` is the livekit home whose registry to clean; the current one when None.
 
     Examples
     --------
     >>> prune()
     0
     """
-    directory = _checked_dir()
+    directory = _checked_dir(home)
     if not directory.is_dir():
         return 0
     removed = 0
@@ -267,10 +305,18 @@ def check_peer(sock: socket.socket, entry: Entry) -> None:
         )
 
 
-def _checked_dir() -> Path:
-    directory = registry_dir()
-    check_private_dir(directory, livekit_home())
+def _checked_dir(home: Path | None = None) -> Path:
+    home = home if home is not None else livekit_home()
+    directory = registry_dir(home)
+    check_private_dir(directory, home)
     return directory
+
+
+def _stored(entry: Entry) -> dict[str, object]:
+    """What of ``entry`` its file holds: everything but the file's own path."""
+    stored = asdict(entry)
+    del stored["file"]
+    return stored
 
 
 def _read(path: Path) -> Entry | None:
@@ -283,12 +329,13 @@ def _read(path: Path) -> Entry | None:
             int(data["pid"]),
             float(data["started"]),
             str(data.get("path", "")),
+            str(path),
         )
     except FileNotFoundError:
         return None
     except (OSError, ValueError, KeyError, TypeError):
         # A torn or foreign file: treat it as a dead entry so it gets replaced.
-        return Entry(path.stem, "", 0, -1, 0.0)
+        return Entry(path.stem, "", 0, -1, 0.0, file=str(path))
 
 
 def _alive(entry: Entry) -> bool:
