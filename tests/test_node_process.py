@@ -442,3 +442,17 @@ def test_a_node_under_a_relative_livekit_home_stops_in_it_after_a_change_of_dire
     )
     assert list((tmp_path / "start" / "relative-home" / "nodes").iterdir()) == []
     assert list((tmp_path / "elsewhere").iterdir()) == []
+
+
+def test_this_interpreter_calls_its_own_node_by_name_after_livekit_home_changes(
+    livekit_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The node lives in the home it started in; the name still reaches it
+    # from here once LIVEKIT_HOME names another (empty) home.
+    node = livekit.start_node("own")
+    try:
+        monkeypatch.setenv("LIVEKIT_HOME", str(tmp_path / "other-home"))
+        assert rpc.call(node, "os", "getpid") == os.getpid()
+    finally:
+        livekit.stop_node()
+    assert list((livekit_home / "nodes").iterdir()) == []

@@ -144,8 +144,10 @@ def _open_any(node: str, timeout: float) -> Link:
         )
     unknown = f"unknown node {node}: no node named {address.name!r} runs on this host"
     # Dial first and check that the entry's process is alive only when that
-    # fails: the check costs more than the connection.
-    entry = registry.read(address.name)
+    # fails: the check costs more than the connection.  This interpreter's
+    # own node is known without the registry, which may since have moved
+    # with LIVEKIT_HOME (the node keeps the home it started in).
+    entry = _own_entry(address.name) or registry.read(address.name)
     if entry is None:
         raise NodeError(unknown)
     if not hasattr(socket, "AF_UNIX"):  # Windows: loopback TCP, still bound to the name
@@ -183,6 +185,14 @@ def _connect(address: tuple[str, int] | str, timeout: float) -> socket.socket:
         sock.close()
         raise
     return sock
+
+
+def _own_entry(name: str) -> registry.Entry | None:
+    """The registry entry of this interpreter's node if it is named ``name``."""
+    from livekit.nodes import local  # here: importing local starts the supervisor module
+
+    running = local._running
+    return running.entry if running is not None and running.entry.name == name else None
 
 
 def _client_name() -> str:
