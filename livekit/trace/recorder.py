@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import os
 import sys
 import threading
 import time
@@ -84,6 +83,7 @@ _Waiting = tuple[Participant, int, Any, str, Any, float]
 _Record = list[Any]
 
 _get_running_loop = asyncio.events._get_running_loop
+_Task = asyncio.Task
 _current_task: Callable[[Any], asyncio.Task[Any] | None] = asyncio.current_task
 if isinstance(asyncio.current_task, types.FunctionType):
     # Up to 3.11 it is Python, and reads this dict: asked for every event.
@@ -100,8 +100,12 @@ _SMALL_INT = -_BIG_INT
 # spawn's output) start for their own plumbing: they carry messages, they
 # are not participants.
 _PLUMBING_MODULES = ("multiprocessing.", "concurrent.futures.process", "livekit.nodes.")
-_ASYNCIO_DIR = os.path.dirname(asyncio.__file__)
-_ASYNCIO_CLEANUP = {"BaseEventLoop.shutdown_asyncgens", "BaseEventLoop.shutdown_default_executor"}
+# The code of asyncio.run's own clean-up (shutting down generators, executors):
+# its tasks are not the program's.
+_ASYNCIO_CLEANUP = frozenset(
+    getattr(asyncio.base_events.BaseEventLoop, name).__code__
+    for name in ("shutdown_asyncgens", "shutdown_default_executor")
+)
 
 
 class Recorder:
@@ -673,7 +677,14 @@ class Recorder:
     # -- asyncio ---------------------------------------------------------
 
     def task_created(self, task: asyncio.Task[Any]) -> None:  # noqa: PLR0912 - who() written out
-        """``loop.create_task`` returned ``task``: SPAWN, and watch how it ends."""
+        """``loop.create_task`` returned ``task``: SPAWN, and watch how it ends.
+
+        With narrowing options, what its end can draw is decided here, once
+        (its view is fixed when it starts), and the done callback that
+        watches it does only that: nothing for a hidden task but letting it
+        go; for one drawn as its group or its starter, no EXIT, only the
+        replies to awaiters drawn apart from it.
+        """
         # who(), written out (as in put): this runs for every task made.
         loop = _get_running_loop()
         if loop is None:
@@ -689,8 +700,8 @@ class Recorder:
         if parent is None:
             return
         coro = task.get_coro()
-        if _is_asyncio_plumbing(coro):
-            return
+        if getattr(coro, "cr_code", None) in _ASYNCIO_CLEANUP:
+            return  # asyncio.run's own clean-up (shutting down generators, executors)
         # _task_module() and _task_name(), written out.  A task whose
         # coroutine is gone (started eagerly and already done: aiohttp's
         # request handlers on 3.14) is named after its maker's code.
@@ -702,24 +713,39 @@ class Recorder:
             name = f"{name} ({target})"
         child = self._new(name, "task", module or parent.module)
         self.tasks[task] = child
-        self._task_parents[task] = parent
         narrowing = self._narrowing
         if narrowing is None:
+            self._task_parents[task] = parent
             self.emit(Spawn(parent, child, time.monotonic()))
-        else:
-            # emit(), with the narrowing it would redo already done.
-            drawn = narrowing.spawned(parent, child)
-            if drawn is not None:
-                spawn = Spawn(parent if drawn.key == parent.key else drawn, child, _monotonic())
+            task.add_done_callback(self._task_done)
+            return
+        # emit(), with the narrowing it would redo already done.
+        drawn_parent, drawn = narrowing.started(parent, child)
+        if drawn is None:
+            task.add_done_callback(self._hidden_task_done)
+            return
+        if drawn.key == child.key:
+            if drawn_parent is not None:  # narrowing.spawned(parent, child), written out
+                spawn = Spawn(
+                    parent if drawn_parent.key == parent.key else drawn_parent, child, _monotonic()
+                )
                 with self._lock:
                     if self._take_place():
                         self.events.append(spawn)
                         self._shown.add(child.key)
                     else:
                         self._omitted += 1
-        task.add_done_callback(self._task_done)
+            self._task_parents[task] = parent
+            task.add_done_callback(self._task_done)
+            return
+        # Its parent is its receiver when nobody awaits it: kept only if
+        # that reply is drawn (narrowing.drawn(child, parent), written out).
+        if drawn_parent is not None and drawn_parent.key != drawn.key:
+            self._task_parents[task] = parent
+        task.add_done_callback(self._member_task_done)
 
     def _task_done(self, task: asyncio.Task[Any]) -> None:
+        """A task drawn as itself ended: its replies and its EXIT."""
         if not self.active:
             return
         child = self.tasks.get(task)
@@ -748,23 +774,61 @@ class Recorder:
         if task.cancelled():
             self.emit(Exit(child, "cancelled", now))
             return
-        error = task.exception()
-        narrowing = self._narrowing
-        drawn = narrowing.view(child) if narrowing is not None else child
-        if drawn is None:
-            return  # neither its replies nor its end are drawn
+        error = _exception_of(task)
         receivers = self._awaiters(task) or [self._task_parents[task]]
+        narrowing = self._narrowing
         if narrowing is not None:
             # A reply that will not be drawn needs no label (a repr can cost).
-            receivers = [r for r in receivers if narrowing.drawn(child, r)]
+            receivers = narrowing.drawn_to(child, receivers)
         if receivers:
             text = (
                 f"raised {type(error).__name__}" if error is not None else self.label(task.result())
             )
             for receiver in receivers:
                 self.emit(Message(child, receiver, text, "reply", now))
-        if drawn.key == child.key:  # narrowing.hides(child), with its view known
-            self.emit(Exit(child, "normal" if error is None else type(error).__name__, now))
+        self.emit(Exit(child, "normal" if error is None else type(error).__name__, now))
+
+    def _member_task_done(self, task: asyncio.Task[Any]) -> None:
+        """A task drawn as its group, or as its starter, ended: only its replies out of it.
+
+        Its EXIT is not drawn, nor are replies to awaiters drawn as it is
+        (the group's inside); its own name is never drawn, so a rename
+        does not matter.
+        """
+        tasks = self.tasks
+        child = tasks.get(task)
+        if child is None:
+            return
+        try:
+            if self.active and not task.cancelled():  # a cancelled task draws only its EXIT
+                awaiters = self._awaiters(task)
+                if awaiters:
+                    narrowing = self._narrowing
+                    assert narrowing is not None  # noqa: S101 - only narrowed tasks get here
+                    receivers = narrowing.drawn_to(child, awaiters)
+                else:
+                    parent = self._task_parents.get(task)  # kept when the reply is drawn
+                    receivers = [parent] if parent is not None else []
+                if receivers:
+                    now = _monotonic()
+                    error = _exception_of(task)
+                    text = (
+                        f"raised {type(error).__name__}"
+                        if error is not None
+                        else self.label(task.result())
+                    )
+                    for receiver in receivers:
+                        self.emit(Message(child, receiver, text, "reply", now))
+        finally:
+            if len(tasks) > 1:  # the last is kept (see _task_done)
+                del tasks[task]
+                self._task_parents.pop(task, None)
+
+    def _hidden_task_done(self, task: asyncio.Task[Any]) -> None:
+        """A task that narrowing hides ended: it draws nothing, and is let go."""
+        tasks = self.tasks
+        if len(tasks) > 1:  # the last is kept (see _task_done)
+            tasks.pop(task, None)
 
     def _awaiters(self, task: asyncio.Task[Any]) -> list[Participant]:
         """Tasks woken by ``task``'s end: those that awaited it.
@@ -777,7 +841,11 @@ class Recorder:
         graph's first level: the whole graph costs ~140 bytecodes per
         ended task), with the public call as its fallback.  Up to 3.13 the
         wake-up calls that the loop has just queued are read instead
-        (``loop._ready``; private, hence the fallback to the parent).
+        (``loop._ready``; private, hence the fallback to the parent): a
+        task's end queues each of its done callbacks at once, in the order
+        they were added, and the loop runs its queue in order, so they are
+        the ones at the front of the queue as ours runs, up to the first
+        call that is not about ``task``.
         """
         if sys.version_info >= (3, 14):
             try:
@@ -793,18 +861,18 @@ class Recorder:
                 if isinstance(owner, asyncio.Task) and (participant := self.tasks.get(owner))
             ]
         else:
+            found = []
+            tasks = self.tasks
             try:
-                ready = list(task.get_loop()._ready)  # type: ignore[attr-defined]
+                for handle in task.get_loop()._ready:  # type: ignore[attr-defined]
+                    args = handle._args
+                    if not args or args[0] is not task:
+                        break  # past the callbacks of task's end
+                    owner = getattr(handle._callback, "__self__", None)
+                    if isinstance(owner, _Task) and (participant := tasks.get(owner)):
+                        found.append(participant)
             except AttributeError:  # pragma: no cover - another loop implementation
                 return []
-            # The wake-ups of the tasks that awaited it, read in one pass.
-            found = []
-            for handle in ready:
-                args = getattr(handle, "_args", None)
-                if args and args[0] is task:
-                    owner = getattr(getattr(handle, "_callback", None), "__self__", None)
-                    if isinstance(owner, asyncio.Task) and (participant := self.tasks.get(owner)):
-                        found.append(participant)
         return sorted(found, key=lambda p: p.key) if len(found) > 1 else found
 
     # -- end -------------------------------------------------------------
@@ -920,14 +988,16 @@ def _renamed(events: list[Recorded], renames: dict[int, Participant]) -> list[Re
     return out
 
 
-def _is_asyncio_plumbing(coro: object) -> bool:
-    """Whether ``coro`` is asyncio.run's own clean-up (shutting down generators, executors)."""
-    code = getattr(coro, "cr_code", None)
-    return (
-        code is not None
-        and code.co_qualname in _ASYNCIO_CLEANUP
-        and os.path.dirname(code.co_filename) == _ASYNCIO_DIR
-    )
+def _exception_of(task: asyncio.Task[Any]) -> BaseException | None:
+    """The exception ``task`` (done, not cancelled) raised, or None.
+
+    Read without marking it retrieved, as ``task.exception()`` would: asyncio
+    still reports an exception that the traced program never retrieved.
+    """
+    try:
+        return task._exception
+    except AttributeError:  # pragma: no cover - another Task implementation
+        return task.exception()
 
 
 def _task_module(coro: object) -> str:
