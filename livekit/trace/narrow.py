@@ -241,7 +241,7 @@ class Narrowing:
         drawn_receiver = views.get(receiver.key, _UNSEEN)
         if drawn_receiver is _UNSEEN:
             drawn_receiver = self.view(receiver)
-        if drawn_sender is None or drawn_receiver is None:
+        if drawn_receiver is None or drawn_sender is None:
             return None
         if drawn_sender.key == drawn_receiver.key and sender.key != receiver.key:
             return None  # inside a collapsed library, or with a folded helper

@@ -252,11 +252,17 @@ class Recorder:
         """
         events = self.events
         with self._lock:
-            if not self._take_place():
-                if self._narrowing is not None:
+            if self._narrowing is not None:  # _take_place(), written out
+                if self._arrows >= self.max_messages:
                     # Whether it would be drawn is known once its receiver is:
                     # fill() counts it then, unless narrowing leaves it out.
                     return UNCOUNTED
+                self._arrows += 1
+                # With narrowing options every append holds this lock (see
+                # _put_narrowed): the place is the end.
+                events.append(UNRECEIVED)
+                return len(events) - 1
+            if next(self._places, None) is None:
                 self._omitted += 1
                 return -1
             slot = _Unreceived()
@@ -270,26 +276,22 @@ class Recorder:
 
     def fill(self, place: int, event: Event) -> None:
         """Put ``event`` in the place :meth:`reserve` kept (again, if it changed)."""
-        if place == UNCOUNTED:
-            self.count_unless_hidden(event)
-            return
-        if place < 0:
-            return
         narrowing = self._narrowing
-        if narrowing is not None:
-            # event(), without its dispatch in the common case: a message.
-            if type(event) is Message:
-                narrowed: Event | None = narrowing.message(event)
-            else:
-                narrowed = narrowing.event(event)
-            if narrowed is None:
-                with self._lock:
-                    if self.events[place] is not _DROPPED:
-                        self.events[place] = _DROPPED
-                        self._arrows -= 1  # not drawn: it leaves room for another
-                return
-            event = narrowed
-        self.events[place] = event
+        if narrowing is None or place < 0:
+            if place >= 0:
+                self.events[place] = event
+            elif place == UNCOUNTED:
+                self.count_unless_hidden(event)
+            return
+        # event(), without its dispatch in the common case: a message.
+        narrowed = narrowing.message(event) if type(event) is Message else narrowing.event(event)
+        if narrowed is not None:
+            self.events[place] = narrowed
+            return
+        with self._lock:
+            if self.events[place] is not _DROPPED:
+                self.events[place] = _DROPPED
+                self._arrows -= 1  # not drawn: it leaves room for another
 
     def count_unless_hidden(self, event: Event) -> None:
         """Count ``event`` as not shown (the diagram is full), unless narrowing hides it."""
