@@ -351,3 +351,18 @@ def test_compact_queue_messages_are_drawn_as_their_messages_would_be() -> None:
             CALLER, events, omitted
         )
         assert trace_format._caption("t", records, omitted) == default_caption("t", events, omitted)
+
+
+def test_a_ping_pong_escapes_the_one_label_that_needs_it_compact_or_not() -> None:
+    """Every message turns: each is a run of one, its label looked at with all the others."""
+    a, b = Participant(0, "a", "caller"), Participant(1, "b", "thread")
+    for records in (
+        [(0, 1, "'1'", 0.0, 0.0), (1, 0, "'<b>'", 0.0, 0.0), (0, 1, "'3'", 0.0, 0.0)],
+        [Message(a, b, "'1'"), Message(b, a, "'<b>'"), Message(a, b, "'3'")],
+    ):
+        drawn = trace_format._diagram(a, records, {0: a, 1: b}, 0)
+        assert drawn.splitlines()[3:] == [
+            "    p0->>p1: '1'",
+            "    p1->>p0: '#lt;b#gt;'",
+            "    p0->>p1: '3'",
+        ]
