@@ -88,6 +88,14 @@ _current_task: Callable[[Any], asyncio.Task[Any] | None] = asyncio.current_task
 if isinstance(asyncio.current_task, types.FunctionType):
     # Up to 3.11 it is Python, and reads this dict: asked for every event.
     _current_task = asyncio.tasks._current_tasks.get  # type: ignore[attr-defined]
+# A participant is made for every task: a frozen dataclass's __init__ sets
+# each field through object.__setattr__, in Python; its slots' own setters
+# are C.  (The fields are checked once, here.)
+_new_object = object.__new__
+_set_key, _set_name, _set_kind, _set_module = (
+    Participant.__dict__[field].__set__ for field in ("key", "name", "kind", "module")
+)
+assert tuple(Participant.__dataclass_fields__) == ("key", "name", "kind", "module")  # noqa: S101 - the fields set above
 _get_ident = threading.get_ident
 _monotonic = time.monotonic
 _new_tuple = tuple.__new__
@@ -327,8 +335,14 @@ class Recorder:
             return list(kept)  # type: ignore[arg-type]  # only events pass
 
     def _new(self, name: str, kind: ParticipantKind, module: str = "") -> Participant:
-        participant = Participant(next(self._keys), name, kind, module)
-        self.participants[participant.key] = participant
+        # Participant(key, name, kind, module), without its Python-level __init__.
+        key = next(self._keys)
+        participant = _new_object(Participant)
+        _set_key(participant, key)
+        _set_name(participant, name)
+        _set_kind(participant, kind)
+        _set_module(participant, module)
+        self.participants[key] = participant
         return participant
 
     def new_participant(self, name: str, kind: ParticipantKind) -> Participant:
