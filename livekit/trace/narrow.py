@@ -279,9 +279,11 @@ class Narrowing:
         its view says what its end can draw (nothing when hidden; no EXIT,
         and only replies out of its group, when drawn as another).
         """
-        drawn_parent = self.view(parent)
+        views = self._views  # view(), written out: this runs for every task
+        drawn_parent = views.get(parent.key, _UNSEEN)
+        if drawn_parent is _UNSEEN:
+            drawn_parent = self.view(parent)
         key = child.key
-        views = self._views
         drawn_child = views.get(key, _UNSEEN)
         if drawn_child is _UNSEEN:
             drawn_child = self._view(child)
@@ -308,13 +310,18 @@ class Narrowing:
 
         A task's end asks it of its awaiters: its own view is looked up once.
         """
-        drawn_sender = self.view(sender)
+        views = self._views  # view(), written out: this runs for every task's end
+        drawn_sender = views.get(sender.key, _UNSEEN)
+        if drawn_sender is _UNSEEN:
+            drawn_sender = self.view(sender)
         if drawn_sender is None:
             return []
         key, own = drawn_sender.key, sender.key
         out = []
         for receiver in receivers:
-            drawn_receiver = self.view(receiver)
+            drawn_receiver = views.get(receiver.key, _UNSEEN)
+            if drawn_receiver is _UNSEEN:
+                drawn_receiver = self.view(receiver)
             if drawn_receiver is not None and (drawn_receiver.key != key or receiver.key == own):
                 out.append(receiver)
         return out
