@@ -278,6 +278,14 @@ class Narrowing:
         are, and ``child`` as itself.  A task's start asks both at once:
         its view says what its end can draw (nothing when hidden; no EXIT,
         and only replies out of its group, when drawn as another).
+
+        Examples
+        --------
+        >>> caller = Participant(0, "caller (MainThread)", "caller")
+        >>> helper = Participant(1, "Task-1 (connect)", "task", "aiohttp.connector")
+        >>> narrowing = Narrowing(exclude="aiohttp", new_key=iter([]).__next__)
+        >>> [p.name for p in narrowing.started(caller, helper)]  # folded into its starter
+        ['caller (MainThread)', 'caller (MainThread)']
         """
         views = self._views  # view(), written out: this runs for every task
         drawn_parent = views.get(parent.key, _UNSEEN)
@@ -298,7 +306,7 @@ class Narrowing:
         """Whether a message from ``sender`` to ``receiver`` is drawn.
 
         What :meth:`message` tells by returning None or not, without a
-        message made to ask: a task's end asks it of every awaiter.
+        message made to ask (:meth:`drawn_to` asks it of many receivers).
         """
         drawn_sender, drawn_receiver = self.view(sender), self.view(receiver)
         if drawn_sender is None or drawn_receiver is None:
@@ -309,6 +317,15 @@ class Narrowing:
         """The ``receivers`` that a message from ``sender`` is drawn to (see :meth:`drawn`).
 
         A task's end asks it of its awaiters: its own view is looked up once.
+
+        Examples
+        --------
+        >>> caller = Participant(0, "caller (MainThread)", "caller")
+        >>> start = Participant(1, "Task-1 (start)", "task", "aiohttp.web_protocol")
+        >>> handler = Participant(2, "Task-2 (_handle_request)", "task", "aiohttp.web_protocol")
+        >>> narrowing = Narrowing(collapse={"aiohttp.web*": "server"}, new_key=iter([9]).__next__)
+        >>> [p.name for p in narrowing.drawn_to(handler, [start, caller])]  # not inside the group
+        ['caller (MainThread)']
         """
         views = self._views  # view(), written out: this runs for every task's end
         drawn_sender = views.get(sender.key, _UNSEEN)
