@@ -422,14 +422,13 @@ def _draw(  # noqa: PLR0912, PLR0915 - one pass over every event, written out
             add(event[2])
             continue
         if type(event) is Message:
+            # A Message's line is written at once, its label looked at with
+            # those of the runs of one (see _diagram): a trace of Messages
+            # (narrowed, or of sockets) keeps at most max_messages, and
+            # they turn more often than not.
             if event[0] is not sender or event[1] is not receiver or event[3] is not kind:
-                if run:  # flush(), written out
-                    if len(run) == 1 and not escaped:
-                        text = run.pop()
-                        single(text)
-                        append(start + text)
-                    else:
-                        flush()
+                if run:  # compact messages before it
+                    flush()
                 first = second = -1  # a compact message after it looks its start up
                 sender, receiver, kind = event[0], event[1], event[3]
                 key = (sender.key, receiver.key, kind)
@@ -441,7 +440,12 @@ def _draw(  # noqa: PLR0912, PLR0915 - one pass over every event, written out
                         f"{_INDENT}p{key[0]}{_ARROWS[kind]}p{key[1]}: {_PREFIXES[kind]}"
                     )
                 start = found
-            add(event[2])
+            text = event[2]
+            if escaped:
+                append(start + one(text))
+            else:
+                single(text)
+                append(start + text)
             continue
         if run:
             flush()
