@@ -857,11 +857,10 @@ class Recorder:
         graph's first level: the whole graph costs ~140 bytecodes per
         ended task), with the public call as its fallback.  Up to 3.13 the
         wake-up calls that the loop has just queued are read instead
-        (``loop._ready``; private, hence the fallback to the parent): a
-        task's end queues each of its done callbacks at once, in the order
-        they were added, and the loop runs its queue in order, so they are
-        the ones at the front of the queue as ours runs, up to the first
-        call that is not about ``task``.
+        (``loop._ready``; private, hence the fallback to the parent), all
+        of them: another thread's ``call_soon_threadsafe`` may come between
+        two of a task's done callbacks as they are queued.  A copy is read:
+        such a call, while the queue is read, would break its iteration.
         """
         if sys.version_info >= (3, 14):
             try:
@@ -880,13 +879,12 @@ class Recorder:
             found = []
             tasks = self.tasks
             try:
-                for handle in task.get_loop()._ready:  # type: ignore[attr-defined]
+                for handle in list(task.get_loop()._ready):  # type: ignore[attr-defined]
                     args = handle._args
-                    if not args or args[0] is not task:
-                        break  # past the callbacks of task's end
-                    owner = getattr(handle._callback, "__self__", None)
-                    if isinstance(owner, _Task) and (participant := tasks.get(owner)):
-                        found.append(participant)
+                    if args and args[0] is task:  # a done callback of task's end
+                        owner = getattr(handle._callback, "__self__", None)
+                        if isinstance(owner, _Task) and (participant := tasks.get(owner)):
+                            found.append(participant)
             except AttributeError:  # pragma: no cover - another loop implementation
                 return []
         return sorted(found, key=lambda p: p.key) if len(found) > 1 else found
