@@ -332,10 +332,10 @@ def _diagram(
     participants in ``participants`` by key: a trace that keeps a hundred
     thousand is drawn without a Message made for each.
     """
-    # A message alone in its run (a ping-pong's every message) is written as
-    # it is, and its label looked at with all the others once, at the end:
-    # most hold nothing to escape.  When one does, the diagram is drawn
-    # again, escaping each.
+    # A Message, and a compact message alone in its run (a ping-pong's every
+    # message), is written as it is, and its label looked at with all the
+    # others once, at the end: most hold nothing to escape.  When one does,
+    # the diagram is drawn again, escaping each.
     source, plain = _draw(caller, records, participants, omitted, escaped=False)
     return source if plain else _draw(caller, records, participants, omitted, escaped=True)[0]
 
@@ -348,10 +348,11 @@ def _draw(  # noqa: PLR0912, PLR0915 - one pass over every event, written out
     *,
     escaped: bool,
 ) -> tuple[str, bool]:
-    """:func:`_diagram`, and whether no label of a run of one needs escaping.
+    """:func:`_diagram`, and whether no label written as it is needs escaping.
 
-    With ``escaped``, every such label is escaped; without, each is written
-    as it is.
+    Those are the labels of Messages and of compact messages alone in their
+    run.  With ``escaped``, each of them is escaped instead; a longer run's
+    labels are looked at together, and escaped, in either case.
     """
     # participants_in_order(), written out in the one pass over the events:
     # their lines are put in front of the others when it ends.
@@ -360,8 +361,8 @@ def _draw(  # noqa: PLR0912, PLR0915 - one pass over every event, written out
     active: set[int] = set()
     busy: dict[int, int] = {}  # bars opened by a pick-up, not yet ended
     append = lines.append
-    # The labels of runs of one, written as they are (see _diagram); escaped,
-    # each once: a protocol's labels repeat.
+    # The labels written as they are (see _diagram); escaped, each once: a
+    # protocol's labels repeat.
     singles: list[str] = []
     single = singles.append
     written: dict[str, str] = {}
