@@ -130,7 +130,34 @@ def main() -> list[dict[str, Any]]:
                 "note": note,
             }
         )
+    turning, straight = diagram_turns()
+    rows.append(
+        {
+            "name": f"format: 100,000-message ping-pong diagram (Python {version})",
+            "livekit": turning,
+            "baseline": straight,
+            "target": 4.0,
+            "note": "every message turns, against all one way; distinct labels, none to escape",
+        }
+    )
     return rows
+
+
+def diagram_turns(messages: int = 100_000) -> tuple[float, float]:
+    """Best seconds to draw ``messages`` compact messages that turn each time, and all one way."""
+    from livekit.trace import format as trace_format
+    from livekit.trace.events import Participant
+
+    a, b = Participant(0, "caller (MainThread)", "caller"), Participant(1, "ponger", "thread")
+    turning = [(i % 2, 1 - i % 2, repr(i), 0.0, 0.0) for i in range(messages)]
+    straight = [(0, 1, repr(i), 0.0, 0.0) for i in range(messages)]
+    times: dict[int, list[float]] = {0: [], 1: []}
+    for _ in range(REPEATS):
+        for which, records in enumerate((turning, straight)):
+            times[which].append(
+                _time(lambda r=records: trace_format._diagram(a, r, {0: a, 1: b}, 0))
+            )
+    return min(times[0]), min(times[1])
 
 
 if __name__ == "__main__":

@@ -428,6 +428,34 @@ def test_an_ended_task_and_what_it_returned_are_not_kept_by_the_trace(backend: s
     assert replies[0][1].startswith("<tests.test_trace.")  # the Answer's repr, cut short
 
 
+def test_a_task_exception_nobody_retrieved_is_still_reported_by_asyncio(backend: str) -> None:
+    """The trace reads how a task ended without marking its exception retrieved."""
+    reported: list[str] = []
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        loop.set_exception_handler(lambda _, context: reported.append(context["message"]))
+
+        async def fail() -> None:
+            raise ValueError("lost")
+
+        job = asyncio.create_task(fail(), name="fails")
+        while not job.done():
+            await asyncio.sleep(0)
+        await asyncio.sleep(0)  # its done callbacks run
+        del job
+        gc.collect()  # asyncio reports it as the task goes
+
+    _, trace = traced(lambda: asyncio.run(main()), backend)
+    assert reported == ["Task exception was never retrieved"]
+    drawn = [re.sub(r"Task-\d+ ", "", str(e)) for e in trace.events if "fails" in str(e)]
+    assert drawn == [
+        "(main) -> fails: SPAWN",
+        "fails -> (main): REPLY: raised ValueError",
+        "fails: EXIT: ValueError",
+    ]
+
+
 def test_a_task_renamed_before_it_ends_is_drawn_under_its_new_name(backend: str) -> None:
     async def main() -> None:
         async def work() -> None:

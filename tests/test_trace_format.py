@@ -351,3 +351,75 @@ def test_compact_queue_messages_are_drawn_as_their_messages_would_be() -> None:
             CALLER, events, omitted
         )
         assert trace_format._caption("t", records, omitted) == default_caption("t", events, omitted)
+
+
+def test_a_ping_pong_escapes_the_one_label_that_needs_it_compact_or_not() -> None:
+    """Every message turns: each is a run of one, its label looked at with all the others."""
+    a, b = Participant(0, "a", "caller"), Participant(1, "b", "thread")
+    for records in (
+        [(0, 1, "'1'", 0.0, 0.0), (1, 0, "'<b>'", 0.0, 0.0), (0, 1, "'3'", 0.0, 0.0)],
+        [Message(a, b, "'1'"), Message(b, a, "'<b>'"), Message(a, b, "'3'")],
+    ):
+        drawn = trace_format._diagram(a, records, {0: a, 1: b}, 0)
+        assert drawn.splitlines()[3:] == [
+            "    p0->>p1: '1'",
+            "    p1->>p0: '#lt;b#gt;'",
+            "    p0->>p1: '3'",
+        ]
+
+
+def _line_by_line(caller: Participant, events: list[Any], omitted: int) -> str:
+    """The diagram made from the small functions alone, one event at a time."""
+    order = trace_format.participants_in_order(caller, events)
+    lines = ["sequenceDiagram", *map(trace_format.participant_line, order)]
+    lines += [line for line in map(trace_format.full_name_line, order) if line is not None]
+    active: set[int] = set()
+    busy: dict[int, int] = {}
+    for event in events:
+        if isinstance(event, Spawn):
+            active.add(event.child.key)
+            lines += trace_format.spawn_lines(event)
+        elif isinstance(event, Message):
+            lines.append(trace_format.message_line(event))
+        elif isinstance(event, Activation):
+            line = trace_format.activation_line(event, busy)
+            lines += [line] if line is not None else []
+        else:
+            lines += trace_format.exit_lines(event, event.who.key in active)
+            active.discard(event.who.key)
+    if omitted:
+        lines.append(trace_format.omitted_line(omitted, order[0], order[-1]))
+    return "\n".join(lines)
+
+
+def test_the_written_out_diagram_is_the_one_its_small_functions_make() -> None:
+    """Runs, pairs that turn back, compact records among Messages: line for line the same."""
+    people = [
+        CALLER,
+        PONG,
+        WORKER,
+        Participant(3, "x;y #1", "task"),
+        Participant(300, "far", "process"),
+    ]
+    by_key = {p.key: p for p in people}
+    labels = ["1", "'ping'", "a;b", "<b>", "é", "wrap: x", "end"]
+    chance = random.Random(7)  # noqa: S311 - the same cases on every run, not secrets
+    for _ in range(500):
+        records: list[Any] = []
+        for _ in range(chance.randrange(0, 40)):
+            a, b = chance.choice(people[:3]), chance.choice(people[:3])
+            label = chance.choice(labels if chance.random() < 0.2 else labels[:1] + labels[-1:])
+            roll = chance.random()
+            if roll < 0.5:
+                records.append((a.key, b.key, label, 2.0, 1.0))
+            elif roll < 0.9:
+                kind = chance.choice(["send", "send", "reply"])
+                records.append(Message(a, b, label, kind, 2.0, 1.0))
+            elif roll < 0.95:
+                records.append(Spawn(a, b))
+            else:
+                records.append(Exit(b, label))
+        events = expand(records, by_key)
+        assert trace_format._diagram(CALLER, records, by_key, 1) == _line_by_line(
+            CALLER, list(events), 1
+        )

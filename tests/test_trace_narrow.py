@@ -201,3 +201,68 @@ def test_tasks_named_after_they_start_keep_their_spawn_and_name_when_narrowed() 
     exited = [e.who.name for e in trace.events if isinstance(e, Exit)]
     assert "napper" in spawned
     assert "napper" in exited
+
+
+def _library_tasks() -> None:
+    """main awaits a library task, which awaits another (inside); a third ends unawaited."""
+    import asyncio
+
+    async def lib_inner() -> int:
+        return 2
+
+    async def lib_outer() -> int:
+        return await asyncio.create_task(lib_inner()) * 3
+
+    async def lib_later() -> str:
+        await asyncio.sleep(0)
+        return "done"
+
+    async def main() -> None:
+        unawaited = asyncio.create_task(lib_later())
+        assert await asyncio.create_task(lib_outer()) == 6
+        while not unawaited.done():
+            await asyncio.sleep(0)
+        await asyncio.sleep(0)  # its done callbacks run
+
+    asyncio.run(main())
+
+
+def test_a_collapsed_task_replies_to_its_awaiter_or_its_starter_outside_the_group() -> None:
+    """A group's task that ends draws a REPLY only out of the group, and no EXIT."""
+    # By the coroutine's name: on 3.11 create_task(name=...) names a task after it starts.
+    with tracing(collapse={"* (lib_*)": "library"}) as trace:
+        _library_tasks()
+    drawn = [re.sub(r"Task-\d+ ", "", str(e)) for e in trace.events]
+    assert drawn == [
+        "caller (MainThread) -> (main): SPAWN",
+        "library -> (main): REPLY: 'done'",  # lib_later: nobody awaited it, to its starter
+        "library -> (main): REPLY: 6",  # lib_outer, to main that awaited it
+        "(main) -> caller (MainThread): REPLY: None",
+        "(main): EXIT: normal",
+    ]
+
+
+def test_a_hidden_task_and_what_it_returned_are_let_go_when_it_ends() -> None:
+    import asyncio
+    import gc
+    import weakref
+
+    class Answer:
+        pass
+
+    async def main() -> tuple[bool, bool]:
+        async def answer() -> Answer:
+            return Answer()
+
+        job = asyncio.create_task(answer(), name="answer")
+        returned = weakref.ref(await job)
+        ended = weakref.ref(job)
+        del job
+        await asyncio.sleep(0)  # the loop lets go of the wake-up that held it
+        gc.collect()
+        return ended() is None, returned() is None
+
+    with tracing(participants="nothing-matches") as trace:
+        gone = asyncio.run(main())
+    assert gone == (True, True)
+    assert trace.events == ()  # the caller alone is drawn, and it sent nothing

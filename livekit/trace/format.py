@@ -320,7 +320,7 @@ def sequence_diagram(caller: Participant, events: Sequence[Event], omitted: int 
     return _diagram(caller, events, {}, omitted)
 
 
-def _diagram(  # noqa: PLR0912, PLR0915 - one pass over every event, written out
+def _diagram(
     caller: Participant,
     records: Sequence[Recorded],
     participants: Mapping[int, Participant],
@@ -332,6 +332,28 @@ def _diagram(  # noqa: PLR0912, PLR0915 - one pass over every event, written out
     participants in ``participants`` by key: a trace that keeps a hundred
     thousand is drawn without a Message made for each.
     """
+    # A Message, and a compact message alone in its run (a ping-pong's every
+    # message), is written as it is, and its label looked at with all the
+    # others once, at the end: most hold nothing to escape.  When one does,
+    # the diagram is drawn again, escaping each.
+    source, plain = _draw(caller, records, participants, omitted, escaped=False)
+    return source if plain else _draw(caller, records, participants, omitted, escaped=True)[0]
+
+
+def _draw(  # noqa: PLR0912, PLR0915 - one pass over every event, written out
+    caller: Participant,
+    records: Sequence[Recorded],
+    participants: Mapping[int, Participant],
+    omitted: int,
+    *,
+    escaped: bool,
+) -> tuple[str, bool]:
+    """:func:`_diagram`, and whether no label written as it is needs escaping.
+
+    Those are the labels of Messages and of compact messages alone in their
+    run.  With ``escaped``, each of them is escaped instead; a longer run's
+    labels are looked at together, and escaped, in either case.
+    """
     # participants_in_order(), written out in the one pass over the events:
     # their lines are put in front of the others when it ends.
     seen: dict[int, Participant] = {caller.key: caller}
@@ -339,9 +361,31 @@ def _diagram(  # noqa: PLR0912, PLR0915 - one pass over every event, written out
     active: set[int] = set()
     busy: dict[int, int] = {}  # bars opened by a pick-up, not yet ended
     append = lines.append
+    # The labels written as they are (see _diagram); escaped, each once: a
+    # protocol's labels repeat.
+    singles: list[str] = []
+    single = singles.append
+    written: dict[str, str] = {}
+
+    def one(text: str) -> str:
+        if not escaped:
+            single(text)
+            return text
+        label = written.get(text)
+        if label is None:
+            label = written[text] = escape(text)
+        return label
+
+    def joined(run: list[str]) -> str:
+        # escape(), for a whole run: one C-level search over them all tells
+        # whether any label holds something to escape.
+        labels = map(escape, run) if needs_escape("".join(run)) else run
+        return start + ("\n" + start).join(labels)
+
     # message_line, written out: a trace that keeps every message makes one
     # line per message, and its start depends only on the two ends and kind.
-    # Consecutive messages with the same start are one run, joined at once.
+    # Consecutive messages with the same start are one run, joined at once;
+    # a run of one (a request, then its answer) is the common case.
     starts: dict[tuple[int, int, str], str] = {}
     sender = receiver = kind = None
     # The ends of a run of compact messages (kind "send"), by key; -1 when
@@ -350,52 +394,43 @@ def _diagram(  # noqa: PLR0912, PLR0915 - one pass over every event, written out
     start = ""
     run: list[str] = []
     add = run.append
-    # A run of one (a request, then its answer) is the common case: its
-    # label as written is remembered, since a protocol's labels repeat.
-    written: dict[str, str] = {}
 
     def flush() -> None:
-        if len(run) == 1:
-            text = run[0]
-            label = written.get(text)
-            if label is None:
-                label = written[text] = escape(text) if needs_escape(text) else text
-            append(start + label)
-        else:
-            # escape(), for a whole run: most labels (numbers, words) hold
-            # nothing to escape, which one C-level search over them all tells.
-            labels = map(escape, run) if needs_escape("".join(run)) else run
-            append(start + ("\n" + start).join(labels))
+        append(start + one(run[0]) if len(run) == 1 else joined(run))
         run.clear()
 
     for event in records:
         if type(event) is tuple:  # compact: (sender key, receiver key, label, time, sent)
             if event[0] != first or event[1] != second:
-                if run:
-                    flush()
-                sender = receiver = kind = None  # a Message after it starts a run
+                if run:  # flush(), written out: most runs are of one message
+                    if len(run) == 1 and not escaped:
+                        text = run.pop()
+                        single(text)
+                        append(start + text)
+                    else:
+                        flush()
+                sender = receiver = kind = None  # a Message after it looks its start up
                 first, second = event[0], event[1]  # type: ignore[assignment] # ints here
-                if first not in seen:
-                    seen[first] = participants[first]
-                if second not in seen:
-                    seen[second] = participants[second]
                 key = (first, second, "send")
-                start = starts.get(key) or starts.setdefault(
-                    key, f"{_INDENT}p{first}{_ARROWS['send']}p{second}: "
-                )
+                found = starts.get(key)
+                if found is None:  # a new pair: its ends may be new participants
+                    if first not in seen:
+                        seen[first] = participants[first]
+                    if second not in seen:
+                        seen[second] = participants[second]
+                    found = starts[key] = f"{_INDENT}p{first}{_ARROWS['send']}p{second}: "
+                start = found
             add(event[2])
             continue
         if type(event) is Message:
+            # A Message's line is written at once, its label looked at with
+            # those of the runs of one (see _diagram): a trace of Messages
+            # (narrowed, or of sockets) keeps at most max_messages, and
+            # they turn more often than not.
             if event[0] is not sender or event[1] is not receiver or event[3] is not kind:
-                if len(run) == 1:  # flush() of a run of one, written out: most runs
-                    text = run.pop()
-                    label = written.get(text)
-                    if label is None:
-                        label = written[text] = escape(text) if needs_escape(text) else text
-                    append(start + label)
-                elif run:
+                if run:  # compact messages before it
                     flush()
-                first = second = -1  # a compact message after it starts a run
+                first = second = -1  # a compact message after it looks its start up
                 sender, receiver, kind = event[0], event[1], event[3]
                 key = (sender.key, receiver.key, kind)
                 found = starts.get(key)
@@ -406,7 +441,12 @@ def _diagram(  # noqa: PLR0912, PLR0915 - one pass over every event, written out
                         f"{_INDENT}p{key[0]}{_ARROWS[kind]}p{key[1]}: {_PREFIXES[kind]}"
                     )
                 start = found
-            add(event[2])
+            text = event[2]
+            if escaped:
+                append(start + one(text))
+            else:
+                single(text)
+                append(start + text)
             continue
         if run:
             flush()
@@ -433,7 +473,7 @@ def _diagram(  # noqa: PLR0912, PLR0915 - one pass over every event, written out
     lines[1:1] = header
     if omitted:
         lines.append(omitted_line(omitted, order[0], order[-1]))
-    return "\n".join(lines)
+    return "\n".join(lines), escaped or not needs_escape("".join(singles))
 
 
 def default_caption(target: str, events: Sequence[Event], omitted: int = 0) -> str:

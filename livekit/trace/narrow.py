@@ -241,7 +241,7 @@ class Narrowing:
         drawn_receiver = views.get(receiver.key, _UNSEEN)
         if drawn_receiver is _UNSEEN:
             drawn_receiver = self.view(receiver)
-        if drawn_sender is None or drawn_receiver is None:
+        if drawn_receiver is None or drawn_sender is None:
             return None
         if drawn_sender.key == drawn_receiver.key and sender.key != receiver.key:
             return None  # inside a collapsed library, or with a folded helper
@@ -264,30 +264,84 @@ class Narrowing:
         What :meth:`event` makes of ``Spawn(parent, child)``, asked before
         the event is made: most of a library's tasks are not drawn.
         """
-        drawn_parent = self.view(parent)
-        key = child.key
-        if key not in self._views:
-            found = self._view(child)
-            if found is None and drawn_parent is not None and self.excluded(child):
-                # An excluded helper's work is drawn as its starter's: a
-                # library's task that writes a request for the caller.
-                found = drawn_parent
-            self._views[key] = found
-        drawn_child = self._views[key]
-        if drawn_parent is None or drawn_child is None or drawn_child.key != key:
+        drawn_parent, drawn_child = self.started(parent, child)
+        if drawn_parent is None or drawn_child is None or drawn_child.key != child.key:
             return None
         return drawn_parent
+
+    def started(
+        self, parent: Participant, child: Participant
+    ) -> tuple[Participant | None, Participant | None]:
+        """How ``parent`` and ``child`` are drawn (:meth:`view`), as ``child`` starts.
+
+        What :meth:`spawned` decides from: the SPAWN is drawn when both
+        are, and ``child`` as itself.  A task's start asks both at once:
+        its view says what its end can draw (nothing when hidden; no EXIT,
+        and only replies out of its group, when drawn as another).
+
+        Examples
+        --------
+        >>> caller = Participant(0, "caller (MainThread)", "caller")
+        >>> helper = Participant(1, "Task-1 (connect)", "task", "aiohttp.connector")
+        >>> narrowing = Narrowing(exclude="aiohttp", new_key=iter([]).__next__)
+        >>> [p.name for p in narrowing.started(caller, helper)]  # folded into its starter
+        ['caller (MainThread)', 'caller (MainThread)']
+        """
+        views = self._views  # view(), written out: this runs for every task
+        drawn_parent = views.get(parent.key, _UNSEEN)
+        if drawn_parent is _UNSEEN:
+            drawn_parent = self.view(parent)
+        key = child.key
+        drawn_child = views.get(key, _UNSEEN)
+        if drawn_child is _UNSEEN:
+            drawn_child = self._view(child)
+            if drawn_child is None and drawn_parent is not None and self.excluded(child):
+                # An excluded helper's work is drawn as its starter's: a
+                # library's task that writes a request for the caller.
+                drawn_child = drawn_parent
+            views[key] = drawn_child
+        return drawn_parent, drawn_child
 
     def drawn(self, sender: Participant, receiver: Participant) -> bool:
         """Whether a message from ``sender`` to ``receiver`` is drawn.
 
         What :meth:`message` tells by returning None or not, without a
-        message made to ask: a task's end asks it of every awaiter.
+        message made to ask (:meth:`drawn_to` asks it of many receivers).
         """
         drawn_sender, drawn_receiver = self.view(sender), self.view(receiver)
         if drawn_sender is None or drawn_receiver is None:
             return False
         return drawn_sender.key != drawn_receiver.key or sender.key == receiver.key
+
+    def drawn_to(self, sender: Participant, receivers: list[Participant]) -> list[Participant]:
+        """The ``receivers`` that a message from ``sender`` is drawn to (see :meth:`drawn`).
+
+        A task's end asks it of its awaiters: its own view is looked up once.
+
+        Examples
+        --------
+        >>> caller = Participant(0, "caller (MainThread)", "caller")
+        >>> start = Participant(1, "Task-1 (start)", "task", "aiohttp.web_protocol")
+        >>> handler = Participant(2, "Task-2 (_handle_request)", "task", "aiohttp.web_protocol")
+        >>> narrowing = Narrowing(collapse={"aiohttp.web*": "server"}, new_key=iter([9]).__next__)
+        >>> [p.name for p in narrowing.drawn_to(handler, [start, caller])]  # not inside the group
+        ['caller (MainThread)']
+        """
+        views = self._views  # view(), written out: this runs for every task's end
+        drawn_sender = views.get(sender.key, _UNSEEN)
+        if drawn_sender is _UNSEEN:
+            drawn_sender = self.view(sender)
+        if drawn_sender is None:
+            return []
+        key, own = drawn_sender.key, sender.key
+        out = []
+        for receiver in receivers:
+            drawn_receiver = views.get(receiver.key, _UNSEEN)
+            if drawn_receiver is _UNSEEN:
+                drawn_receiver = self.view(receiver)
+            if drawn_receiver is not None and (drawn_receiver.key != key or receiver.key == own):
+                out.append(receiver)
+        return out
 
     def hides(self, participant: Participant) -> bool:
         """Whether ``participant``'s own notes (its EXIT) are not drawn: it is

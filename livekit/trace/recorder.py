@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import os
 import sys
 import threading
 import time
@@ -84,10 +83,19 @@ _Waiting = tuple[Participant, int, Any, str, Any, float]
 _Record = list[Any]
 
 _get_running_loop = asyncio.events._get_running_loop
+_Task = asyncio.Task
 _current_task: Callable[[Any], asyncio.Task[Any] | None] = asyncio.current_task
 if isinstance(asyncio.current_task, types.FunctionType):
     # Up to 3.11 it is Python, and reads this dict: asked for every event.
     _current_task = asyncio.tasks._current_tasks.get  # type: ignore[attr-defined]
+# A participant is made for every task: a frozen dataclass's __init__ sets
+# each field through object.__setattr__, in Python; its slots' own setters
+# are C.  (The fields are checked once, here.)
+_new_object = object.__new__
+_set_key, _set_name, _set_kind, _set_module = (
+    Participant.__dict__[field].__set__ for field in ("key", "name", "kind", "module")
+)
+assert tuple(Participant.__dataclass_fields__) == ("key", "name", "kind", "module")  # noqa: S101 - the fields set above
 _get_ident = threading.get_ident
 _monotonic = time.monotonic
 _new_tuple = tuple.__new__
@@ -100,8 +108,12 @@ _SMALL_INT = -_BIG_INT
 # spawn's output) start for their own plumbing: they carry messages, they
 # are not participants.
 _PLUMBING_MODULES = ("multiprocessing.", "concurrent.futures.process", "livekit.nodes.")
-_ASYNCIO_DIR = os.path.dirname(asyncio.__file__)
-_ASYNCIO_CLEANUP = {"BaseEventLoop.shutdown_asyncgens", "BaseEventLoop.shutdown_default_executor"}
+# The code of asyncio.run's own clean-up (shutting down generators, executors):
+# its tasks are not the program's.
+_ASYNCIO_CLEANUP = frozenset(
+    getattr(asyncio.base_events.BaseEventLoop, name).__code__
+    for name in ("shutdown_asyncgens", "shutdown_default_executor")
+)
 
 
 class Recorder:
@@ -248,11 +260,17 @@ class Recorder:
         """
         events = self.events
         with self._lock:
-            if not self._take_place():
-                if self._narrowing is not None:
+            if self._narrowing is not None:  # _take_place(), written out
+                if self._arrows >= self.max_messages:
                     # Whether it would be drawn is known once its receiver is:
                     # fill() counts it then, unless narrowing leaves it out.
                     return UNCOUNTED
+                self._arrows += 1
+                # With narrowing options every append holds this lock (see
+                # _put_narrowed): the place is the end.
+                events.append(UNRECEIVED)
+                return len(events) - 1
+            if next(self._places, None) is None:
                 self._omitted += 1
                 return -1
             slot = _Unreceived()
@@ -266,26 +284,22 @@ class Recorder:
 
     def fill(self, place: int, event: Event) -> None:
         """Put ``event`` in the place :meth:`reserve` kept (again, if it changed)."""
-        if place == UNCOUNTED:
-            self.count_unless_hidden(event)
-            return
-        if place < 0:
-            return
         narrowing = self._narrowing
-        if narrowing is not None:
-            # event(), without its dispatch in the common case: a message.
-            if type(event) is Message:
-                narrowed: Event | None = narrowing.message(event)
-            else:
-                narrowed = narrowing.event(event)
-            if narrowed is None:
-                with self._lock:
-                    if self.events[place] is not _DROPPED:
-                        self.events[place] = _DROPPED
-                        self._arrows -= 1  # not drawn: it leaves room for another
-                return
-            event = narrowed
-        self.events[place] = event
+        if narrowing is None or place < 0:
+            if place >= 0:
+                self.events[place] = event
+            elif place == UNCOUNTED:
+                self.count_unless_hidden(event)
+            return
+        # event(), without its dispatch in the common case: a message.
+        narrowed = narrowing.message(event) if type(event) is Message else narrowing.event(event)
+        if narrowed is not None:
+            self.events[place] = narrowed
+            return
+        with self._lock:
+            if self.events[place] is not _DROPPED:
+                self.events[place] = _DROPPED
+                self._arrows -= 1  # not drawn: it leaves room for another
 
     def count_unless_hidden(self, event: Event) -> None:
         """Count ``event`` as not shown (the diagram is full), unless narrowing hides it."""
@@ -321,8 +335,14 @@ class Recorder:
             return list(kept)  # type: ignore[arg-type]  # only events pass
 
     def _new(self, name: str, kind: ParticipantKind, module: str = "") -> Participant:
-        participant = Participant(next(self._keys), name, kind, module)
-        self.participants[participant.key] = participant
+        # Participant(key, name, kind, module), without its Python-level __init__.
+        key = next(self._keys)
+        participant = _new_object(Participant)
+        _set_key(participant, key)
+        _set_name(participant, name)
+        _set_kind(participant, kind)
+        _set_module(participant, module)
+        self.participants[key] = participant
         return participant
 
     def new_participant(self, name: str, kind: ParticipantKind) -> Participant:
@@ -673,7 +693,14 @@ class Recorder:
     # -- asyncio ---------------------------------------------------------
 
     def task_created(self, task: asyncio.Task[Any]) -> None:  # noqa: PLR0912 - who() written out
-        """``loop.create_task`` returned ``task``: SPAWN, and watch how it ends."""
+        """``loop.create_task`` returned ``task``: SPAWN, and watch how it ends.
+
+        With narrowing options, what its end can draw is decided here, once
+        (its view is fixed when it starts), and the done callback that
+        watches it does only that: nothing for a hidden task but letting it
+        go; for one drawn as its group or its starter, no EXIT, only the
+        replies to awaiters drawn apart from it.
+        """
         # who(), written out (as in put): this runs for every task made.
         loop = _get_running_loop()
         if loop is None:
@@ -689,8 +716,8 @@ class Recorder:
         if parent is None:
             return
         coro = task.get_coro()
-        if _is_asyncio_plumbing(coro):
-            return
+        if getattr(coro, "cr_code", None) in _ASYNCIO_CLEANUP:
+            return  # asyncio.run's own clean-up (shutting down generators, executors)
         # _task_module() and _task_name(), written out.  A task whose
         # coroutine is gone (started eagerly and already done: aiohttp's
         # request handlers on 3.14) is named after its maker's code.
@@ -702,24 +729,39 @@ class Recorder:
             name = f"{name} ({target})"
         child = self._new(name, "task", module or parent.module)
         self.tasks[task] = child
-        self._task_parents[task] = parent
         narrowing = self._narrowing
         if narrowing is None:
+            self._task_parents[task] = parent
             self.emit(Spawn(parent, child, time.monotonic()))
-        else:
-            # emit(), with the narrowing it would redo already done.
-            drawn = narrowing.spawned(parent, child)
-            if drawn is not None:
-                spawn = Spawn(parent if drawn.key == parent.key else drawn, child, _monotonic())
+            task.add_done_callback(self._task_done)
+            return
+        # emit(), with the narrowing it would redo already done.
+        drawn_parent, drawn = narrowing.started(parent, child)
+        if drawn is None:
+            task.add_done_callback(self._hidden_task_done)
+            return
+        if drawn.key == child.key:
+            if drawn_parent is not None:  # narrowing.spawned(parent, child), written out
+                spawn = Spawn(
+                    parent if drawn_parent.key == parent.key else drawn_parent, child, _monotonic()
+                )
                 with self._lock:
                     if self._take_place():
                         self.events.append(spawn)
                         self._shown.add(child.key)
                     else:
                         self._omitted += 1
-        task.add_done_callback(self._task_done)
+            self._task_parents[task] = parent
+            task.add_done_callback(self._task_done)
+            return
+        # Its parent is its receiver when nobody awaits it: kept only if
+        # that reply is drawn (narrowing.drawn(child, parent), written out).
+        if drawn_parent is not None and drawn_parent.key != drawn.key:
+            self._task_parents[task] = parent
+        task.add_done_callback(self._member_task_done)
 
     def _task_done(self, task: asyncio.Task[Any]) -> None:
+        """A task drawn as itself ended: its replies and its EXIT."""
         if not self.active:
             return
         child = self.tasks.get(task)
@@ -748,23 +790,61 @@ class Recorder:
         if task.cancelled():
             self.emit(Exit(child, "cancelled", now))
             return
-        error = task.exception()
-        narrowing = self._narrowing
-        drawn = narrowing.view(child) if narrowing is not None else child
-        if drawn is None:
-            return  # neither its replies nor its end are drawn
+        error = _exception_of(task)
         receivers = self._awaiters(task) or [self._task_parents[task]]
+        narrowing = self._narrowing
         if narrowing is not None:
             # A reply that will not be drawn needs no label (a repr can cost).
-            receivers = [r for r in receivers if narrowing.drawn(child, r)]
+            receivers = narrowing.drawn_to(child, receivers)
         if receivers:
             text = (
                 f"raised {type(error).__name__}" if error is not None else self.label(task.result())
             )
             for receiver in receivers:
                 self.emit(Message(child, receiver, text, "reply", now))
-        if drawn.key == child.key:  # narrowing.hides(child), with its view known
-            self.emit(Exit(child, "normal" if error is None else type(error).__name__, now))
+        self.emit(Exit(child, "normal" if error is None else type(error).__name__, now))
+
+    def _member_task_done(self, task: asyncio.Task[Any]) -> None:
+        """A task drawn as its group, or as its starter, ended: only its replies out of it.
+
+        Its EXIT is not drawn, nor are replies to awaiters drawn as it is
+        (the group's inside); its own name is never drawn, so a rename
+        does not matter.
+        """
+        tasks = self.tasks
+        child = tasks.get(task)
+        if child is None:
+            return
+        try:
+            if self.active and not task.cancelled():  # a cancelled task draws only its EXIT
+                awaiters = self._awaiters(task)
+                if awaiters:
+                    narrowing = self._narrowing
+                    assert narrowing is not None  # noqa: S101 - only narrowed tasks get here
+                    receivers = narrowing.drawn_to(child, awaiters)
+                else:
+                    parent = self._task_parents.get(task)  # kept when the reply is drawn
+                    receivers = [parent] if parent is not None else []
+                if receivers:
+                    now = _monotonic()
+                    error = _exception_of(task)
+                    text = (
+                        f"raised {type(error).__name__}"
+                        if error is not None
+                        else self.label(task.result())
+                    )
+                    for receiver in receivers:
+                        self.emit(Message(child, receiver, text, "reply", now))
+        finally:
+            if len(tasks) > 1:  # the last is kept (see _task_done)
+                del tasks[task]
+                self._task_parents.pop(task, None)
+
+    def _hidden_task_done(self, task: asyncio.Task[Any]) -> None:
+        """A task that narrowing hides ended: it draws nothing, and is let go."""
+        tasks = self.tasks
+        if len(tasks) > 1:  # the last is kept (see _task_done)
+            tasks.pop(task, None)
 
     def _awaiters(self, task: asyncio.Task[Any]) -> list[Participant]:
         """Tasks woken by ``task``'s end: those that awaited it.
@@ -777,7 +857,10 @@ class Recorder:
         graph's first level: the whole graph costs ~140 bytecodes per
         ended task), with the public call as its fallback.  Up to 3.13 the
         wake-up calls that the loop has just queued are read instead
-        (``loop._ready``; private, hence the fallback to the parent).
+        (``loop._ready``; private, hence the fallback to the parent), all
+        of them: another thread's ``call_soon_threadsafe`` may come between
+        two of a task's done callbacks as they are queued.  A copy is read:
+        such a call, while the queue is read, would break its iteration.
         """
         if sys.version_info >= (3, 14):
             try:
@@ -793,18 +876,17 @@ class Recorder:
                 if isinstance(owner, asyncio.Task) and (participant := self.tasks.get(owner))
             ]
         else:
+            found = []
+            tasks = self.tasks
             try:
-                ready = list(task.get_loop()._ready)  # type: ignore[attr-defined]
+                for handle in list(task.get_loop()._ready):  # type: ignore[attr-defined]
+                    args = handle._args
+                    if args and args[0] is task:  # a done callback of task's end
+                        owner = getattr(handle._callback, "__self__", None)
+                        if isinstance(owner, _Task) and (participant := tasks.get(owner)):
+                            found.append(participant)
             except AttributeError:  # pragma: no cover - another loop implementation
                 return []
-            # The wake-ups of the tasks that awaited it, read in one pass.
-            found = []
-            for handle in ready:
-                args = getattr(handle, "_args", None)
-                if args and args[0] is task:
-                    owner = getattr(getattr(handle, "_callback", None), "__self__", None)
-                    if isinstance(owner, asyncio.Task) and (participant := self.tasks.get(owner)):
-                        found.append(participant)
         return sorted(found, key=lambda p: p.key) if len(found) > 1 else found
 
     # -- end -------------------------------------------------------------
@@ -920,14 +1002,16 @@ def _renamed(events: list[Recorded], renames: dict[int, Participant]) -> list[Re
     return out
 
 
-def _is_asyncio_plumbing(coro: object) -> bool:
-    """Whether ``coro`` is asyncio.run's own clean-up (shutting down generators, executors)."""
-    code = getattr(coro, "cr_code", None)
-    return (
-        code is not None
-        and code.co_qualname in _ASYNCIO_CLEANUP
-        and os.path.dirname(code.co_filename) == _ASYNCIO_DIR
-    )
+def _exception_of(task: asyncio.Task[Any]) -> BaseException | None:
+    """The exception ``task`` (done, not cancelled) raised, or None.
+
+    Read without marking it retrieved, as ``task.exception()`` would: asyncio
+    still reports an exception that the traced program never retrieved.
+    """
+    try:
+        return task._exception
+    except AttributeError:  # pragma: no cover - another Task implementation
+        return task.exception()
 
 
 def _task_module(coro: object) -> str:
