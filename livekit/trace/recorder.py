@@ -237,18 +237,22 @@ class Recorder:
         """Messages counted, not kept, because the diagram was full."""
         return self._omitted + sys.maxsize - length_hint(self._overflow)
 
-    def reserve(self) -> int:
+    def reserve(self, if_full: int | None = None) -> int:
         """Hold the place of a message whose receiver is not known yet.
 
         An arrow is drawn where the message was sent, so that the diagram
         reads in the order things were done; its receiver fills the place
         in.  Returns -1 (and counts the message) once the diagram is full;
         with narrowing options, :data:`UNCOUNTED` instead: :meth:`fill`
-        counts it, unless it is not to be drawn anyway.
+        counts it, unless it is not to be drawn anyway.  Given ``if_full``,
+        a full diagram returns it instead, and counts nothing (the caller
+        takes the slower way that knows what to count).
         """
         events = self.events
         with self._lock:
             if not self._take_place():
+                if if_full is not None:
+                    return if_full
                 if self._narrowing is not None:
                     # Whether it would be drawn is known once its receiver is:
                     # fill() counts it then, unless narrowing leaves it out.
