@@ -287,7 +287,8 @@ class SocketTracker:
         self._peers: dict[str, Participant] = {}
         self._pairs = 0
         self._arrows: list[_Arrow] = []
-        self._labels: dict[tuple[bytes, int], str] = {}  # (head, byte count) -> label
+        # Byte count -> (head, label) of the latest message of that size.
+        self._labels: dict[int, tuple[bytes, str]] = {}
         #: Writes counted by the wrappers' fast path (``next`` is atomic).
         self.counted = itertools.count()
         self.ends = self._ends
@@ -622,13 +623,18 @@ class SocketTracker:
             return
         sent = arrow.sent
         # A protocol's messages begin alike (the same request, the same
-        # status line): their labels are made once.
-        labels = self._labels
-        text = labels.get((arrow.head, total))
-        if text is None:
-            if len(labels) >= _LABELS:
-                labels.clear()
-            text = labels[arrow.head, total] = label(arrow.head, total)
+        # status line): their labels are made once.  Kept by size, and
+        # compared by head: an int is hashed at once, a head of up to 256
+        # new bytes is not, and equal heads compare in one memcmp.
+        head = arrow.head
+        made = self._labels.get(total)
+        if made is not None and made[0] == head:
+            text = made[1]
+        else:
+            text = label(head, total)
+            if len(self._labels) >= _LABELS:
+                self._labels.clear()
+            self._labels[total] = (head, text)
         message = _new_tuple(
             Message, (arrow.sender, receiver, text, "send", arrow.read_at or sent, sent)
         )
