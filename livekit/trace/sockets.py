@@ -25,7 +25,11 @@ How bytes become arrows
 A connection is two byte streams.  Each end of a socket is named by its
 ``(local address, peer address)``; the stream it writes to is keyed by
 that pair and the stream it reads from by the reverse, so the two ends of
-one TCP connection in this process meet on the same keys.  A write by a
+one TCP connection in this process meet on the same keys; the trace
+forgets an end as its socket is freed (its id may then be another's).
+The common write and read (a new arrow, and bytes of the first arrow
+waiting, on a connected socket) are written out in the wrappers, which
+then make no call into the tracker; the rest goes through it.  A write by a
 traced participant reserves its arrow's place at once (the diagram reads
 in the order things were done) and waits in its stream with its byte
 count; a read takes bytes from the front of the stream, and the first
