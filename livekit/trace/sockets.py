@@ -690,6 +690,7 @@ class _Common:
         self.acquire, self.release = lock.acquire, lock.release
         self.reserve = recorder.reserve
         self.tasks, self.thread_participant = recorder.tasks, recorder.thread_participant
+        self.adopt = recorder.adopt
         self.fill = tracker._fill
         self.arrows = tracker._arrows
         self._written = tracker._written
@@ -742,6 +743,7 @@ def _sender(name: str) -> Callable[[SocketTracker], Callable[..., Any]]:  # noqa
             common.fill,
         )
         tasks, thread_participant, arrows = common.tasks, common.thread_participant, common.arrows
+        adopt = common.adopt
 
         def send(self: Any, data: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: PLR0912, PLR0915 - written out
             end = ends.get(id(self))  # that socket's (see _End)
@@ -770,6 +772,11 @@ def _sender(name: str) -> Callable[[SocketTracker], Callable[..., Any]]:  # noqa
                             sender = end.owner
                         else:
                             sender = tasks.get(task) if tasks else thread_participant()
+                    if sender is None and end.waiting and not in_callback:
+                        # It answers bytes a traced participant sent (see
+                        # sending): a task started eagerly, as aiohttp's
+                        # server starts each request's handler on 3.12+.
+                        sender = adopt()
                     if sender is not None:
                         acquire()
                         try:
