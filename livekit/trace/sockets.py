@@ -282,6 +282,7 @@ class SocketTracker:
     def __init__(self, recorder: Recorder) -> None:
         self._recorder = recorder
         self._tasks = recorder.tasks
+        self._fill_place = recorder.fill
         self._lock = threading.Lock()
         self._ends: dict[int, _End] = {}
         self._streams: dict[tuple[Address, Address], _Stream] = {}
@@ -639,11 +640,10 @@ class SocketTracker:
             if len(self._labels) >= _LABELS:
                 self._labels.clear()
             self._labels[total] = (head, text)
-        message = _new_tuple(
-            Message, (arrow.sender, receiver, text, "send", arrow.read_at or sent, sent)
-        )
-        self._recorder.fill(arrow.place, message)
-        if arrow.place == UNCOUNTED:
+        place = arrow.place
+        message = (arrow.sender, receiver, text, "send", arrow.read_at or sent, sent)
+        self._fill_place(place, _new_tuple(Message, message))
+        if place == UNCOUNTED:
             arrow.place = -1  # counted now: its later growth is not another message
 
     def finish(self) -> None:
