@@ -454,3 +454,25 @@ def test_sendmsg_of_several_buffers_is_one_arrow_with_their_total_size(backend: 
         "reader",
         "HTTP/1.1 200 OK (19 bytes)",
     )
+
+
+@pytest.mark.parametrize("narrowed", [False, True])
+def test_a_full_diagram_answers_a_common_write_without_counting_it(narrowed: bool) -> None:
+    """reserve(if_full): the wrappers' common write leaves a full diagram to sending()."""
+    from livekit.trace.narrow import Narrowing
+    from livekit.trace.recorder import UNCOUNTED, Recorder
+
+    def narrowing(new_key: Any) -> Narrowing:
+        return Narrowing(exclude="nobody", new_key=new_key)
+
+    recorder = Recorder(
+        threading.current_thread(),
+        message_label=None,
+        max_messages=2,
+        narrowing=narrowing if narrowed else None,
+    )
+    assert [recorder.reserve(-3), recorder.reserve(-3)] == [0, 1]
+    assert recorder.reserve(-3) == -3
+    assert recorder.omitted == 0
+    assert recorder.reserve() == (UNCOUNTED if narrowed else -1)
+    assert recorder.omitted == (0 if narrowed else 1)  # narrowed: counted once received

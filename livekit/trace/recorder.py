@@ -244,23 +244,23 @@ class Recorder:
         reads in the order things were done; its receiver fills the place
         in.  Returns -1 (and counts the message) once the diagram is full;
         with narrowing options, :data:`UNCOUNTED` instead: :meth:`fill`
-        counts it, unless it is not to be drawn anyway.  Given ``if_full``,
-        a full diagram returns it instead, and counts nothing (the caller
-        takes the slower way that knows what to count).
+        counts it, unless it is not to be drawn anyway.
+
+        Given ``if_full``, a diagram already full returns it instead and
+        counts nothing: the caller (a socket's common write) then takes
+        the way that knows what to count.  Asked without the lock, so the
+        last place can still go to another thread meanwhile: the answer is
+        then -1 or :data:`UNCOUNTED` as above.
         """
+        if if_full is not None and (
+            self._arrows >= self.max_messages
+            if self._narrowing is not None
+            else not length_hint(self._places)
+        ):
+            return if_full
         events = self.events
         with self._lock:
-            # _take_place(), written out: every socket write asks.
-            if self._narrowing is None:
-                taken = next(self._places, None) is not None
-            elif self._arrows < self.max_messages:
-                self._arrows += 1
-                taken = True
-            else:
-                taken = False
-            if not taken:
-                if if_full is not None:
-                    return if_full
+            if not self._take_place():
                 if self._narrowing is not None:
                     # Whether it would be drawn is known once its receiver is:
                     # fill() counts it then, unless narrowing leaves it out.

@@ -803,13 +803,15 @@ def _sender(name: str) -> Callable[[SocketTracker], Callable[..., Any]]:  # noqa
                                         waiting.clear()
                                     if not stream.written:
                                         common.written(stream, end.out_key)
-                                    arrow = _Arrow(
-                                        sender, end.out_key, place, len(data), bytes(data[:_HEAD])
-                                    )
-                                    stream.append(arrow)
-                                    arrows.append(arrow)
-                                    end.last_out = arrow
                                     done = True
+                                    if place == -1:  # the last place went meanwhile: counted
+                                        end.last_out = arrow = None
+                                    else:
+                                        head = bytes(data[:_HEAD])
+                                        arrow = _Arrow(sender, end.out_key, place, len(data), head)
+                                        stream.append(arrow)
+                                        arrows.append(arrow)
+                                        end.last_out = arrow
                         finally:
                             release()
                 if not done:
