@@ -193,6 +193,56 @@ def test_the_other_end_outside_the_trace_is_named_by_its_address(backend: str) -
     assert {e.sender.kind for e in trace.events if isinstance(e, Message)} == {"caller", "peer"}
 
 
+def test_a_socket_made_where_a_freed_one_was_is_drawn_as_itself(backend: str) -> None:
+    """A freed socket's id is soon another's: the new socket is not taken for the old one."""
+    with subprocess.Popen(
+        [sys.executable, "-c", ECHO_SERVER], stdout=subprocess.PIPE, text=True
+    ) as server:
+        try:
+            assert server.stdout is not None
+            port = int(server.stdout.readline())
+
+            def run() -> bool:
+                left, right = socket.socketpair()
+                freed = {id(left), id(right)}
+                with left, right:
+                    left.sendall(b"ping\n")
+                    right.recv(100)
+                del left, right
+                with socket.socket() as client:
+                    reused = id(client) in freed
+                    client.connect(("127.0.0.1", port))
+                    client.sendall(REQUEST)
+                    client.recv(100)
+                return reused
+
+            reused, trace = traced(run, backend)
+        finally:
+            server.kill()
+    assert reused  # CPython gives the freed memory to the next socket: the case tested
+    peer = f"127.0.0.1:{port}"
+    assert arrows(trace.events) == [
+        ("caller (MainThread)", "caller (MainThread)", "ping (5 bytes)"),
+        ("caller (MainThread)", peer, "GET /items HTTP/1.1 (40 bytes)"),
+        (peer, "caller (MainThread)", "8 bytes"),
+    ]
+
+
+def test_the_trace_lets_go_of_the_sockets_the_program_freed(backend: str) -> None:
+    """A long trace of many short connections holds nothing of those that ended."""
+    trace = SequenceTrace(backend=backend)
+    with trace:
+        for _ in range(50):
+            left, right = socket.socketpair()
+            with left, right:
+                left.sendall(b"ping\n")
+                right.recv(100)
+            del left, right
+        held = len(trace._sockets.ends)  # what the trace keeps of each socket it saw
+    assert held == 0
+    assert len([e for e in trace.events if isinstance(e, Message)]) == 50
+
+
 def test_max_messages_bounds_a_socket_ping_pong_and_counts_the_rest(backend: str) -> None:
     def run() -> None:
         left, right = socket.socketpair()
@@ -404,3 +454,25 @@ def test_sendmsg_of_several_buffers_is_one_arrow_with_their_total_size(backend: 
         "reader",
         "HTTP/1.1 200 OK (19 bytes)",
     )
+
+
+@pytest.mark.parametrize("narrowed", [False, True])
+def test_a_full_diagram_answers_a_common_write_without_counting_it(narrowed: bool) -> None:
+    """reserve(if_full): the wrappers' common write leaves a full diagram to sending()."""
+    from livekit.trace.narrow import Narrowing
+    from livekit.trace.recorder import UNCOUNTED, Recorder
+
+    def narrowing(new_key: Any) -> Narrowing:
+        return Narrowing(exclude="nobody", new_key=new_key)
+
+    recorder = Recorder(
+        threading.current_thread(),
+        message_label=None,
+        max_messages=2,
+        narrowing=narrowing if narrowed else None,
+    )
+    assert [recorder.reserve(-3), recorder.reserve(-3)] == [0, 1]
+    assert recorder.reserve(-3) == -3
+    assert recorder.omitted == 0
+    assert recorder.reserve() == (UNCOUNTED if narrowed else -1)
+    assert recorder.omitted == (0 if narrowed else 1)  # narrowed: counted once received

@@ -249,7 +249,7 @@ class Recorder:
         """Messages counted, not kept, because the diagram was full."""
         return self._omitted + sys.maxsize - length_hint(self._overflow)
 
-    def reserve(self) -> int:
+    def reserve(self, if_full: int | None = None) -> int:
         """Hold the place of a message whose receiver is not known yet.
 
         An arrow is drawn where the message was sent, so that the diagram
@@ -257,7 +257,19 @@ class Recorder:
         in.  Returns -1 (and counts the message) once the diagram is full;
         with narrowing options, :data:`UNCOUNTED` instead: :meth:`fill`
         counts it, unless it is not to be drawn anyway.
+
+        Given ``if_full``, a diagram already full returns it instead and
+        counts nothing: the caller (a socket's common write) then takes
+        the way that knows what to count.  Asked without the lock, so the
+        last place can still go to another thread meanwhile: the answer is
+        then -1 or :data:`UNCOUNTED` as above.
         """
+        if if_full is not None and (
+            self._arrows >= self.max_messages
+            if self._narrowing is not None
+            else not length_hint(self._places)
+        ):
+            return if_full
         events = self.events
         with self._lock:
             if self._narrowing is not None:  # _take_place(), written out

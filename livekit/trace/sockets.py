@@ -25,7 +25,11 @@ How bytes become arrows
 A connection is two byte streams.  Each end of a socket is named by its
 ``(local address, peer address)``; the stream it writes to is keyed by
 that pair and the stream it reads from by the reverse, so the two ends of
-one TCP connection in this process meet on the same keys.  A write by a
+one TCP connection in this process meet on the same keys; the trace
+forgets an end as its socket is freed (its id may then be another's).
+The common write and read (a new arrow, and bytes of the first arrow
+waiting, on a connected socket) are written out in the wrappers, which
+then make no call into the tracker; the rest goes through it.  A write by a
 traced participant reserves its arrow's place at once (the diagram reads
 in the order things were done) and waits in its stream with its byte
 count; a read takes bytes from the front of the stream, and the first
@@ -58,6 +62,7 @@ A label is the byte count, and the first line when the bytes are text:
 from __future__ import annotations
 
 import asyncio
+import functools
 import itertools
 import socket
 import sys
@@ -83,6 +88,8 @@ _new_tuple = tuple.__new__  # a Message made without its Python-level __new__
 _SOCKET = socket.socket
 # How many bytes of a write are kept to find its first line.
 _HEAD = 256
+# What reserve() returns to the fast case of a write once the diagram is full.
+_FULL = -3
 # How many labels a trace remembers (see SocketTracker._fill).
 _LABELS = 1024
 _RECEIVER = attrgetter("receiver")
@@ -193,6 +200,16 @@ class _Arrow:
         self.open = True  # more writes of its sender may still join it
 
 
+class _Stream(deque[_Arrow]):
+    """One direction of a connection: the arrows whose bytes wait to be read."""
+
+    __slots__ = ("written",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.written = False  # its key is in SocketTracker._written
+
+
 class _End:
     """What the trace knows of one socket object."""
 
@@ -201,10 +218,12 @@ class _End:
         "fast_out",
         "ignored",
         "in_key",
+        "into",
         "last_in",
         "last_out",
         "local",
         "orphan",
+        "out",
         "out_key",
         "owner",
         "peer",
@@ -213,13 +232,29 @@ class _End:
         "waiting",
     )
 
-    def __init__(self, sock: socket.socket, local: Address, peer: Address, ignored: bool) -> None:
-        self.ref = weakref.ref(sock)
+    def __init__(  # noqa: PLR0917 - the socket, its names, and its streams
+        self,
+        sock: socket.socket,
+        local: Address,
+        peer: Address,
+        ignored: bool,
+        forget: Callable[[Any], Any] | None = None,
+        streams: tuple[_Stream, _Stream] | None = None,
+    ) -> None:
+        # ``forget`` takes the end out of the trace's ends as the socket is
+        # freed, before its id can be another's: an end found by the id of
+        # a live socket is that socket's (the wrappers check no more).
+        self.ref = weakref.ref(sock, forget)
         self.local = local
         self.peer = peer
-        # The streams it writes to and reads from (connected sockets).
+        # The streams it writes to and reads from (connected sockets): the
+        # keys, and the streams themselves, which the fast cases use.
         self.out_key = (local, peer)
         self.in_key = (peer, local)
+        self.out: _Stream | None = None
+        self.into: _Stream | None = None
+        if streams is not None:
+            self.out, self.into = streams
         self.ignored = ignored
         self.owner: Participant | None = None  # the last task or thread that wrote on it
         self.last_out: _Arrow | None = None  # its latest write, which a next one may join
@@ -247,16 +282,18 @@ class SocketTracker:
     def __init__(self, recorder: Recorder) -> None:
         self._recorder = recorder
         self._tasks = recorder.tasks
+        self._fill_place = recorder.fill
         self._lock = threading.Lock()
         self._ends: dict[int, _End] = {}
-        self._streams: dict[tuple[Address, Address], deque[_Arrow]] = {}
+        self._streams: dict[tuple[Address, Address], _Stream] = {}
         # Streams that a traced participant wrote to: once the diagram is
         # full, bytes read from them are counted where they were written.
         self._written: set[tuple[Address, Address]] = set()
         self._peers: dict[str, Participant] = {}
         self._pairs = 0
         self._arrows: list[_Arrow] = []
-        self._labels: dict[tuple[bytes, int], str] = {}  # (head, byte count) -> label
+        # Byte count -> (head, label) of the latest message of that size.
+        self._labels: dict[int, tuple[bytes, str]] = {}
         #: Writes counted by the wrappers' fast path (``next`` is atomic).
         self.counted = itertools.count()
         self.ends = self._ends
@@ -281,11 +318,28 @@ class SocketTracker:
         # Plumbing (see _PLUMBING) is told by the module that uses the socket.
         # Frames: this, sending/received, the wrapper, its caller.
         user = str(sys._getframe(3).f_globals.get("__name__", ""))
-        end = _End(sock, local, peer, ignored=unnamed or user.startswith(_PLUMBING))
-        port = local[1] if isinstance(local, tuple) and len(local) == 2 else None
-        if port != 0:  # an unbound socket gets its port at its first send
-            self._ends[id(sock)] = end
+        with self._lock:
+            end = self._new_end(sock, local, peer, ignored=unnamed or user.startswith(_PLUMBING))
+            port = local[1] if isinstance(local, tuple) and len(local) == 2 else None
+            if port != 0:  # an unbound socket gets its port at its first send
+                self._ends[id(sock)] = end
         return end
+
+    def _new_end(
+        self, sock: socket.socket, local: Address, peer: Address, *, ignored: bool
+    ) -> _End:
+        """The end of ``sock``, with its two streams if it is connected (under the lock)."""
+        forget = functools.partial(_forget, self._ends, id(sock))
+        if ignored or peer is None:
+            return _End(sock, local, peer, ignored, forget)
+        streams = (self._stream((local, peer)), self._stream((peer, local)))
+        return _End(sock, local, peer, ignored, forget, streams)
+
+    def _stream(self, key: tuple[Address, Address]) -> _Stream:
+        stream = self._streams.get(key)
+        if stream is None:
+            stream = self._streams[key] = _Stream()
+        return stream
 
     def paired(self, ends: tuple[socket.socket, socket.socket]) -> None:
         """``socket.socketpair()`` returned ``ends``: name them after each other."""
@@ -293,8 +347,8 @@ class SocketTracker:
         a, b = ("socketpair", self._pairs, "a"), ("socketpair", self._pairs, "b")
         first, second = ends
         with self._lock:
-            self._ends[id(first)] = _End(first, a, b, ignored=False)
-            self._ends[id(second)] = _End(second, b, a, ignored=False)
+            self._ends[id(first)] = self._new_end(first, a, b, ignored=False)
+            self._ends[id(second)] = self._new_end(second, b, a, ignored=False)
 
     def _peer(self, address: Address) -> Participant:
         name = peer_name(address)
@@ -379,10 +433,7 @@ class SocketTracker:
                 end.last_out = None
                 return None
             arrow = _Arrow(sender, key, place, size, bytes(data[:_HEAD]))
-            stream = self._streams.get(key)
-            if stream is None:
-                stream = self._streams[key] = deque()
-            stream.append(arrow)
+            self._stream(key).append(arrow)
             self._arrows.append(arrow)
             end.last_out = arrow
             return arrow
@@ -401,7 +452,7 @@ class SocketTracker:
         however the reader's reads interleave with the writes."""
         last.total += size
         if last.unread <= 0 and _gone(self._streams.get(last.key), last):
-            self._streams.setdefault(last.key, deque()).append(last)
+            self._stream(last.key).append(last)
         last.unread += size
         if b"\n" not in last.head and len(last.head) < _HEAD:
             last.head += bytes(data[: _HEAD - len(last.head)])
@@ -520,7 +571,7 @@ class SocketTracker:
                 end, key=key, size=left, data=data, receiver=receiver, waiting=waiting
             )
 
-    def _stream_to(self, local: Address) -> deque[_Arrow] | None:
+    def _stream_to(self, local: Address) -> _Stream | None:
         """A stream with bytes waiting for ``local``: a datagram socket read
         without asking who sent (``recv`` on an unconnected socket)."""
         for (_, to), stream in self._streams.items():
@@ -577,18 +628,22 @@ class SocketTracker:
             return
         sent = arrow.sent
         # A protocol's messages begin alike (the same request, the same
-        # status line): their labels are made once.
-        labels = self._labels
-        text = labels.get((arrow.head, total))
-        if text is None:
-            if len(labels) >= _LABELS:
-                labels.clear()
-            text = labels[arrow.head, total] = label(arrow.head, total)
-        message = _new_tuple(
-            Message, (arrow.sender, receiver, text, "send", arrow.read_at or sent, sent)
-        )
-        self._recorder.fill(arrow.place, message)
-        if arrow.place == UNCOUNTED:
+        # status line): their labels are made once.  Kept by size, and
+        # compared by head: an int is hashed at once, a head of up to 256
+        # new bytes is not, and equal heads compare in one memcmp.
+        head = arrow.head
+        made = self._labels.get(total)
+        if made is not None and made[0] == head:
+            text = made[1]
+        else:
+            text = label(head, total)
+            if len(self._labels) >= _LABELS:
+                self._labels.clear()
+            self._labels[total] = (head, text)
+        place = arrow.place
+        message = (arrow.sender, receiver, text, "send", arrow.read_at or sent, sent)
+        self._fill_place(place, _new_tuple(Message, message))
+        if place == UNCOUNTED:
             arrow.place = -1  # counted now: its later growth is not another message
 
     def finish(self) -> None:
@@ -617,6 +672,35 @@ class SocketTracker:
             self._arrows.clear()
 
 
+def _forget(ends: dict[int, _End], key: int, _: object) -> None:
+    """A socket the trace knew was freed: its id may be another's next."""
+    ends.pop(key, None)
+
+
+class _Common:
+    """What the wrappers' common cases use of one tracker, bound once.
+
+    Those cases are the tracker's own code, written out in the wrappers so
+    that a write or a read costs no call into the tracker.
+    """
+
+    def __init__(self, tracker: SocketTracker) -> None:
+        recorder = tracker._recorder  # the tracker's own code: its privates
+        lock = tracker._lock
+        self.acquire, self.release = lock.acquire, lock.release
+        self.reserve = recorder.reserve
+        self.tasks, self.thread_participant = recorder.tasks, recorder.thread_participant
+        self.adopt = recorder.adopt
+        self.fill = tracker._fill
+        self.arrows = tracker._arrows
+        self._written = tracker._written
+
+    def written(self, stream: _Stream, key: tuple[Address, Address]) -> None:
+        """A traced participant wrote to ``stream`` (under the lock): see SocketTracker._written."""
+        stream.written = True
+        self._written.add(key)
+
+
 def _gone(stream: deque[_Arrow] | None, arrow: _Arrow) -> bool:
     """Whether ``arrow`` left its stream (all read): more bytes put it back."""
     return stream is None or not stream or stream[-1] is not arrow
@@ -638,7 +722,7 @@ _C: Any = socket.socket.__mro__[1]  # _socket.socket
 # check the mark and count, without a call into the tracker.
 
 
-def _sender(name: str) -> Callable[[SocketTracker], Callable[..., Any]]:
+def _sender(name: str) -> Callable[[SocketTracker], Callable[..., Any]]:  # noqa: PLR0915 - its wrapper, written out
     """The wrapper maker of ``socket.send`` or ``socket.sendall``.
 
     ``send`` may send less than it is given: the rest is taken off the
@@ -646,25 +730,92 @@ def _sender(name: str) -> Callable[[SocketTracker], Callable[..., Any]]:
     """
     whole = name == "sendall"
 
-    def make(tracker: SocketTracker) -> Callable[..., Any]:
+    def make(tracker: SocketTracker) -> Callable[..., Any]:  # noqa: PLR0915 - its wrapper, written out
         original = getattr(_C, name)
         ends, counted = tracker.ends, tracker.counted
         sending, unsent = tracker.sending, tracker.unsent
+        # What the common case below uses, bound once (see _Common).
+        common = _Common(tracker)
+        acquire, release, reserve, fill = (
+            common.acquire,
+            common.release,
+            common.reserve,
+            common.fill,
+        )
+        tasks, thread_participant, arrows = common.tasks, common.thread_participant, common.arrows
+        adopt = common.adopt
 
-        def send(self: Any, data: Any, *args: Any, **kwargs: Any) -> Any:
-            end = ends.get(id(self))
-            if (
-                end is not None
-                and end.fast_out
-                and end.fast_out == _get_ident()
-                and end.ref() is self
-                and data
-                and _get_running_loop() is None
-            ):
-                next(counted)
-                arrow: _Arrow | None = None
-            else:
+        def send(self: Any, data: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: PLR0912, PLR0915 - written out
+            end = ends.get(id(self))  # that socket's (see _End)
+            arrow: _Arrow | None = None
+            if end is None or not data:
                 arrow = sending(self, data, None, end)
+            elif end.fast_out and end.fast_out == _get_ident() and _get_running_loop() is None:
+                next(counted)
+            else:
+                # The common case, written out: a new arrow on a connected
+                # socket while the diagram has room, by a participant known
+                # at once.  It has the effects that sending() would have, in
+                # the same order; reserve(_FULL) counts nothing when the
+                # diagram is full, and sending() takes the write then.
+                stream = end.out
+                done = False
+                if stream is not None:
+                    loop = _get_running_loop()
+                    in_callback = False
+                    if loop is None:
+                        sender = thread_participant()
+                    else:
+                        task = _current_task(loop)
+                        if task is None:
+                            in_callback = True
+                            sender = end.owner
+                        else:
+                            sender = tasks.get(task) if tasks else thread_participant()
+                    if sender is None and end.waiting and not in_callback:
+                        # It answers bytes a traced participant sent (see
+                        # sending): a task started eagerly, as aiohttp's
+                        # server starts each request's handler on 3.12+.
+                        sender = adopt()
+                    if sender is not None:
+                        acquire()
+                        try:
+                            last = end.last_out
+                            if (
+                                last is None
+                                or not last.open
+                                or last.sender is not sender
+                                or last.key != end.out_key
+                            ):
+                                place = reserve(_FULL)
+                                if place != _FULL:
+                                    if end.spoke_first is None:
+                                        end.spoke_first = True
+                                    if not in_callback:
+                                        end.owner = sender
+                                    if end.last_in is not None:
+                                        end.last_in.open = False
+                                    waiting = end.waiting
+                                    if waiting:
+                                        for arrow in waiting:
+                                            arrow.receiver = sender
+                                            fill(arrow)
+                                        waiting.clear()
+                                    if not stream.written:
+                                        common.written(stream, end.out_key)
+                                    done = True
+                                    if place == -1:  # the last place went meanwhile: counted
+                                        end.last_out = arrow = None
+                                    else:
+                                        head = bytes(data[:_HEAD])
+                                        arrow = _Arrow(sender, end.out_key, place, len(data), head)
+                                        stream.append(arrow)
+                                        arrows.append(arrow)
+                                        end.last_out = arrow
+                        finally:
+                            release()
+                if not done:
+                    arrow = sending(self, data, None, end)
             # A plain call when nothing else is passed (asyncio's way, and
             # the ping-pong's): passing *args and **kwargs on makes a list,
             # a tuple and a dict on every call.
@@ -734,18 +885,65 @@ def _sendmsg(tracker: SocketTracker) -> Callable[..., Any]:
 def _recv(tracker: SocketTracker) -> Callable[..., Any]:
     original = _C.recv
     ends, received = tracker.ends, tracker.received
+    common = _Common(tracker)
+    acquire, release, fill = common.acquire, common.release, common.fill
+    tasks, thread_participant = common.tasks, common.thread_participant
 
-    def recv(self: Any, *args: Any, **kwargs: Any) -> bytes:
+    def recv(self: Any, *args: Any, **kwargs: Any) -> bytes:  # noqa: PLR0912 - written out
         # A plain call when only the size is passed (see _sender).
         data: bytes = (
             original(self, args[0])
             if len(args) == 1 and not kwargs
             else original(self, *args, **kwargs)
         )
-        end = ends.get(id(self))
-        if end is not None and end.fast_in and end.fast_in == _get_ident() and end.ref() is self:
+        end = ends.get(id(self))  # that socket's (see _End)
+        if end is None:
+            received(self, len(data), data, None, end)
             return data
-        received(self, len(data), data, None, end)
+        if end.fast_in and end.fast_in == _get_ident():
+            return data
+        stream = end.into
+        size = len(data)
+        if stream and size:
+            # The common case, written out: a read of bytes of the first
+            # arrow waiting in a connected stream, by a participant known
+            # at once.  It has the effects that received() would have.
+            loop = _get_running_loop()
+            in_callback = False
+            if loop is None:
+                receiver = thread_participant()
+            else:
+                task = _current_task(loop)
+                if task is None:  # see received()
+                    in_callback = True
+                    receiver = end.owner if end.spoke_first else None
+                else:
+                    receiver = tasks.get(task) if tasks else thread_participant()
+            if receiver is not None or in_callback:
+                acquire()
+                try:
+                    arrow = stream[0] if stream else None
+                    if arrow is not None and arrow.unread >= size:
+                        if end.spoke_first is None:
+                            end.spoke_first = False
+                        last_out = end.last_out
+                        if last_out is not None:
+                            last_out.open = False  # a reply came: the next write is a new arrow
+                        arrow.unread -= size
+                        if arrow.unread <= 0:
+                            stream.popleft()
+                        if arrow.receiver is None and arrow.waiting is None:
+                            arrow.read_at = _monotonic()
+                            if receiver is not None:
+                                arrow.receiver = receiver
+                                fill(arrow)
+                            else:
+                                arrow.waiting = (thread_participant(), end)
+                                end.waiting.append(arrow)
+                        return data
+                finally:
+                    release()
+        received(self, size, data, None, end)
         return data
 
     return recv
@@ -762,7 +960,7 @@ def _recv_into(tracker: SocketTracker) -> Callable[..., Any]:
             else original(self, buffer, *args, **kwargs)
         )
         end = ends.get(id(self))
-        if end is not None and end.fast_in and end.fast_in == _get_ident() and end.ref() is self:
+        if end is not None and end.fast_in and end.fast_in == _get_ident():
             return size
         received(self, size, _Head(buffer, size), None, end)
         return size
