@@ -250,6 +250,41 @@ class Narrowing:
         # Not dataclasses.replace: it costs ten times as much, on every arrow.
         return _new_tuple(Message, (drawn_sender, drawn_receiver, *event[2:]))
 
+    def drawn_pair(
+        self, sender: Participant, receiver: Participant
+    ) -> tuple[Participant, Participant] | None:
+        """Who a message from ``sender`` to ``receiver`` is drawn between, or None.
+
+        What :meth:`message` makes of the message's two ends, asked before
+        the message is made: a socket's arrow is made once, as drawn.
+
+        Examples
+        --------
+        >>> a = Participant(0, "caller (MainThread)", "caller")
+        >>> b = Participant(1, "Task-2 (serve)", "task", "aiohttp.web_protocol")
+        >>> c = Participant(2, "Task-3", "task")
+        >>> keep = Narrowing(collapse={"aiohttp.web*": "server"}, new_key=iter([9]).__next__)
+        >>> [p.name for p in keep.drawn_pair(a, b)], keep.drawn_pair(a, c) == (a, c)
+        (['caller (MainThread)', 'server'], True)
+        """
+        views = self._views  # view(), written out: this runs for every arrow
+        drawn_sender = views.get(sender.key, _UNSEEN)
+        if drawn_sender is _UNSEEN:
+            drawn_sender = self.view(sender)
+        drawn_receiver = views.get(receiver.key, _UNSEEN)
+        if drawn_receiver is _UNSEEN:
+            drawn_receiver = self.view(receiver)
+        if drawn_sender is None or drawn_receiver is None:
+            return None
+        if drawn_sender.key == drawn_receiver.key and sender.key != receiver.key:
+            return None  # inside a collapsed library, or with a folded helper
+        # By key: a task renamed at the end is a new object, and the message
+        # keeps its own ends (as message() keeps the event).
+        return (
+            sender if drawn_sender.key == sender.key else drawn_sender,
+            receiver if drawn_receiver.key == receiver.key else drawn_receiver,
+        )
+
     def _spawn(self, event: Spawn) -> Spawn | None:
         parent = self.spawned(event.parent, event.child)
         if parent is None:

@@ -313,6 +313,33 @@ class Recorder:
                 self.events[place] = _DROPPED
                 self._arrows -= 1  # not drawn: it leaves room for another
 
+    def fill_message(  # noqa: PLR0917 - a message's fields, as Message takes them
+        self,
+        place: int,
+        sender: Participant,
+        receiver: Participant,
+        label: str,
+        time: float,
+        sent: float,
+    ) -> None:
+        """``fill(place, Message(sender, receiver, label, "send", time, sent))``, made once.
+
+        With narrowing options the message is made as it is drawn, or not
+        at all when it is not: a socket's arrow takes this, one call each.
+        """
+        narrowing = self._narrowing
+        if narrowing is None or place < 0:
+            self.fill(place, _new_tuple(Message, (sender, receiver, label, "send", time, sent)))
+            return
+        drawn = narrowing.drawn_pair(sender, receiver)
+        if drawn is not None:
+            self.events[place] = _new_tuple(Message, (*drawn, label, "send", time, sent))
+            return
+        with self._lock:
+            if self.events[place] is not _DROPPED:
+                self.events[place] = _DROPPED
+                self._arrows -= 1  # not drawn: it leaves room for another
+
     def count_unless_hidden(self, event: Event) -> None:
         """Count ``event`` as not shown (the diagram is full), unless narrowing hides it."""
         if self._narrowing is not None and self._narrowing.event(event) is None:

@@ -75,7 +75,7 @@ from operator import attrgetter, not_
 from typing import Any
 
 from livekit.trace._patches import Patches
-from livekit.trace.events import MAX_LABEL, Message, Participant
+from livekit.trace.events import MAX_LABEL, Participant
 from livekit.trace.format import shorten
 from livekit.trace.recorder import UNCOUNTED, Recorder, _current_task
 
@@ -84,7 +84,6 @@ __all__ = ["PATCHES", "SocketTracker", "label", "peer_name"]
 _get_running_loop = asyncio.events._get_running_loop
 _get_ident = threading.get_ident
 _monotonic = time.monotonic
-_new_tuple = tuple.__new__  # a Message made without its Python-level __new__
 _SOCKET = socket.socket
 # How many bytes of a write are kept to find its first line.
 _HEAD = 256
@@ -282,7 +281,7 @@ class SocketTracker:
     def __init__(self, recorder: Recorder) -> None:
         self._recorder = recorder
         self._tasks = recorder.tasks
-        self._fill_place = recorder.fill
+        self._fill_message = recorder.fill_message
         self._lock = threading.Lock()
         self._ends: dict[int, _End] = {}
         self._streams: dict[tuple[Address, Address], _Stream] = {}
@@ -641,8 +640,7 @@ class SocketTracker:
                 self._labels.clear()
             self._labels[total] = (head, text)
         place = arrow.place
-        message = (arrow.sender, receiver, text, "send", arrow.read_at or sent, sent)
-        self._fill_place(place, _new_tuple(Message, message))
+        self._fill_message(place, arrow.sender, receiver, text, arrow.read_at or sent, sent)
         if place == UNCOUNTED:
             arrow.place = -1  # counted now: its later growth is not another message
 
