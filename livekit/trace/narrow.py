@@ -234,21 +234,13 @@ class Narrowing:
     def message(self, event: Message) -> Message | None:
         """What :meth:`event` makes of a :class:`Message` (its own step: every arrow takes it)."""
         sender, receiver = event[0], event[1]  # by index: no property calls
-        views = self._views  # view(), written out: this runs for every arrow
-        drawn_sender = views.get(sender.key, _UNSEEN)
-        if drawn_sender is _UNSEEN:
-            drawn_sender = self.view(sender)
-        drawn_receiver = views.get(receiver.key, _UNSEEN)
-        if drawn_receiver is _UNSEEN:
-            drawn_receiver = self.view(receiver)
-        if drawn_receiver is None or drawn_sender is None:
+        drawn = self.drawn_pair(sender, receiver)
+        if drawn is None:
             return None
-        if drawn_sender.key == drawn_receiver.key and sender.key != receiver.key:
-            return None  # inside a collapsed library, or with a folded helper
-        if drawn_sender.key == sender.key and drawn_receiver.key == receiver.key:
-            return event  # by key: a task renamed at the end is a new object
+        if drawn[0] is sender and drawn[1] is receiver:
+            return event
         # Not dataclasses.replace: it costs ten times as much, on every arrow.
-        return _new_tuple(Message, (drawn_sender, drawn_receiver, *event[2:]))
+        return _new_tuple(Message, (*drawn, *event[2:]))
 
     def drawn_pair(
         self, sender: Participant, receiver: Participant
