@@ -52,7 +52,7 @@ def _small_call() -> dict[str, Any]:
 
     with (
         distributed.LocalCluster(
-            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address="127.0.0.1:0"
         ) as local,
         distributed.Client(local, set_as_default=False) as client,
         livekit.cluster(client) as cluster,

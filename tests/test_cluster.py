@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
 import time
+import warnings
 from collections.abc import Iterator
 from typing import Any
 
@@ -52,7 +54,7 @@ def _workers(client: Any) -> dict[str, Any]:
 def dask_client() -> Iterator[Any]:
     with (
         distributed.LocalCluster(
-            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address="127.0.0.1:0"
         ) as local,
         distributed.Client(local, set_as_default=False) as client,
     ):
@@ -569,3 +571,24 @@ def test_closing_the_cluster_stops_its_listeners(
     assert not cluster.usable
     with pytest.raises(livekit.NodeError, match=rf"{node} is not a worker"):
         rpc.call(node, "os", "getpid")
+
+
+def test_a_cluster_starts_quietly_while_another_holds_dasks_default_dashboard_port() -> None:
+    # Another cluster (another test run beside this one) may hold 8787: the
+    # clusters the tests and the book start ask for any free port instead,
+    # where Dask would warn (an error here) and move.
+    holder = socket.socket()
+    try:
+        try:
+            holder.bind(("127.0.0.1", 8787))
+            holder.listen()
+        except OSError:
+            pass  # already held by someone else: the case itself
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            with distributed.LocalCluster(
+                n_workers=1, threads_per_worker=1, processes=False, dashboard_address="127.0.0.1:0"
+            ) as local:
+                assert local.scheduler.http_server.port != 8787
+    finally:
+        holder.close()

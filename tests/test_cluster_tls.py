@@ -30,7 +30,7 @@ def tls_client() -> Iterator[Any]:
             protocol="tls://",
             host="127.0.0.1",
             security=security,
-            dashboard_address=None,
+            dashboard_address="127.0.0.1:0",
         ) as local,
         distributed.Client(local, security=security, set_as_default=False) as client,
     ):

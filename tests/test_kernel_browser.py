@@ -183,6 +183,16 @@ def test_typing_fast_the_cell_runs_with_what_the_box_finally_shows(
         page.close()
 
 
+def handed_over(request: Any) -> bool:
+    """Whether a failed request is the token's page cut short by its own hand-over.
+
+    The page that answers the printed address opens the book at once
+    (``location.replace``), which may abort the last bytes of its own
+    document: that is the hand-over, not a failure.
+    """
+    return request.failure == "net::ERR_ABORTED" and "token=" in request.url
+
+
 def test_a_served_page_has_livekit_s_icon_and_no_console_error(
     browser: Any, server: BookServer
 ) -> None:
@@ -192,7 +202,7 @@ def test_a_served_page_has_livekit_s_icon_and_no_console_error(
     page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
     page.on("pageerror", lambda error: errors.append(str(error)))
     page.on("response", lambda r: failed.append(f"{r.status} {r.url}") if r.status >= 400 else None)
-    page.on("requestfailed", lambda r: failed.append(f"failed {r.url}"))
+    page.on("requestfailed", lambda r: None if handed_over(r) else failed.append(f"failed {r.url}"))
     try:
         open_page(page, server)
         page.wait_for_selector(".livekit-live-bar")

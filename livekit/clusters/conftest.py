@@ -24,7 +24,7 @@ def _doctest_client() -> Iterator[Any]:
             processes=False,
             protocol="tcp://",
             host="127.0.0.1",
-            dashboard_address=None,
+            dashboard_address="127.0.0.1:0",
         ) as cluster,
         distributed.Client(cluster, set_as_default=False) as client,  # type: ignore[no-untyped-call]  # unannotated in distributed
     ):
