@@ -484,8 +484,10 @@ async def main():
     server = await asyncio.start_server(handle, "127.0.0.1", 0)
     async with server:
         serving = asyncio.create_task(server.serve_forever(), name="serve")
+        watching = asyncio.create_task(watch_stop(), name="watch-stop")
+        await asyncio.sleep(0.05)  # both tasks started, and waiting, before "ready"
         print("ready", flush=True)
-        await asyncio.create_task(watch_stop(), name="watch-stop")
+        await watching
         serving.cancel()
 
 asyncio.run(main())
