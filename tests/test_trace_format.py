@@ -311,19 +311,24 @@ def test_mermaid_draws_every_escaped_label_and_name_as_it_was(browser: Any, tmp_
         page.close()
 
 
+# The participants of the random traces below: names Mermaid must escape
+# among them, and a key far from the others.
+MIXED_PEOPLE = [
+    CALLER,
+    PONG,
+    WORKER,
+    Participant(3, "x;y #1", "task"),
+    Participant(300, "far", "process"),
+]
+
+
 def test_compact_queue_messages_are_drawn_as_their_messages_would_be() -> None:
     """A trace keeps queue messages as (sender key, receiver key, label, time, sent).
 
     Mixed with every other kind of event, in random runs, they give the
     very text (and caption) that their Messages give.
     """
-    people = [
-        CALLER,
-        PONG,
-        WORKER,
-        Participant(3, "x;y #1", "task"),
-        Participant(300, "far", "process"),
-    ]
+    people = MIXED_PEOPLE
     by_key = {p.key: p for p in people}
     labels = ["1", "'ping'", "a;b", "#x", "%%{init}%%", "<b>", "é", "end", "x" * MAX_LABEL]
     chance = random.Random(13)  # noqa: S311 - the same cases on every run, not secrets
@@ -394,13 +399,7 @@ def _line_by_line(caller: Participant, events: list[Any], omitted: int) -> str:
 
 def test_the_written_out_diagram_is_the_one_its_small_functions_make() -> None:
     """Runs, pairs that turn back, compact records among Messages: line for line the same."""
-    people = [
-        CALLER,
-        PONG,
-        WORKER,
-        Participant(3, "x;y #1", "task"),
-        Participant(300, "far", "process"),
-    ]
+    people = MIXED_PEOPLE
     by_key = {p.key: p for p in people}
     labels = ["1", "'ping'", "a;b", "<b>", "é", "wrap: x", "end"]
     chance = random.Random(7)  # noqa: S311 - the same cases on every run, not secrets

@@ -7,6 +7,7 @@ Every arrow is asserted by sender, receiver and label.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import subprocess
 import sys
@@ -168,22 +169,28 @@ with socket.create_server(("127.0.0.1", 0)) as listener:
 """
 
 
-def test_the_other_end_outside_the_trace_is_named_by_its_address(backend: str) -> None:
+@contextlib.contextmanager
+def echo_server() -> Iterator[int]:
+    """ECHO_SERVER in a process of its own, outside every trace: yields its port."""
     with subprocess.Popen(
         [sys.executable, "-c", ECHO_SERVER], stdout=subprocess.PIPE, text=True
     ) as server:
         try:
             assert server.stdout is not None
-            port = int(server.stdout.readline())
-
-            def run() -> bytes:
-                with socket.create_connection(("127.0.0.1", port)) as client:
-                    client.sendall(REQUEST)
-                    return client.recv(100)
-
-            answer, trace = traced(run, backend)
+            yield int(server.stdout.readline())
         finally:
             server.kill()
+
+
+def test_the_other_end_outside_the_trace_is_named_by_its_address(backend: str) -> None:
+    with echo_server() as port:
+
+        def run() -> bytes:
+            with socket.create_connection(("127.0.0.1", port)) as client:
+                client.sendall(REQUEST)
+                return client.recv(100)
+
+        answer, trace = traced(run, backend)
     assert answer == b"\x00\x01binary"
     peer = f"127.0.0.1:{port}"
     assert arrows(trace.events) == [
@@ -195,30 +202,23 @@ def test_the_other_end_outside_the_trace_is_named_by_its_address(backend: str) -
 
 def test_a_socket_made_where_a_freed_one_was_is_drawn_as_itself(backend: str) -> None:
     """A freed socket's id is soon another's: the new socket is not taken for the old one."""
-    with subprocess.Popen(
-        [sys.executable, "-c", ECHO_SERVER], stdout=subprocess.PIPE, text=True
-    ) as server:
-        try:
-            assert server.stdout is not None
-            port = int(server.stdout.readline())
+    with echo_server() as port:
 
-            def run() -> bool:
-                left, right = socket.socketpair()
-                freed = {id(left), id(right)}
-                with left, right:
-                    left.sendall(b"ping\n")
-                    right.recv(100)
-                del left, right
-                with socket.socket() as client:
-                    reused = id(client) in freed
-                    client.connect(("127.0.0.1", port))
-                    client.sendall(REQUEST)
-                    client.recv(100)
-                return reused
+        def run() -> bool:
+            left, right = socket.socketpair()
+            freed = {id(left), id(right)}
+            with left, right:
+                left.sendall(b"ping\n")
+                right.recv(100)
+            del left, right
+            with socket.socket() as client:
+                reused = id(client) in freed
+                client.connect(("127.0.0.1", port))
+                client.sendall(REQUEST)
+                client.recv(100)
+            return reused
 
-            reused, trace = traced(run, backend)
-        finally:
-            server.kill()
+        reused, trace = traced(run, backend)
     assert reused  # CPython gives the freed memory to the next socket: the case tested
     peer = f"127.0.0.1:{port}"
     assert arrows(trace.events) == [
